@@ -1,0 +1,78 @@
+"""The one in-memory type for a labelled image set, and the train/validation/test triple."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from nnsee.errors import DataError
+
+
+@dataclass
+class ImageSet:
+    """Labelled images: ``images`` float32 (N, C, H, W), ``labels`` int64 (N,), one name per class.
+
+    ``source`` says where the images came from (a path or a built-in name); ``skipped`` lists
+    ``(path, reason)`` for the files a loader could not use.
+    """
+
+    images: np.ndarray
+    labels: np.ndarray
+    class_names: list[str]
+    source: str = ""
+    skipped: list[tuple[str, str]] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        if self.images.ndim != 4:
+            raise DataError(f"{self.source or 'images'}: expected images of shape (N, C, H, W), got {self.images.shape}")
+        if self.images.dtype != np.float32:
+            self.images = self.images.astype(np.float32)
+        self.labels = np.asarray(self.labels, dtype=np.int64)
+        if self.labels.shape != (self.images.shape[0],):
+            raise DataError(
+                f"{self.source or 'images'}: {self.images.shape[0]} images but labels of shape {self.labels.shape}"
+            )
+        if len(self.labels) and (self.labels.min() < 0 or self.labels.max() >= len(self.class_names)):
+            raise DataError(
+                f"{self.source or 'images'}: labels must lie in 0..{len(self.class_names) - 1} "
+                f"(one per class name), found {int(self.labels.min())}..{int(self.labels.max())}"
+            )
+
+    def __len__(self) -> int:
+        return int(self.images.shape[0])
+
+    @property
+    def shape(self) -> tuple[int, int, int]:
+        """The shape of one image, (C, H, W)."""
+        return tuple(int(s) for s in self.images.shape[1:])  # type: ignore[return-value]
+
+    @property
+    def n_classes(self) -> int:
+        return len(self.class_names)
+
+    def subset(self, index: np.ndarray) -> ImageSet:
+        """The images at ``index`` (a copy), with the same class names and source."""
+        return ImageSet(self.images[index], self.labels[index], list(self.class_names), self.source)
+
+    def class_counts(self) -> np.ndarray:
+        return np.bincount(self.labels, minlength=self.n_classes)
+
+
+@dataclass
+class Splits:
+    """Train, validation and test sets of one data set, and the ``spec`` that reproduces them."""
+
+    train: ImageSet
+    val: ImageSet
+    test: ImageSet
+    spec: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def class_names(self) -> list[str]:
+        return self.train.class_names
+
+    @property
+    def shape(self) -> tuple[int, int, int]:
+        return self.train.shape

@@ -1,0 +1,18 @@
+"""Multinomial logistic regression: no hidden layer, ``logits = W x + b``, ``p = softmax(logits)``."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from math import prod
+
+from torch import nn
+
+
+class SoftmaxRegression(nn.Sequential):
+    """``flatten`` then ``out = nn.Linear(C*H*W, n_classes)``; ``out.weight[k]`` is class k's template."""
+
+    def __init__(self, input_shape: Sequence[int], n_classes: int) -> None:
+        super().__init__()
+        self.add_module("flatten", nn.Flatten())
+        self.add_module("out", nn.Linear(prod(input_shape), n_classes))
+        self.nnsee_spec = {"name": "softmax", "input_shape": list(input_shape), "n_classes": n_classes}
