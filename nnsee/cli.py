@@ -1,0 +1,261 @@
+"""The ``nnsee`` command line: parse, call the library, print. ``--json`` prints one JSON object on stdout."""
+
+from __future__ import annotations
+
+import functools
+import json
+import sys
+import warnings
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import click
+
+from nnsee.errors import NnseeError
+
+
+def _show_warning(message: Warning | str, category: type[Warning], *args: Any, **kwargs: Any) -> None:
+    click.echo(f"warning: {message}", err=True)
+
+
+def _friendly_errors(command: Callable[..., Any]) -> Callable[..., Any]:
+    """Turn nnsee's own errors into one line on stderr and exit status 1 (no traceback)."""
+
+    @functools.wraps(command)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        warnings.showwarning = _show_warning
+        try:
+            return command(*args, **kwargs)
+        except NnseeError as exc:
+            click.echo(f"error: {exc}", err=True)
+            sys.exit(1)
+
+    return wrapper
+
+
+def _int_list(ctx: click.Context, param: click.Parameter, value: str | None) -> list[int]:
+    if value in (None, ""):
+        return []
+    try:
+        return [int(v) for v in value.split(",") if v.strip()]
+    except ValueError:
+        raise click.BadParameter(f"expected comma-separated whole numbers like 1,2,5,10, got {value!r}") from None
+
+
+def data_options(command: Callable[..., Any]) -> Callable[..., Any]:
+    """The options that, with a SPEC, decide which images are loaded and how they are split."""
+    options = [
+        click.option("--size", type=click.IntRange(4, 1024), default=None,
+                     help="Resize folder images to SIZE x SIZE (centre crop keeps the aspect)."),
+        click.option("--grayscale/--rgb", default=None, help="Folder images as 1 channel or 3 (default: grayscale)."),
+        click.option("--data-dir", type=click.Path(file_okay=False, path_type=Path), default=None,
+                     help="Where fashion-mnist / mnist IDX files are (else $NNSEE_DATA, then Debian's datasets)."),
+        click.option("--val-fraction", type=click.FloatRange(0, 0.9), default=0.1, show_default=True),
+        click.option("--test-fraction", type=click.FloatRange(0, 0.9), default=0.1, show_default=True,
+                     help="Ignored for sets with an official test split."),
+        click.option("--no-download", is_flag=True, help="Never download a named data set."),
+    ]
+    for option in reversed(options):
+        command = option(command)
+    return command
+
+
+def _load(spec: str, seed: int, size: int | None, grayscale: bool | None, data_dir: Path | None,
+          val_fraction: float, test_fraction: float, no_download: bool) -> Any:
+    from nnsee.data import load_data
+
+    return load_data(spec, size=size, grayscale=grayscale, data_dir=data_dir, seed=seed,
+                     val_fraction=val_fraction, test_fraction=test_fraction, download=not no_download)
+
+
+def _print_json(obj: Any) -> None:
+    click.echo(json.dumps(obj, ensure_ascii=False, allow_nan=False, default=_json_default))
+
+
+def _json_default(value: Any) -> Any:
+    if hasattr(value, "tolist"):
+        return value.tolist()
+    return str(value)
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(package_name="nnsee")
+def main() -> None:
+    """nnsee: train an image classifier, then see what it learned."""
+
+
+@main.group()
+def data() -> None:
+    """Look at a data set before training on it."""
+
+
+@data.command("info")
+@click.argument("spec")
+@data_options
+@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
+@_friendly_errors
+def data_info(spec: str, as_json: bool, seed: int, **options: Any) -> None:
+    """Describe SPEC: digits, fashion-mnist, mnist, a folder of class folders, an .npz, or a folder of IDX files."""
+    from nnsee.data import describe
+
+    info = describe(_load(spec, seed, **options))
+    if as_json:
+        _print_json(info)
+        return
+    click.echo(f"{info['source']}: {info['n']} images of shape {tuple(info['shape'])}, {len(info['classes'])} classes")
+    click.echo("splits: " + ", ".join(f"{k} {v}" for k, v in info["splits"].items()))
+    for name, count in info.get("class_counts", {}).items():
+        click.echo(f"  {name!r}: {count}")
+    if info.get("skipped"):
+        click.echo(f"skipped {info['skipped']} unusable files, e.g.:")
+        for path, reason in info.get("skipped_examples", []):
+            click.echo(f"  {path}: {reason}")
+
+
+@main.command()
+@click.option("--data", "spec", required=True, help="digits, fashion-mnist, mnist, a folder, an .npz, IDX folder.")
+@click.option("--model", "model_name", type=click.Choice(["softmax", "mlp"]), default="softmax", show_default=True)
+@click.option("--hidden", default="300", show_default=True, help="Hidden layer sizes for mlp, e.g. 300 or 300,100.")
+@click.option("--activation", type=click.Choice(["tanh", "relu", "sigmoid"]), default="tanh", show_default=True)
+@click.option("--l2", type=float, default=0.0, show_default=True, help="λ in (λ/2)·Σ‖W‖² (weights, not biases).")
+@click.option("--optimizer", type=click.Choice(["sgd", "adam", "lbfgs"]), default="adam", show_default=True)
+@click.option("--epochs", type=int, default=10, show_default=True)
+@click.option("--batch-size", type=int, default=128, show_default=True)
+@click.option("--lr", type=float, default=None, help="Default: sgd 0.05, adam 0.001, lbfgs 1.")
+@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--standardize", type=click.Choice(["image", "pixel", "none"]), default="image", show_default=True)
+@click.option("--snapshots", callback=_int_list, default="", help="Epochs whose weights to keep, e.g. 0,1,2,5,10.")
+@click.option("--patience", type=int, default=0, show_default=True, help="Early stopping patience (0: off).")
+@click.option("--device", default="cpu", show_default=True, help="cpu or cuda.")
+@click.option("--out", type=click.Path(file_okay=False, path_type=Path), required=True, help="The run folder.")
+@click.option("--force", is_flag=True, help="Overwrite an existing run folder.")
+@click.option("--json", "as_json", is_flag=True, help="Print the final scores as one JSON object.")
+@data_options
+@_friendly_errors
+def train(spec: str, model_name: str, hidden: str, activation: str, l2: float, optimizer: str, epochs: int,
+          batch_size: int, lr: float | None, seed: int, standardize: str, snapshots: list[int], patience: int,
+          device: str, out: Path, force: bool, as_json: bool, **data_opts: Any) -> None:
+    """Train a model and write its run folder OUT."""
+    import torch
+
+    from nnsee.models import build_model
+    from nnsee.train import TrainConfig, fit
+    from nnsee.train.run import is_run_folder
+
+    if is_run_folder(out) and not force:
+        raise click.UsageError(f"{out} already holds a run; continue it with `nnsee resume {out}`, "
+                               "choose another --out, or pass --force to overwrite it")
+    config = TrainConfig(optimizer=optimizer, lr=lr, epochs=epochs, batch_size=batch_size, l2=l2, seed=seed,
+                         patience=patience, snapshots=snapshots, standardize=standardize, device=device)
+    splits = _load(spec, seed, **data_opts)
+    options: dict[str, Any] = {}
+    if model_name == "mlp":
+        options = {"hidden": _int_list(None, None, hidden), "activation": activation}  # type: ignore[arg-type]
+    torch.manual_seed(seed)
+    model = build_model(model_name, splits.shape, splits.train.n_classes, **options)
+    result = fit(model, splits, config, out)
+    _report_fit(result, as_json)
+
+
+@main.command()
+@click.argument("run", type=click.Path(exists=True, file_okay=False, path_type=Path))
+@click.option("--epochs", type=click.IntRange(min=1), default=None,
+              help="Train this many more epochs (default: up to the run's planned number).")
+@click.option("--json", "as_json", is_flag=True)
+@_friendly_errors
+def resume(run: Path, epochs: int | None, as_json: bool) -> None:
+    """Continue training RUN bitwise as if it had never stopped."""
+    from nnsee.train import resume as resume_run
+
+    _report_fit(resume_run(run, epochs), as_json)
+
+
+def _report_fit(result: Any, as_json: bool) -> None:
+    test = result.metrics.get("test", {})
+    val = result.metrics.get("val", {})
+    if as_json:
+        _print_json({"status": result.status, "epoch": result.epoch, "out": str(result.out),
+                     "val_accuracy": val.get("accuracy"), "test_accuracy": test.get("accuracy")})
+    else:
+        line = f"{result.status} after {result.epoch} epochs"
+        if val.get("accuracy") is not None:
+            line += f"; validation accuracy {val['accuracy']:.4f}"
+        if test.get("accuracy") is not None:
+            line += f"; test accuracy {test['accuracy']:.4f} on {test['n']} images"
+        click.echo(line)
+        if result.out is not None:
+            click.echo(f"run saved in {result.out}")
+    if result.status == "interrupted":
+        sys.exit(130)
+
+
+@main.command()
+@click.argument("run", type=click.Path(exists=True, file_okay=False, path_type=Path))
+@click.option("--data", "spec", default=None, help="Evaluate on this SPEC instead of the run's own test split.")
+@click.option("--split", type=click.Choice(["test", "val", "train"]), default="test", show_default=True)
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
+@data_options
+@_friendly_errors
+def evaluate(run: Path, spec: str | None, split: str, as_json: bool, **data_opts: Any) -> None:
+    """Accuracy, per-class accuracy and confusion matrix of RUN on a data split."""
+    from nnsee.data import load_splits
+    from nnsee.train import evaluate as evaluate_model
+    from nnsee.train import load_run
+
+    loaded = load_run(run)
+    if spec is None:
+        splits = load_splits(loaded.data_spec)
+    else:
+        if data_opts["size"] is None and data_opts["grayscale"] is None:
+            shape = loaded.input_shape
+            data_opts.update(size=shape[-1], grayscale=shape[0] == 1)
+        splits = _load(spec, int(loaded.config.get("seed", 0)), **data_opts)
+    dataset = getattr(splits, split)
+    if list(dataset.class_names) != list(loaded.class_names):
+        raise NnseeError(f"{run} was trained on classes {loaded.class_names}, the data has {dataset.class_names}")
+    if tuple(dataset.shape) != tuple(loaded.input_shape):
+        raise NnseeError(f"{run} expects images of shape {tuple(loaded.input_shape)}, the data has "
+                         f"{tuple(dataset.shape)}: pass --size {loaded.input_shape[-1]} and "
+                         f"{'--grayscale' if loaded.input_shape[0] == 1 else '--rgb'}")
+    scores = evaluate_model(loaded.model, dataset, loaded.standardizer)
+    scores["split"] = split
+    if as_json:
+        _print_json(scores)
+        return
+    click.echo(f"{split}: accuracy {scores['accuracy']:.4f} on {scores['n']} images")
+    width = max(len(repr(n)) for n in loaded.class_names)
+    for name, accuracy in scores["per_class_accuracy"].items():
+        shown = "n/a" if accuracy is None else f"{accuracy:.4f}"
+        click.echo(f"  {name!r:<{width}}  {shown}")
+    click.echo("confusion matrix (rows: true class, columns: predicted):")
+    for row in scores["confusion_matrix"]:
+        click.echo("  " + " ".join(f"{v:5d}" for v in row))
+
+
+@main.command()
+@click.option("--out", type=click.Path(file_okay=False, path_type=Path), default=Path("demo"), show_default=True)
+@_friendly_errors
+def demo(out: Path) -> None:
+    """Train softmax regression and a 300-unit MLP on the built-in digits and print their test accuracy."""
+    import torch
+
+    from nnsee.data import load_data
+    from nnsee.models import build_model
+    from nnsee.train import TrainConfig, fit
+
+    splits = load_data("digits", seed=0)
+    click.echo(f"digits: {len(splits.train)} train / {len(splits.val)} validation / {len(splits.test)} test images")
+    for name, options, config in [
+        ("softmax", {}, TrainConfig(optimizer="adam", epochs=30, l2=1e-4)),
+        ("mlp", {"hidden": [300]}, TrainConfig(optimizer="adam", epochs=30, l2=1e-4)),
+    ]:
+        torch.manual_seed(config.seed)
+        model = build_model(name, splits.shape, splits.train.n_classes, **options)
+        result = fit(model, splits, config, out / f"digits-{name}")
+        click.echo(f"{name:8s} test accuracy {result.metrics['test']['accuracy']:.4f}  -> {result.out}")
+
+
+if __name__ == "__main__":
+    main()
