@@ -26,7 +26,9 @@ class ImageSet:
 
     def __post_init__(self) -> None:
         if self.images.ndim != 4:
-            raise DataError(f"{self.source or 'images'}: expected images of shape (N, C, H, W), got {self.images.shape}")
+            raise DataError(
+                f"{self.source or 'images'}: expected images of shape (N, C, H, W), got {self.images.shape}"
+            )
         if self.images.dtype != np.float32:
             self.images = self.images.astype(np.float32)
         self.labels = np.asarray(self.labels, dtype=np.int64)
