@@ -1,0 +1,144 @@
+"""The data SPEC: one string that names a data set, loaded into reproducible train / validation / test splits.
+
+Accepted forms, checked in this order: ``digits`` (built in, offline), ``fashion-mnist`` / ``mnist`` (named IDX
+sets with an official test split, which is kept: only validation is split off the training set), then a path: an
+``.npz`` file, a folder holding IDX files (``train-images-idx3-ubyte[.gz]`` ...), or a folder of class subfolders.
+A folder that happens to be called ``digits`` is reached as ``./digits``.
+"""
+
+from __future__ import annotations
+
+import warnings
+from pathlib import Path
+from typing import Any
+
+from nnsee.data.conform import conform
+from nnsee.data.digits import load_digits
+from nnsee.data.folder import load_folder
+from nnsee.data.imageset import ImageSet, Splits
+from nnsee.data.named import NAMED_SETS, has_idx_files, load_idx_folder, load_named
+from nnsee.data.npz import load_npz
+from nnsee.data.splits import split, split_train_val
+from nnsee.errors import DataError
+
+ACCEPTED = (
+    "'digits' (built in, offline), 'fashion-mnist', 'mnist', a folder of class subfolders (ROOT/<class>/<images>), "
+    "an .npz file (arrays x and y), or a folder of IDX files (train-images-idx3-ubyte[.gz], train-labels-idx1-ubyte"
+    "[.gz], optionally t10k-*)"
+)
+SPEC_FORMAT = 1
+_ARGS = ("spec", "size", "grayscale", "data_dir", "seed", "val_fraction", "test_fraction")
+
+
+def _kind(spec: str) -> tuple[str, str]:
+    """(kind, canonical spec): kind is digits, named, npz, idx or folder; paths become absolute."""
+    key = spec.strip().lower().replace("_", "-")
+    if key == "digits":
+        return "digits", "digits"
+    if key in NAMED_SETS:
+        return "named", key
+    path = Path(spec).expanduser()
+    if path.is_file():
+        if path.suffix.lower() == ".npz":
+            return "npz", str(path.resolve())
+        raise DataError(f"{spec}: unsupported data file (expected .npz). Accepted SPEC forms: {ACCEPTED}")
+    if path.is_dir():
+        return ("idx" if has_idx_files(path) else "folder"), str(path.resolve())
+    raise DataError(f"unknown data SPEC {spec!r}: not a built-in name and no such file or folder. Accepted: {ACCEPTED}")
+
+
+def load_data(
+    spec: str,
+    *,
+    size: int | None = None,
+    grayscale: bool | None = None,
+    data_dir: str | Path | None = None,
+    seed: int = 0,
+    val_fraction: float = 0.1,
+    test_fraction: float = 0.1,
+    download: bool = True,
+) -> Splits:
+    """Train / validation / test splits of the data set named by ``spec`` (forms in the module docstring).
+
+    ``size`` and ``grayscale`` resize and convert (folders default to 28 and grey). Splits are stratified by
+    class and seeded by ``seed``; sets with an official test split keep it and ignore ``test_fraction``.
+    ``Splits.spec`` holds everything ``load_splits`` needs to rebuild the same splits.
+    """
+    kind, canonical = _kind(str(spec))
+    data_dir_abs = str(Path(data_dir).expanduser().resolve()) if data_dir is not None else None
+    test: ImageSet | None = None
+    if kind == "digits":
+        data = load_digits()
+    elif kind == "named":
+        data, test = load_named(canonical, data_dir=data_dir_abs, download=download)
+    elif kind == "npz":
+        data = load_npz(canonical)
+    elif kind == "idx":
+        data, test = load_idx_folder(canonical)
+    else:
+        data = load_folder(canonical, size=size or 28, grayscale=True if grayscale is None else grayscale)
+    data = conform(data, size, grayscale)
+    official_test = test is not None
+    if test is not None:
+        test = conform(test, size, grayscale)
+        train, val = split_train_val(data, val_fraction, seed)
+    else:
+        train, val, test = split(data, val_fraction, test_fraction, seed)
+    record: dict[str, Any] = {
+        "format": SPEC_FORMAT,
+        "kind": kind,
+        "spec": canonical,
+        "size": size,
+        "grayscale": grayscale,
+        "data_dir": data_dir_abs,
+        "seed": int(seed),
+        "val_fraction": float(val_fraction),
+        "test_fraction": float(test_fraction),
+        "official_test": official_test,
+        "counts": {"train": len(train), "val": len(val), "test": len(test)},
+    }
+    return Splits(train, val, test, record)
+
+
+def load_splits(spec: dict[str, Any], *, download: bool = True) -> Splits:
+    """The splits that ``load_data`` built when it wrote ``spec`` (a ``Splits.spec`` dict); warns if counts differ."""
+    if not isinstance(spec, dict) or "spec" not in spec:
+        raise DataError(f"data spec must be a dict with a 'spec' field (from Splits.spec), got {str(spec)[:200]}")
+    if spec.get("format", SPEC_FORMAT) > SPEC_FORMAT:
+        raise DataError(f"data spec format {spec['format']} is newer than this nnsee supports ({SPEC_FORMAT})")
+    args = {k: spec[k] for k in _ARGS if k in spec and spec[k] is not None}
+    splits = load_data(args.pop("spec"), download=download, **args)
+    expected = spec.get("counts")
+    if expected and expected != splits.spec["counts"]:
+        warnings.warn(
+            f"{spec['spec']}: the data changed since these splits were made: counts were {expected}, "
+            f"now {splits.spec['counts']}",
+            stacklevel=2,
+        )
+    return splits
+
+
+def describe(splits: Splits, max_skipped: int = 5) -> dict[str, Any]:
+    """A JSON-safe summary: sizes, classes, shape, per-class counts, source, skipped files, pixel range."""
+    parts = {"train": splits.train, "val": splits.val, "test": splits.test}
+    per_split = {k: v.class_counts() for k, v in parts.items()}
+    skipped = splits.train.skipped
+    nonempty = [v.images for v in parts.values() if len(v)]
+    return {
+        "source": splits.train.source,
+        "spec": splits.spec,
+        "n": sum(len(v) for v in parts.values()),
+        "classes": list(splits.class_names),
+        "n_classes": len(splits.class_names),
+        "shape": list(splits.shape),
+        "splits": {k: len(v) for k, v in parts.items()},
+        "class_counts": [
+            {"class": name, **{k: int(c[i]) for k, c in per_split.items()}}
+            for i, name in enumerate(splits.class_names)
+        ],
+        "pixel_range": [min(float(x.min()) for x in nonempty), max(float(x.max()) for x in nonempty)]
+        if nonempty
+        else None,
+        "skipped": len(skipped),
+        "skipped_examples": [{"path": p, "reason": r} for p, r in skipped[:max_skipped]],
+    }

@@ -1,0 +1,167 @@
+"""Input standardization, fitted on training images only and stored with the run.
+
+Modes, for an image ``x`` with ``D = C * H * W`` values:
+
+* ``image``: ``x' = (x - mean(x)) / s`` with ``s = ||x - mean(x)|| / sqrt(D)``, so every image has mean 0 and
+  norm ``sqrt(D)`` (unit RMS: equal magnitude, values of order 1). A constant image (``s = 0``) becomes all zeros.
+  Nothing is fitted.
+* ``pixel``: ``x' = (x - mu) / sigma`` per pixel, ``mu`` and ``sigma`` (population std) over the training images.
+  Pixels with ``sigma < 1e-8`` (constant in training, e.g. MNIST's border) get ``sigma = 1``: they map to
+  ``x - mu`` (0 on training data) instead of dividing by zero.
+* ``none``: ``x' = x``.
+"""
+
+from __future__ import annotations
+
+import base64
+from typing import Any
+
+import numpy as np
+
+from nnsee.errors import DataError
+
+MODES = ("image", "pixel", "none")
+_STD_FLOOR = 1e-8
+_LIST_LIMIT = 4096  # arrays up to this many values are stored as JSON lists, larger ones as base64 float32
+
+
+def _encode(a: np.ndarray) -> dict[str, Any]:
+    a = np.ascontiguousarray(a, dtype=np.float32)
+    if a.size <= _LIST_LIMIT:  # shortest float32 repr: compact, and float32(float(text)) round-trips exactly
+        return {"shape": list(a.shape), "values": [float(str(v)) for v in a.ravel()]}
+    return {"shape": list(a.shape), "float32_le_base64": base64.b64encode(a.astype("<f4").tobytes()).decode("ascii")}
+
+
+def _decode(d: dict[str, Any]) -> np.ndarray:
+    if "values" in d:
+        a = np.asarray(d["values"], dtype=np.float32)
+    else:
+        a = np.frombuffer(base64.b64decode(d["float32_le_base64"]), dtype="<f4").astype(np.float32)
+    return a.reshape(d["shape"])
+
+
+def _same(a: np.ndarray | None, b: np.ndarray | None) -> bool:
+    return (a is None and b is None) or (a is not None and b is not None and np.array_equal(a, b))
+
+
+class Standardizer:
+    """Standardize images by ``mode`` (``image``, ``pixel`` or ``none``; math in the module docstring)."""
+
+    def __init__(self, mode: str = "image") -> None:
+        if mode not in MODES:
+            raise DataError(f"standardize mode must be one of {', '.join(MODES)}, got {mode!r}")
+        self.mode = mode
+        self.mean: np.ndarray | None = None  # pixel mode: (C, H, W)
+        self.std: np.ndarray | None = None
+        self.n_fit = 0
+
+    def fit(self, images: np.ndarray) -> Standardizer:
+        """Fit on the training images (N, C, H, W); only ``pixel`` mode keeps statistics."""
+        images = np.asarray(images)
+        if images.ndim != 4 or len(images) == 0:
+            raise DataError(f"Standardizer.fit needs training images of shape (N, C, H, W), got {images.shape}")
+        self.n_fit = len(images)
+        if self.mode == "pixel":
+            x = images.astype(np.float64)
+            mean, std = x.mean(axis=0), x.std(axis=0)
+            self.mean = mean.astype(np.float32)
+            self.std = np.where(std < _STD_FLOOR, 1.0, std).astype(np.float32)
+        return self
+
+    def _check(self, images: np.ndarray) -> np.ndarray:
+        images = np.asarray(images, dtype=np.float32)
+        if images.ndim < 3:
+            raise DataError(f"expected images of shape (N, C, H, W) or (C, H, W), got {images.shape}")
+        if self.mode == "pixel":
+            if self.mean is None or self.std is None:
+                raise DataError("Standardizer('pixel') must be fit on the training images before use")
+            if images.shape[-3:] != self.mean.shape:
+                raise DataError(
+                    f"expected images of shape {tuple(self.mean.shape)} like the training data, got "
+                    f"{tuple(images.shape[-3:])}"
+                )
+        return images
+
+    def image_stats(self, images: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Per-image ``(mean(x), s)`` of ``image`` mode, over the last three axes (``s = 0`` for constant images)."""
+        x = self._check(images)
+        d = x.shape[-3] * x.shape[-2] * x.shape[-1]
+        mean = x.mean(axis=(-3, -2, -1), keepdims=True, dtype=np.float64)
+        centred = x.astype(np.float64) - mean
+        scale = np.sqrt(np.sum(centred * centred, axis=(-3, -2, -1), keepdims=True) / d)
+        return mean, scale
+
+    def transform(self, images: np.ndarray) -> np.ndarray:
+        """Standardized float32 copy of ``images`` ((N, C, H, W) or one (C, H, W)); the input is not modified."""
+        x = self._check(images)
+        if self.mode == "none":
+            return x.copy()
+        if self.mode == "pixel":
+            return ((x - self.mean) / self.std).astype(np.float32)
+        mean, scale = self.image_stats(x)
+        tiny = scale <= 1e-12 * np.maximum(1.0, np.abs(mean))  # constant image, up to rounding
+        out = (x.astype(np.float64) - mean) / np.where(tiny, 1.0, scale)
+        return np.where(tiny, 0.0, out).astype(np.float32)
+
+    def inverse(
+        self, images: np.ndarray, mean: np.ndarray | None = None, scale: np.ndarray | None = None
+    ) -> np.ndarray:
+        """Map standardized images back to input units, for display.
+
+        ``pixel``: ``x = x' * sigma + mu``; ``none``: identity. ``image`` mode keeps no per-image statistics, so
+        with ``mean`` and ``scale`` (from ``image_stats``) it is exact, ``x = x' * s + mean``; without them each
+        image is rescaled to [0, 1] by its own min and max (a constant image becomes 0.5).
+        """
+        x = self._check(images)
+        if self.mode == "none":
+            return x.copy()
+        if self.mode == "pixel":
+            return (x * self.std + self.mean).astype(np.float32)
+        if mean is not None and scale is not None:
+            return (x * scale + mean).astype(np.float32)
+        lo = x.min(axis=(-3, -2, -1), keepdims=True)
+        hi = x.max(axis=(-3, -2, -1), keepdims=True)
+        span = hi - lo
+        return np.where(span > 0, (x - lo) / np.where(span > 0, span, 1.0), 0.5).astype(np.float32)
+
+    def to_dict(self) -> dict[str, Any]:
+        """A JSON-safe description that ``from_dict`` turns back into an equal Standardizer."""
+        d: dict[str, Any] = {"mode": self.mode, "n_fit": self.n_fit}
+        if self.mode == "pixel" and self.mean is not None and self.std is not None:
+            d["mean"], d["std"] = _encode(self.mean), _encode(self.std)
+        return d
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> Standardizer:
+        """The Standardizer that ``to_dict`` described."""
+        try:
+            s = cls(d["mode"])
+            s.n_fit = int(d.get("n_fit", 0))
+            if s.mode == "pixel" and "mean" in d:
+                s.mean, s.std = _decode(d["mean"]), _decode(d["std"])
+        except (KeyError, TypeError, ValueError) as e:
+            raise DataError(f"standardization record is malformed ({type(e).__name__}: {e}): {str(d)[:200]}") from e
+        return s
+
+    def describe(self) -> str:
+        """One line for humans."""
+        if self.mode == "none":
+            return "none: raw pixel values"
+        if self.mode == "image":
+            return "image: each image shifted to mean 0 and scaled to norm sqrt(D) (RMS 1)"
+        if self.mean is None or self.std is None:
+            return "pixel: per-pixel mean/std (not fitted yet)"
+        return (
+            f"pixel: per-pixel mean/std over {self.n_fit:,} training images (mean {float(self.mean.mean()):.3g}, "
+            f"std {float(self.std.min()):.3g}..{float(self.std.max()):.3g})"
+        )
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, Standardizer):
+            return NotImplemented
+        return self.mode == other.mode and _same(self.mean, other.mean) and _same(self.std, other.std)
+
+    __hash__ = None  # type: ignore[assignment]
+
+    def __repr__(self) -> str:
+        return f"Standardizer({self.mode!r})"
