@@ -10,6 +10,7 @@ and a corrupt or substituted one does not.
 
 from __future__ import annotations
 
+import logging
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -65,6 +66,7 @@ NAMED_SETS: dict[str, NamedSet] = {
 }
 
 DEBIAN_DATASETS = Path("/usr/share/datasets")
+log = logging.getLogger(__name__)
 
 
 def find_idx_file(folder: Path, base: str) -> Path | None:
@@ -153,19 +155,27 @@ def _complete(folder: Path) -> dict[str, Path] | None:
 
 
 def _download(ds: NamedSet, cache: Path, mirrors: list[str]) -> tuple[dict[str, Path] | None, list[str]]:
+    """Download the missing files of ``ds`` into ``cache`` from the first mirror that serves them all."""
     import pooch
 
     errors: list[str] = []
-    for base_url in mirrors:
-        try:
-            cache.mkdir(parents=True, exist_ok=True)
-            for base in IDX_FILES:
-                if find_idx_file(cache, base) is None:
-                    url = f"{base_url.rstrip('/')}/{base}.gz"
-                    pooch.retrieve(url, known_hash=None, fname=f"{base}.gz", path=cache, progressbar=False)
-            return _complete(cache), errors
-        except Exception as e:  # noqa: BLE001 - any network/HTTP/filesystem failure: try the next mirror
-            errors.append(f"{base_url}: {type(e).__name__}: {e}")
+    pooch_log = pooch.get_logger()
+    level = pooch_log.level
+    pooch_log.setLevel(logging.WARNING)  # its "use this known_hash" advice is for pooch users, not ours
+    try:
+        for base_url in mirrors:
+            try:
+                cache.mkdir(parents=True, exist_ok=True)
+                for base in IDX_FILES:
+                    if find_idx_file(cache, base) is None:
+                        url = f"{base_url.rstrip('/')}/{base}.gz"
+                        log.info("downloading %s to %s", url, cache)
+                        pooch.retrieve(url, known_hash=None, fname=f"{base}.gz", path=cache, progressbar=False)
+                return _complete(cache), errors
+            except Exception as e:  # noqa: BLE001 - any network/HTTP/filesystem failure: try the next mirror
+                errors.append(f"{base_url}: {type(e).__name__}: {e}")
+    finally:
+        pooch_log.setLevel(level)
     return None, errors
 
 
