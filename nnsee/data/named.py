@@ -127,17 +127,15 @@ def load_idx_folder(path: str | Path, class_names: list[str] | None = None) -> t
 
 
 def _candidate_folders(name: str, data_dir: str | Path | None) -> list[tuple[str, Path]]:
+    """(label, folder) pairs to look in, in order, without repeats."""
     places: list[tuple[str, Path]] = []
-    if data_dir is not None:
-        places.append(("--data-dir", Path(data_dir).expanduser()))
-    if os.environ.get("NNSEE_DATA"):
-        places.append(("NNSEE_DATA", Path(os.environ["NNSEE_DATA"]).expanduser()))
-    places.append(("Debian datasets", DEBIAN_DATASETS / name))
-    out: list[tuple[str, Path]] = []
-    for label, place in places:
-        out += [(label, place), (label, place / name)]
-    out.append(("download cache", _cache_dir(name)))
-    return out
+    for label, env in (("--data-dir", data_dir), ("NNSEE_DATA", os.environ.get("NNSEE_DATA") or None)):
+        if env is not None:
+            root = Path(env).expanduser()
+            places += [(label, root), (label, root / name)]
+    places += [("Debian datasets", DEBIAN_DATASETS / name), ("download cache", _cache_dir(name))]
+    seen: set[Path] = set()
+    return [(label, p) for label, p in places if not (p in seen or seen.add(p))]
 
 
 def _cache_dir(name: str) -> Path:
@@ -224,5 +222,6 @@ def load_named(
     raise DataError(
         f"{key}: the four IDX files ({names}) were not found. Looked in: {'; '.join(looked)}. {tried}.\n"
         f"To fix: pass --data-dir DIR (a folder holding the four files, or a {key}/ subfolder), set NNSEE_DATA=DIR"
-        f"{', ' + ds.install_hint if ds.install_hint else ''}, or allow the download (NNSEE_MIRROR=URL picks a mirror)."
+        f"{', ' + ds.install_hint if ds.install_hint else ''}, "
+        "or let nnsee download them (NNSEE_MIRROR=URL picks another mirror)."
     )
