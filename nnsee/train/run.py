@@ -1,0 +1,386 @@
+"""The run folder: everything a trained model needs to be evaluated, explained, reported on or resumed.
+
+```
+RUN/run.json            specs, standardization, class names, input shape, history, metrics, versions
+RUN/model.safetensors   the weights
+RUN/state.pt            optimizer + RNG + epoch for resume (read only with torch.load(weights_only=True))
+RUN/snapshots/          epoch-0005.safetensors: weights at chosen epochs
+```
+
+What :func:`load_run` trusts is the pair ``run.json`` + ``model.safetensors``. :func:`save_run` writes the weights,
+then the state, then ``run.json`` last, each atomically; every file also records the save's ``save_id`` and
+epoch. Re-saving a run with the same architecture, classes and input shape, a crash between files leaves a
+``run.json`` whose weights still fit it (one save apart at worst: ``load_run`` warns). Saving a different
+architecture into the folder first removes ``run.json``, so an interrupted save leaves "no run here", never a
+``run.json`` that contradicts its weights.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import math
+import os
+import re
+import secrets
+import warnings
+from dataclasses import dataclass, field
+from functools import cached_property
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import torch
+from torch import nn
+
+from nnsee.errors import NnseeError, RunError
+from nnsee.train.atomic import atomic_write_text, clean_stale_tmp, fsync_dir
+from nnsee.train.checkpoint import StateDict, load_state, load_weights, save_state, save_weights
+
+if TYPE_CHECKING:
+    from nnsee.data.standardize import Standardizer
+
+RUN_FORMAT_VERSION = 1
+MIN_RUN_FORMAT_VERSION = 1
+RUN_JSON = "run.json"
+WEIGHTS_FILE = "model.safetensors"
+STATE_FILE = "state.pt"
+SNAPSHOT_DIR = "snapshots"
+_SNAPSHOT_RE = re.compile(r"epoch-(\d+)\.safetensors")
+# The keys that tie run.json to its weights: a change of any of them is a different model.
+_IDENTITY_KEYS = ("model", "class_names", "input_shape", "weight_shapes")
+
+
+def _jsonable(value: Any, where: str) -> Any:
+    """``value`` as plain JSON: tuples become lists, NaN/Inf become null, numpy/tensor values become lists."""
+    if value is None or isinstance(value, (bool, int, str)):
+        return value
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if isinstance(value, dict):
+        return {str(k): _jsonable(v, f"{where}.{k}") for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_jsonable(v, f"{where}[{i}]") for i, v in enumerate(value)]
+    if isinstance(value, os.PathLike):
+        return os.fspath(value)
+    if hasattr(value, "tolist"):  # numpy scalars/arrays, tensors
+        return _jsonable(value.tolist(), where)
+    raise RunError(f"cannot store {where} in {RUN_JSON}: a {type(value).__name__} is not JSON data")
+
+
+def _read_json(file: Path) -> dict[str, Any]:
+    try:
+        text = file.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise RunError(
+            f"{file} does not exist: {file.parent} is not an nnsee run folder (or its save was "
+            "interrupted); train again with --out pointing there"
+        ) from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise RunError(f"could not read {file}: {exc}") from exc
+    try:
+        meta = json.loads(text)
+    except ValueError as exc:
+        raise RunError(f"{file} is not valid JSON ({exc}); the run folder is damaged") from exc
+    if not isinstance(meta, dict):
+        raise RunError(f"{file} is not a JSON object; it is not an nnsee run")
+    return meta
+
+
+def read_meta(path: str | os.PathLike[str]) -> dict[str, Any]:
+    """Read and version-check ``RUN/run.json`` without loading any weights."""
+    file = Path(path) / RUN_JSON
+    meta = _read_json(file)
+    version = meta.get("nnsee_format_version")
+    if version is None:
+        raise RunError(f"{file} has no 'nnsee_format_version': it is not an nnsee run")
+    if not isinstance(version, int) or isinstance(version, bool):
+        raise RunError(f"{file} has an unreadable nnsee_format_version {version!r}; it is not an nnsee run")
+    if version > RUN_FORMAT_VERSION:
+        written = meta.get("nnsee_version", "?")
+        raise RunError(
+            f"{file} was written by a newer nnsee ({written}, run format {version}; this nnsee reads "
+            f"formats {MIN_RUN_FORMAT_VERSION}-{RUN_FORMAT_VERSION}); upgrade nnsee"
+        )
+    if version < MIN_RUN_FORMAT_VERSION:
+        raise RunError(
+            f"{file} uses the old run format {version}, which this nnsee no longer reads (formats "
+            f"{MIN_RUN_FORMAT_VERSION}-{RUN_FORMAT_VERSION}); train the model again"
+        )
+    return meta
+
+
+def is_run_folder(path: str | os.PathLike[str]) -> bool:
+    """Whether ``path`` is a folder with a ``run.json`` written by nnsee (of any format version)."""
+    try:
+        return "nnsee_format_version" in _read_json(Path(path) / RUN_JSON)
+    except (RunError, OSError):
+        return False
+
+
+@dataclass
+class Run:
+    """A loaded run: its folder, its model (on ``map_location``, in eval mode) and ``run.json`` as ``meta``."""
+
+    path: Path
+    model: nn.Module
+    meta: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def class_names(self) -> list[str]:
+        return list(self.meta.get("class_names") or [])
+
+    @property
+    def input_shape(self) -> tuple[int, ...] | None:
+        shape = self.meta.get("input_shape")
+        return tuple(int(d) for d in shape) if shape is not None else None
+
+    @property
+    def history(self) -> dict[str, Any]:
+        return self.meta.get("history") or {}
+
+    @property
+    def metrics(self) -> dict[str, Any]:
+        return self.meta.get("metrics") or {}
+
+    @property
+    def epoch(self) -> int | None:
+        return self.meta.get("epoch")
+
+    @property
+    def data_spec(self) -> dict[str, Any] | None:
+        return self.meta.get("data")
+
+    @property
+    def config(self) -> dict[str, Any]:
+        return self.meta.get("config") or {}
+
+    @cached_property
+    def standardizer(self) -> Standardizer | None:
+        """The training data's standardization (None if the run stored none)."""
+        stats = self.meta.get("standardization")
+        if stats is None:
+            return None
+        from nnsee.data.standardize import Standardizer
+
+        try:
+            return Standardizer.from_dict(stats)
+        except NnseeError:
+            raise
+        except Exception as exc:
+            raise RunError(f"{self.path / RUN_JSON}: unreadable 'standardization' ({exc})") from exc
+
+    def state(self) -> dict[str, Any]:
+        """The resume state (``state.pt``), read with ``weights_only=True``."""
+        file = self.path / STATE_FILE
+        if not file.exists():
+            raise RunError(f"this run has no resume state ({file} is missing); it cannot be resumed, train again")
+        state = load_state(file)
+        saved = self.meta.get("save_id")
+        if saved is not None and state.get("save_id") != saved:
+            warnings.warn(
+                f"{file} (epoch {state.get('epoch')}) comes from a different save than {self.path / RUN_JSON} "
+                f"(epoch {self.epoch}); a save was interrupted, resuming from the state's epoch",
+                RuntimeWarning,
+                stacklevel=2,
+            )
+        return state
+
+
+def _identity(meta: dict[str, Any]) -> dict[str, Any]:
+    return {k: meta.get(k) for k in _IDENTITY_KEYS}
+
+
+def save_run(
+    path: str | os.PathLike[str],
+    model: nn.Module,
+    meta: dict[str, Any],
+    state: dict[str, Any] | None = None,
+) -> Path:
+    """Write (or update) the run folder ``path``: ``model.safetensors``, then ``state.pt``, then ``run.json``.
+
+    ``meta`` holds ``class_names`` (required) and, by convention, ``model`` (spec; defaults to the model's own,
+    None for a custom module), ``data``, ``standardization``, ``input_shape`` (defaults to the spec's),
+    ``config``, ``history``, ``metrics`` and ``epoch``; it must be JSON data (NaN/Inf are stored as null).
+    Without ``state``, an older ``state.pt`` is removed. Stale ``.tmp-*`` files are cleaned first.
+    """
+    path = Path(path)
+    names = meta.get("class_names")
+    if not isinstance(names, (list, tuple)) or not all(isinstance(c, str) for c in names):
+        raise RunError(f"cannot save the run {path}: meta needs 'class_names', a list of strings")
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise RunError(f"could not create the run folder {path}: {exc.strerror or exc}") from exc
+    clean_stale_tmp(path)
+
+    from nnsee import __version__
+    from nnsee.models.registry import model_spec
+
+    save_id = secrets.token_hex(8)
+    record = dict(meta)
+    if "model" not in record:
+        record["model"] = model_spec(model)
+    if record.get("input_shape") is None and isinstance(record["model"], dict):
+        record["input_shape"] = record["model"].get("input_shape")
+    record["weight_shapes"] = {k: list(v.shape) for k, v in model.state_dict().items()}
+    record = _jsonable(record, "meta")
+    record = {
+        "nnsee_format_version": RUN_FORMAT_VERSION,
+        "nnsee_version": __version__,
+        "save_id": save_id,
+        **{k: v for k, v in record.items() if k not in ("nnsee_format_version", "nnsee_version", "save_id")},
+    }
+    text = json.dumps(record, indent=2, allow_nan=False) + "\n"
+
+    run_json = path / RUN_JSON
+    if run_json.exists():
+        try:
+            same = _identity(_read_json(run_json)) == _identity(record)
+        except RunError:
+            same = False
+        if not same:  # a different model: never let the old run.json describe the new weights
+            try:
+                run_json.unlink()
+            except OSError as exc:
+                raise RunError(f"could not replace {run_json}: {exc.strerror or exc}") from exc
+            fsync_dir(path)
+
+    weights_meta = {
+        "class_names": json.dumps(record["class_names"]),
+        "save_id": save_id,
+        "epoch": json.dumps(record.get("epoch")),
+        "model": json.dumps(record["model"]) if record["model"] is not None else "custom",
+    }
+    save_weights(path / WEIGHTS_FILE, model, weights_meta)
+    if state is not None:
+        save_state(path / STATE_FILE, {**state, "save_id": save_id})
+    atomic_write_text(run_json, text)
+    if state is None:
+        with contextlib.suppress(FileNotFoundError):
+            (path / STATE_FILE).unlink()
+    return path
+
+
+def load_run(
+    path: str | os.PathLike[str],
+    model: nn.Module | None = None,
+    map_location: str | torch.device = "cpu",
+) -> Run:
+    """Load the run folder ``path``: rebuild its model from the spec (or fill ``model``), load and check weights.
+
+    Pass ``model`` for a run of a custom module. The model ends on ``map_location``, in eval mode.
+    """
+    path = Path(path)
+    if not path.is_dir():
+        raise RunError(f"no run folder at {path}; train one with: nnsee train ... --out {path}")
+    meta = read_meta(path)
+    run_json = path / RUN_JSON
+    if model is None:
+        spec = meta.get("model")
+        if spec is None:
+            raise RunError(
+                f"{path} holds a custom model that nnsee cannot rebuild; pass the module: "
+                f"load_run({str(path)!r}, model=MyNet(...))"
+            )
+        if not isinstance(spec, dict):
+            raise RunError(f"{run_json}: 'model' is not a model spec")
+        from nnsee.models.registry import build_from_spec
+
+        try:
+            model = build_from_spec(spec)
+        except Exception as exc:
+            raise RunError(f"{run_json}: cannot rebuild the model {spec}: {exc}") from exc
+
+    expect = {k: tuple(v.shape) for k, v in model.state_dict().items()}
+    weights, wmeta = load_weights(path / WEIGHTS_FILE, expect_shapes=expect)
+    weight_classes = json.loads(wmeta["class_names"])
+    if weight_classes != meta.get("class_names"):
+        raise RunError(
+            f"{path / WEIGHTS_FILE} was saved for classes {weight_classes}, but {run_json} lists "
+            f"{meta.get('class_names')}; the run folder is inconsistent, train again"
+        )
+    if wmeta.get("save_id") != meta.get("save_id"):
+        warnings.warn(
+            f"{path / WEIGHTS_FILE} comes from a different save than {run_json} (a save was interrupted);"
+            " the weights fit, but the history may be one save behind",
+            RuntimeWarning,
+            stacklevel=2,
+        )
+    try:
+        model.load_state_dict(weights)
+    except RuntimeError as exc:
+        raise RunError(f"the weights in {path / WEIGHTS_FILE} do not fit the model: {exc}") from exc
+    model.to(map_location)
+    model.eval()
+    return Run(path=path, model=model, meta=meta)
+
+
+# ---------------------------------------------------------------------------------------------- snapshots
+
+
+def snapshot_path(path: str | os.PathLike[str], epoch: int) -> Path:
+    """``RUN/snapshots/epoch-0005.safetensors`` for ``epoch=5``."""
+    return Path(path) / SNAPSHOT_DIR / f"epoch-{int(epoch):04d}.safetensors"
+
+
+def save_snapshot(
+    path: str | os.PathLike[str],
+    epoch: int,
+    model: nn.Module,
+    *,
+    class_names: list[str] | None = None,
+) -> Path:
+    """Write the model's weights at ``epoch`` to ``RUN/snapshots/``.
+
+    ``class_names`` defaults to those in ``RUN/run.json``; pass them when the run has not been saved yet.
+    """
+    path = Path(path)
+    if class_names is None:
+        try:
+            class_names = _read_json(path / RUN_JSON)["class_names"]
+        except (RunError, KeyError):
+            raise RunError(
+                f"cannot save the snapshot of epoch {epoch}: {path / RUN_JSON} does not say the class "
+                "names yet; pass class_names="
+            ) from None
+    file = snapshot_path(path, epoch)
+    try:
+        file.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise RunError(f"could not create {file.parent}: {exc.strerror or exc}") from exc
+    save_weights(file, model, {"class_names": list(class_names), "epoch": str(int(epoch))})
+    return file
+
+
+def list_snapshots(path: str | os.PathLike[str]) -> dict[int, Path]:
+    """The run's snapshots by epoch, in epoch order."""
+    folder = Path(path) / SNAPSHOT_DIR
+    if not folder.is_dir():
+        return {}
+    found = {}
+    for file in folder.iterdir():
+        m = _SNAPSHOT_RE.fullmatch(file.name)
+        if m and file.is_file():
+            found[int(m.group(1))] = file
+    return dict(sorted(found.items()))
+
+
+def load_snapshot(
+    path: str | os.PathLike[str],
+    epoch: int,
+    *,
+    expect_shapes: dict[str, Any] | None = None,
+) -> StateDict:
+    """The weights saved at ``epoch``, checked against ``expect_shapes`` (default: the run's weight shapes)."""
+    path = Path(path)
+    snaps = list_snapshots(path)
+    if int(epoch) not in snaps:
+        have = ", ".join(map(str, snaps)) or "none"
+        raise RunError(
+            f"{path} has no snapshot of epoch {epoch} (snapshots: {have}); ask for it with --snapshots when training"
+        )
+    if expect_shapes is None:
+        with contextlib.suppress(RunError):
+            expect_shapes = _read_json(path / RUN_JSON).get("weight_shapes")
+    weights, _ = load_weights(snaps[int(epoch)], expect_shapes=expect_shapes)
+    return weights
