@@ -1,32 +1,11 @@
-"""Shared fixtures: tiny data sets made on the spot, with a known structure the tests can rely on."""
+"""Shared fixtures."""
 
 from __future__ import annotations
 
-import numpy as np
 import pytest
+from tiny import make_splits
 
-from nnsee.data.imageset import ImageSet, Splits
-
-
-def make_imageset(n_per_class: int = 20, n_classes: int = 3, shape: tuple[int, int, int] = (1, 4, 4),
-                  seed: int = 0, scale: float = 1.0) -> ImageSet:
-    """Class k lights up pixel block k (plus noise), so a linear model separates the classes."""
-    rng = np.random.default_rng(seed)
-    c, h, w = shape
-    n = n_per_class * n_classes
-    images = rng.uniform(0, 0.3, size=(n, c, h, w)).astype(np.float32)
-    labels = np.repeat(np.arange(n_classes), n_per_class)
-    flat = images.reshape(n, -1)
-    block = max(1, flat.shape[1] // n_classes)
-    for i, k in enumerate(labels):
-        flat[i, k * block : (k + 1) * block] += 0.7
-    return ImageSet(images * scale, labels, [f"class {k}" for k in range(n_classes)], source="tiny")
-
-
-def make_splits(n_per_class: int = 20, n_classes: int = 3, shape: tuple[int, int, int] = (1, 4, 4),
-                scale: float = 1.0) -> Splits:
-    parts = [make_imageset(n, n_classes, shape, seed, scale) for n, seed in ((n_per_class, 0), (5, 1), (5, 2))]
-    return Splits(*parts, spec={"spec": "tiny"})
+from nnsee.data.imageset import Splits
 
 
 @pytest.fixture

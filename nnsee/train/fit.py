@@ -127,6 +127,7 @@ class _Trainer:
         self.best: tuple[float, dict[str, torch.Tensor]] | None = None
         self.bad_epochs = 0
         self.status = "completed"
+        self.warned_chance = False
 
         self.x = torch.from_numpy(standardizer.transform(data.train.images)).to(self.device)
         self.y = torch.from_numpy(data.train.labels).to(self.device)
@@ -247,10 +248,14 @@ class _Trainer:
             strict=True,
         ):
             self.history[key].append(value)
+        # Judge "stuck" only once the optimizer has had a fair number of steps (3 epochs and 50 updates).
         chance = math.log(self.data.train.n_classes)
-        if self.epoch == min(3, self.config.epochs) and train_loss > 0.95 * chance:
+        per_epoch = 1 if self.config.optimizer == "lbfgs" else math.ceil(len(self.x) / self.batch_size)
+        ready = self.epoch >= 3 and self.epoch * per_epoch >= 50
+        if ready and not self.warned_chance and train_loss > 0.95 * chance:
+            self.warned_chance = True
             warnings.warn(
-                f"the training loss {train_loss:.3f} is stuck at chance level (ln {self.data.train.n_classes} = "
+                f"the training loss {train_loss:.3f} is no better than chance (ln {self.data.train.n_classes} = "
                 f"{chance:.3f}) after {self.epoch} epochs: lower the learning rate (--lr, now {self.config.lr:g}) "
                 "or standardize the inputs (--standardize image)",
                 stacklevel=2,
@@ -269,8 +274,10 @@ class _Trainer:
     def divergence_message(self, loss: float) -> str:
         x = self.x
         return (
-            f"training stopped in epoch {self.epoch + 1}: the loss became {loss} (not finite). "
-            f"The learning rate {self.config.lr:g} is probably too large for {self.config.optimizer}: try "
+            f"training stopped in epoch {self.epoch + 1}: "
+            + (f"the loss became {loss} " if not math.isfinite(loss) else "the weights became ")
+            + "NaN or infinite (not finite). "
+            + f"The learning rate {self.config.lr:g} is probably too large for {self.config.optimizer}: try "
             f"{self.config.lr / 10:g}. Inputs after '{self.config.standardize}' standardization have mean "
             f"{x.mean().item():.3g}, std {x.std().item():.3g}, max |x| {x.abs().max().item():.3g}. "
             + (f"{self.out} keeps the last good epoch ({self.epoch})." if self.out else "")

@@ -8,7 +8,7 @@ import warnings
 import numpy as np
 import pytest
 import torch
-from conftest import make_splits
+from tiny import make_splits
 
 from nnsee.data.imageset import ImageSet, Splits
 from nnsee.errors import TrainingError
@@ -92,7 +92,7 @@ def test_ctrl_c_mid_epoch_leaves_a_complete_run_that_resumes_bitwise(tiny_splits
 
 
 def test_divergence_stops_with_a_message_and_keeps_the_last_good_run(tmp_path) -> None:
-    splits = make_splits()
+    splits = make_splits(scale=255.0)
     config = TrainConfig(optimizer="sgd", lr=1e30, epochs=5, batch_size=8, standardize="none")
     with pytest.raises(TrainingError, match="learning rate") as caught:
         fit(_model(splits), splits, config, tmp_path / "run", progress=False)
@@ -103,13 +103,15 @@ def test_divergence_stops_with_a_message_and_keeps_the_last_good_run(tmp_path) -
 
 
 def test_unscaled_inputs_and_a_loss_stuck_at_chance_warn() -> None:
-    splits = make_splits(scale=255.0)
-    config = TrainConfig(optimizer="sgd", lr=1.0, momentum=0.0, epochs=3, batch_size=8, standardize="none")
+    rng = np.random.default_rng(0)
+    noise = ImageSet(rng.uniform(0, 255, (200, 1, 8, 8)), rng.integers(0, 4, 200), list("abcd"))
+    splits = Splits(noise, noise.subset(np.arange(20)), noise.subset(np.arange(20)))
+    config = TrainConfig(optimizer="sgd", lr=1.0, momentum=0.0, epochs=4, batch_size=8, standardize="none")
     with pytest.warns(UserWarning) as caught:
         fit(_model(splits, "softmax"), splits, config, progress=False)
     messages = " ".join(str(w.message) for w in caught)
-    assert "unscaled" in messages and "max pixel 255" in messages
-    assert "chance" in messages
+    assert "unscaled" in messages and "max pixel 25" in messages
+    assert "no better than chance (ln 4 = 1.386)" in messages
 
 
 def test_zero_epochs_saves_the_initial_model_and_scores_it(tiny_splits: Splits, tmp_path) -> None:
@@ -176,7 +178,7 @@ def test_any_torch_module_trains_and_its_run_needs_the_module_to_load(tiny_split
 
     torch.manual_seed(0)
     model = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(16, 8), torch.nn.ReLU(), torch.nn.Linear(8, 3))
-    result = fit(model, tiny_splits, TrainConfig(epochs=10, lr=0.01), tmp_path / "run", progress=False)
+    result = fit(model, tiny_splits, TrainConfig(epochs=20, batch_size=8, lr=0.01), tmp_path / "run", progress=False)
     assert result.metrics["test"]["accuracy"] > 0.9
     with pytest.raises(RunError, match="model"):
         load_run(tmp_path / "run")
@@ -185,7 +187,11 @@ def test_any_torch_module_trains_and_its_run_needs_the_module_to_load(tiny_split
 
 
 def test_early_stopping_keeps_the_best_weights(tiny_splits: Splits) -> None:
-    result = fit(_model(tiny_splits), tiny_splits, TrainConfig(epochs=200, lr=0.05, patience=2), progress=False)
+    # A validation set whose labels disagree with the training set: its loss must turn up as training goes on.
+    val = tiny_splits.val
+    shifted = Splits(tiny_splits.train, ImageSet(val.images, (val.labels + 1) % 3, val.class_names), val)
+    result = fit(_model(shifted), shifted, TrainConfig(epochs=100, batch_size=8, lr=0.05, patience=2),
+                 progress=False)
     assert result.status == "early-stopped"
     best = int(np.argmin(result.history["val_loss"]))
     assert result.epoch == best + 1 + 2
@@ -193,7 +199,7 @@ def test_early_stopping_keeps_the_best_weights(tiny_splits: Splits) -> None:
 
 
 def test_resume_refuses_other_classes_or_shapes(tiny_splits: Splits, tmp_path) -> None:
-    fit(_model(tiny_splits), tiny_splits, TrainConfig(epochs=1), tmp_path / "run", progress=False)
+    fit(_model(tiny_splits), tiny_splits, TrainConfig(epochs=1, batch_size=8), tmp_path / "run", progress=False)
     with pytest.raises(TrainingError, match="classes"):
         resume(tmp_path / "run", data=make_splits(n_classes=4), progress=False)
     with pytest.raises(TrainingError, match="shape"):
@@ -203,6 +209,6 @@ def test_resume_refuses_other_classes_or_shapes(tiny_splits: Splits, tmp_path) -
 def test_snapshots_are_kept_at_the_epochs_asked_for(tiny_splits: Splits, tmp_path) -> None:
     from nnsee.train.run import list_snapshots
 
-    fit(_model(tiny_splits), tiny_splits, TrainConfig(epochs=3, snapshots=[0, 2, 9]), tmp_path / "run",
+    fit(_model(tiny_splits), tiny_splits, TrainConfig(epochs=3, batch_size=8, snapshots=[0, 2, 9]), tmp_path / "run",
         progress=False)
     assert sorted(list_snapshots(tmp_path / "run")) == [0, 2]

@@ -1,0 +1,120 @@
+"""The command line contract: names, --json output, errors that say what to do."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+from click.testing import CliRunner
+
+from nnsee.cli import main
+
+
+@pytest.fixture
+def npz_spec(tmp_path: Path) -> str:
+    """A small learnable data set as an .npz: class k brightens row k."""
+    rng = np.random.default_rng(0)
+    x = rng.uniform(0, 0.2, size=(90, 6, 6)).astype(np.float32)
+    y = np.repeat(np.arange(3), 30)
+    for i, k in enumerate(y):
+        x[i, k * 2] += 0.8
+    path = tmp_path / "tiny.npz"
+    np.savez(path, x=x, y=y, class_names=np.array(["<b>zero</b>", 'one "1"', "двa"]))
+    return str(path)
+
+
+def _invoke(*args: str) -> tuple[int, str, str]:
+    result = CliRunner().invoke(main, list(args))
+    return result.exit_code, result.stdout, result.stderr
+
+
+def test_data_info_json(npz_spec: str) -> None:
+    code, out, _ = _invoke("data", "info", npz_spec, "--json")
+    assert code == 0
+    info = json.loads(out)
+    assert info["n"] == 90 and info["shape"] == [1, 6, 6]
+    assert info["classes"] == ["<b>zero</b>", 'one "1"', "двa"]
+    assert sum(info["splits"].values()) == 90
+
+
+def test_train_evaluate_resume(npz_spec: str, tmp_path: Path) -> None:
+    run = tmp_path / "run"
+    code, out, err = _invoke(
+        "train",
+        "--data",
+        npz_spec,
+        "--model",
+        "mlp",
+        "--hidden",
+        "8",
+        "--epochs",
+        "3",
+        "--lr",
+        "0.01",
+        "--out",
+        str(run),
+    )
+    assert code == 0, err
+    assert "test accuracy" in out
+    code, out, _ = _invoke("evaluate", str(run), "--json")
+    assert code == 0
+    scores = json.loads(out)
+    assert {"accuracy", "per_class_accuracy", "confusion_matrix", "n"} <= scores.keys()
+    assert np.sum(scores["confusion_matrix"]) == scores["n"]
+    code, out, err = _invoke("resume", str(run), "--epochs", "2")
+    assert code == 0, err
+    assert "after 5 epochs" in out
+    assert json.loads((run / "run.json").read_text())["epoch"] == 5
+
+
+def test_train_refuses_to_overwrite_a_run(npz_spec: str, tmp_path: Path) -> None:
+    run = tmp_path / "run"
+    assert _invoke("train", "--data", npz_spec, "--epochs", "1", "--out", str(run))[0] == 0
+    before = (run / "model.safetensors").read_bytes()
+    code, _, err = _invoke("train", "--data", npz_spec, "--epochs", "1", "--out", str(run))
+    assert code != 0 and "nnsee resume" in err
+    assert (run / "model.safetensors").read_bytes() == before
+
+
+def test_bad_spec_is_one_clear_line(tmp_path: Path) -> None:
+    code, _, err = _invoke("data", "info", str(tmp_path / "nope.npz"))
+    assert code == 1
+    assert err.startswith("error: ") and "Traceback" not in err
+
+
+def test_divergence_exits_with_advice(tmp_path: Path) -> None:
+    rng = np.random.default_rng(0)
+    np.savez(tmp_path / "raw.npz", x=rng.uniform(0, 255, (60, 4, 4)), y=np.repeat(np.arange(3), 20))
+    code, _, err = _invoke(
+        "train",
+        "--data",
+        str(tmp_path / "raw.npz"),
+        "--model",
+        "mlp",
+        "--hidden",
+        "8",
+        "--optimizer",
+        "sgd",
+        "--batch-size",
+        "8",
+        "--lr",
+        "1e30",
+        "--epochs",
+        "3",
+        "--standardize",
+        "none",
+        "--out",
+        str(tmp_path / "run"),
+    )
+    assert code == 1
+    assert "learning rate" in err
+
+
+def test_console_script_runs() -> None:
+    done = subprocess.run([sys.executable, "-m", "nnsee.cli", "--help"], capture_output=True, text=True, check=True)
+    for command in ("train", "resume", "evaluate", "data", "demo"):
+        assert command in done.stdout
