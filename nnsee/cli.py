@@ -106,12 +106,16 @@ def data_info(spec: str, as_json: bool, seed: int, **options: Any) -> None:
         return
     click.echo(f"{info['source']}: {info['n']} images of shape {tuple(info['shape'])}, {len(info['classes'])} classes")
     click.echo("splits: " + ", ".join(f"{k} {v}" for k, v in info["splits"].items()))
-    for name, count in info.get("class_counts", {}).items():
-        click.echo(f"  {name!r}: {count}")
-    if info.get("skipped"):
+    low, high = info["pixel_range"]
+    click.echo(f"pixel values {low:g}..{high:g}")
+    width = max(len(repr(row["class"])) for row in info["class_counts"])
+    click.echo(f"  {'class':<{width}}  {'train':>7} {'val':>7} {'test':>7}")
+    for row in info["class_counts"]:
+        click.echo(f"  {row['class']!r:<{width}}  {row['train']:>7} {row['val']:>7} {row['test']:>7}")
+    if info["skipped"]:
         click.echo(f"skipped {info['skipped']} unusable files, e.g.:")
-        for path, reason in info.get("skipped_examples", []):
-            click.echo(f"  {path}: {reason}")
+        for example in info["skipped_examples"]:
+            click.echo(f"  {example}")
 
 
 @main.command()
