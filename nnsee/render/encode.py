@@ -1,0 +1,88 @@
+"""Images to bytes and files: PNG bytes, data: URIs for the static report, atomic PNG/GIF files, animated GIFs."""
+
+from __future__ import annotations
+
+import base64
+import contextlib
+import io
+import os
+import tempfile
+from collections.abc import Sequence
+from pathlib import Path
+
+from PIL import Image
+
+
+def png_bytes(img: Image.Image) -> bytes:
+    """``img`` encoded as PNG."""
+    buf = io.BytesIO()
+    img.save(buf, format="PNG")
+    return buf.getvalue()
+
+
+def data_uri(img_or_png: Image.Image | bytes) -> str:
+    """A ``data:image/png;base64,...`` URI of an image or of PNG bytes (for self-contained HTML)."""
+    data = img_or_png if isinstance(img_or_png, bytes | bytearray | memoryview) else png_bytes(img_or_png)
+    return "data:image/png;base64," + base64.b64encode(bytes(data)).decode("ascii")
+
+
+def write_atomic(path: str | os.PathLike[str], data: bytes) -> Path:
+    """Write ``data`` to ``path`` via a temporary file in the same folder and ``os.replace``: all or nothing."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(tmp)
+        raise
+    return path
+
+
+def save_png(img: Image.Image, path: str | os.PathLike[str]) -> Path:
+    """Save ``img`` as a PNG at ``path`` atomically (an existing file stays intact if anything fails)."""
+    return write_atomic(path, png_bytes(img))
+
+
+def _same_size(frames: Sequence[Image.Image]) -> list[Image.Image]:
+    """Frames as RGB, padded with white (top-left aligned) to the largest width and height."""
+    w = max(f.width for f in frames)
+    h = max(f.height for f in frames)
+    out = []
+    for f in frames:
+        f = f.convert("RGB")
+        if f.size != (w, h):
+            canvas = Image.new("RGB", (w, h), (255, 255, 255))
+            canvas.paste(f, (0, 0))
+            f = canvas
+        out.append(f)
+    return out
+
+
+def animated_gif(frames: Sequence[Image.Image], duration_ms: int = 500) -> bytes:
+    """An animated GIF that loops forever, ``duration_ms`` per frame; frames of other sizes are padded to fit."""
+    if not frames:
+        raise ValueError("animated_gif needs at least one frame")
+    fs = _same_size(frames)
+    buf = io.BytesIO()
+    fs[0].save(
+        buf,
+        format="GIF",
+        save_all=True,
+        append_images=fs[1:],
+        duration=int(duration_ms),
+        loop=0,
+        disposal=1,
+        optimize=False,
+    )
+    return buf.getvalue()
+
+
+def save_gif(frames: Sequence[Image.Image], path: str | os.PathLike[str], duration_ms: int = 500) -> Path:
+    """Save :func:`animated_gif` of ``frames`` at ``path`` atomically."""
+    return write_atomic(path, animated_gif(frames, duration_ms))
