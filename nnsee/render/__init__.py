@@ -1,4 +1,4 @@
-"""Rendering: arrays to pixels (PNG, data: URIs, GIF). Never trains or explains.
+"""Rendering: arrays to pixels (PNG, data: URIs, GIF), matplotlib figures and inline SVG. Never trains or explains.
 
 Importing this package is cheap: matplotlib is imported only inside the functions that need it.
 """
@@ -17,6 +17,16 @@ from nnsee.render.colormap import (
     symmetric_scale,
 )
 from nnsee.render.encode import animated_gif, data_uri, png_bytes, save_gif, save_png, write_atomic
+from nnsee.render.figures import (
+    confusion_matrix_figure,
+    figure_png,
+    learning_curves,
+    learning_curves_grid,
+    outgoing_weights_figure,
+    probabilities_figure,
+    weights_grid_figure,
+)
+from nnsee.render.svg import bar_chart_svg, sparkline_svg, xml_text
 from nnsee.render.tiles import (
     MAX_GRID_TILES,
     TooManyTilesError,
@@ -33,21 +43,31 @@ __all__ = [
     "NAN_RGB",
     "TooManyTilesError",
     "animated_gif",
+    "bar_chart_svg",
     "centre_rgb",
     "colorbar",
+    "confusion_matrix_figure",
     "data_uri",
+    "figure_png",
     "gray_to_rgb",
     "gray_to_uint8",
     "grid",
     "image_tile",
+    "learning_curves",
+    "learning_curves_grid",
+    "outgoing_weights_figure",
     "png_bytes",
+    "probabilities_figure",
     "rgb_signed_to_rgb",
     "save_gif",
     "save_png",
     "signed_lut",
     "signed_to_rgb",
+    "sparkline_svg",
     "symmetric_scale",
     "weight_tile",
     "weight_tiles",
+    "weights_grid_figure",
     "write_atomic",
+    "xml_text",
 ]

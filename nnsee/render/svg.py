@@ -1,0 +1,144 @@
+"""Small inline SVG charts for the HTML report (no image file per chart). All text is XML-escaped."""
+
+from __future__ import annotations
+
+import math
+import re
+from collections.abc import Mapping, Sequence
+from html import escape
+
+import numpy as np
+
+POSITIVE_COLOUR = "#b2182b"  # red end of RdBu_r
+NEGATIVE_COLOUR = "#2166ac"  # blue end of RdBu_r
+SERIES_COLOURS = ("#1f77b4", "#d62728", "#2ca02c", "#9467bd", "#ff7f0e", "#8c564b")
+
+# Characters XML 1.0 forbids even when escaped (control characters, lone surrogates, U+FFFE/U+FFFF).
+_XML_INVALID = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ud800-\udfff\ufffe\uffff]")
+
+
+def xml_text(text: object) -> str:
+    """``text`` safe inside an SVG/XML element or attribute: escaped, forbidden characters replaced by '?'."""
+    return escape(_XML_INVALID.sub("?", str(text)), quote=True)
+
+
+def _num(x: float) -> str:
+    return f"{x:.2f}".rstrip("0").rstrip(".")
+
+
+def _shorten(text: str, max_chars: int) -> str:
+    return text if len(text) <= max_chars else text[: max(1, max_chars - 1)] + "…"
+
+
+def bar_chart_svg(
+    values: Sequence[float] | np.ndarray,
+    labels: Sequence[object],
+    width: int = 320,
+    height: int | None = None,
+    highlight: int | None = None,
+    title: str | None = None,
+) -> str:
+    """Horizontal bars, one row per value: label left, bar from a zero line (red positive, blue negative), value right.
+
+    ``height`` defaults to 16 px per row. ``highlight`` makes one row bold. Non-finite values draw no bar and print
+    as ``nan``/``inf``. Each row carries a ``<title>`` with the full label and value (a tooltip).
+    """
+    v = np.asarray(values, dtype=np.float64).ravel()
+    if len(labels) != v.size:
+        raise ValueError(f"got {v.size} values and {len(labels)} labels")
+    k = v.size
+    top = 16 if title else 2
+    row = 16.0 if height is None else max(4.0, (height - top - 2) / max(k, 1))
+    height = int(height if height is not None else math.ceil(top + row * k + 2))
+    label_w = min(110, int(width * 0.35))
+    value_w = 44
+    plot_x0, plot_x1 = label_w + 4, max(label_w + 8, width - value_w)
+    finite = v[np.isfinite(v)]
+    has_neg = bool((finite < 0).any())
+    has_pos = bool((finite > 0).any()) or not has_neg
+    scale = float(np.abs(finite).max()) if finite.size else 0.0
+    if has_neg and has_pos:
+        zero = (plot_x0 + plot_x1) / 2
+        half = (plot_x1 - plot_x0) / 2
+    elif has_neg:
+        zero, half = plot_x1, plot_x1 - plot_x0
+    else:
+        zero, half = plot_x0, plot_x1 - plot_x0
+    font = max(6, min(11, int(row * 0.7)))
+    max_chars = max(3, int(label_w / (font * 0.6)))
+    out = [
+        f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}" '
+        f'viewBox="0 0 {width} {height}" font-family="sans-serif" font-size="{font}" role="img">'
+    ]
+    if title:
+        out.append(f'<text x="2" y="12" font-weight="bold">{xml_text(title)}</text>')
+    for i, (x, lab) in enumerate(zip(v, labels, strict=True)):
+        y = top + i * row
+        cy = y + row / 2
+        name = " ".join(str(lab).split())
+        shown = f"{x:.3g}" if np.isfinite(x) else ("nan" if np.isnan(x) else ("+inf" if x > 0 else "-inf"))
+        bold = ' font-weight="bold"' if i == highlight else ""
+        out.append(f"<g><title>{xml_text(name)}: {xml_text(shown)}</title>")
+        out.append(
+            f'<text x="{label_w}" y="{_num(cy)}" text-anchor="end" dominant-baseline="middle"{bold}>'
+            f"{xml_text(_shorten(name, max_chars))}</text>"
+        )
+        if np.isfinite(x) and scale > 0 and x != 0:
+            length = abs(x) / scale * half
+            bx = zero if x > 0 else zero - length
+            colour = POSITIVE_COLOUR if x > 0 else NEGATIVE_COLOUR
+            stroke = ' stroke="black" stroke-width="1"' if i == highlight else ""
+            out.append(
+                f'<rect x="{_num(bx)}" y="{_num(y + row * 0.15)}" width="{_num(length)}" '
+                f'height="{_num(row * 0.7)}" fill="{colour}"{stroke}/>'
+            )
+        out.append(
+            f'<text x="{plot_x1 + 3}" y="{_num(cy)}" dominant-baseline="middle"{bold}>{xml_text(shown)}</text></g>'
+        )
+    out.append(
+        f'<line x1="{_num(zero)}" y1="{top}" x2="{_num(zero)}" y2="{_num(top + row * k)}" stroke="black" '
+        'stroke-width="1"/>'
+    )
+    out.append("</svg>")
+    return "".join(out)
+
+
+def sparkline_svg(series: Mapping[str, Sequence[float]], width: int = 160, height: int = 40) -> str:
+    """Tiny line chart of one or more series (e.g. ``{"train": losses, "validation": ...}``) on shared axes.
+
+    Non-finite points break the line. A ``<title>`` per series gives its name and last finite value.
+    """
+    arrays = {str(k): np.asarray(s, dtype=np.float64).ravel() for k, s in series.items()}
+    finite = [a[np.isfinite(a)] for a in arrays.values()]
+    allv = np.concatenate(finite) if finite else np.zeros(0)
+    n = max((a.size for a in arrays.values()), default=0)
+    lo, hi = (float(allv.min()), float(allv.max())) if allv.size else (0.0, 1.0)
+    if hi <= lo:
+        lo, hi = lo - 0.5, hi + 0.5
+    pad = 2.0
+
+    def xy(i: int, val: float) -> str:
+        x = pad + (width - 2 * pad) * (i / max(n - 1, 1))
+        y = height - pad - (height - 2 * pad) * (val - lo) / (hi - lo)
+        return f"{_num(x)},{_num(y)}"
+
+    out = [f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}" viewBox="0 0 {width} {height}">']
+    for j, (name, a) in enumerate(arrays.items()):
+        colour = SERIES_COLOURS[j % len(SERIES_COLOURS)]
+        fin = a[np.isfinite(a)]
+        last = f"{fin[-1]:.3g}" if fin.size else "none"
+        out.append(f"<g><title>{xml_text(name)}: {xml_text(last)}</title>")
+        run: list[str] = []
+        for i, val in enumerate(list(a) + [math.nan]):
+            if np.isfinite(val):
+                run.append(xy(i, float(val)))
+                continue
+            if len(run) == 1:
+                x, y = run[0].split(",")
+                out.append(f'<circle cx="{x}" cy="{y}" r="1.5" fill="{colour}"/>')
+            elif run:
+                out.append(f'<polyline points="{" ".join(run)}" fill="none" stroke="{colour}" stroke-width="1.5"/>')
+            run = []
+        out.append("</g>")
+    out.append("</svg>")
+    return "".join(out)
