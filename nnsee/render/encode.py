@@ -65,7 +65,10 @@ def _same_size(frames: Sequence[Image.Image]) -> list[Image.Image]:
 
 
 def animated_gif(frames: Sequence[Image.Image], duration_ms: int = 500) -> bytes:
-    """An animated GIF that loops forever, ``duration_ms`` per frame; frames of other sizes are padded to fit."""
+    """An animated GIF that loops forever, ``duration_ms`` per frame; frames of other sizes are padded to fit.
+
+    Pillow merges identical consecutive frames into one (durations add up), so the frame count can be smaller.
+    """
     if not frames:
         raise ValueError("animated_gif needs at least one frame")
     fs = _same_size(frames)
