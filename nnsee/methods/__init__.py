@@ -1,0 +1,58 @@
+"""Ways of seeing: array-returning views of what a trained model learned (templates, unit cards, contributions).
+
+Each view is a function over a ``torch.nn.Module`` that returns numpy arrays; drawing lives elsewhere. Views that
+apply only to some models raise :class:`MethodError` saying which and what to use instead.
+"""
+
+from nnsee.methods.base import MethodError, capture, dense_stages, evaluating, linear_layers, to_batch, zero_units
+from nnsee.methods.class_units import ClassUnits, class_units, class_view
+from nnsee.methods.contributions import LinearExplanation, MLPExplanation, explain, explain_linear, explain_mlp
+from nnsee.methods.evolution import snapshot_weights, templates_over_training, weight_images
+from nnsee.methods.hidden_units import (
+    UnitCard,
+    ablation_effect,
+    hidden_activations,
+    hidden_biases,
+    incoming_weights,
+    outgoing_weights,
+    per_class_accuracy,
+    top_activating,
+    unit_cards,
+)
+from nnsee.methods.standardization_view import standardization_norms, standardization_views
+from nnsee.methods.templates import class_templates, effective_linear, effective_templates
+
+__all__ = [
+    "ClassUnits",
+    "LinearExplanation",
+    "MLPExplanation",
+    "MethodError",
+    "UnitCard",
+    "ablation_effect",
+    "capture",
+    "class_templates",
+    "class_units",
+    "class_view",
+    "dense_stages",
+    "effective_linear",
+    "effective_templates",
+    "evaluating",
+    "explain",
+    "explain_linear",
+    "explain_mlp",
+    "hidden_activations",
+    "hidden_biases",
+    "incoming_weights",
+    "linear_layers",
+    "outgoing_weights",
+    "per_class_accuracy",
+    "snapshot_weights",
+    "standardization_norms",
+    "standardization_views",
+    "templates_over_training",
+    "to_batch",
+    "top_activating",
+    "unit_cards",
+    "weight_images",
+    "zero_units",
+]

@@ -1,0 +1,310 @@
+"""Hidden-unit cards: what each unit of an MLP's hidden layer looks for, whom it votes for, and what it is worth.
+
+For hidden unit j of ``h = act(W_1 x + b_1)``, ``logits = W_out h + b_out`` (torch's (out, in) layout):
+
+* incoming weights ``W_1[j]`` reshaped to the image's shape (the pattern the unit's pre-activation matches),
+  and its bias ``b_1[j]``;
+* outgoing weights ``W_out[:, j]`` (K,): how much a unit activation of 1 adds to each class's score;
+* the training images with the largest activation ``h_j`` (top k, ties to the lower index);
+* its ablation effect: per-class accuracy with ``h_j`` set to 0 minus the accuracy without ablation.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+import numpy as np
+import torch
+from torch import nn
+
+from nnsee.methods.base import (
+    MethodError,
+    Stage,
+    batches,
+    dense_stages,
+    evaluating,
+    forward_to,
+    hidden_stage,
+    param_of,
+    resolve_input_shape,
+    to_batch,
+    to_numpy,
+    zero_units,
+)
+
+SORT_KEYS = ("outgoing-norm", "ablation", "index")
+_CHUNK_ELEMENTS = 1 << 22  # (units × images × classes) values per vectorized ablation chunk
+
+
+def _reading_image(model: nn.Module, layer: str, input_shape: Sequence[int] | None, what: str) -> list[Stage]:
+    stages = dense_stages(model, input_shape, what)
+    if hidden_stage(stages, layer, what) != 0:
+        raise MethodError(
+            f"{what}: {layer!r} reads the units of {stages[0].name!r}, not the image, so its weights are not images; "
+            f"use the first hidden layer {stages[0].name!r}"
+        )
+    return stages
+
+
+def _feeding_output(model: nn.Module, layer: str, what: str) -> tuple[list[Stage], int]:
+    stages = dense_stages(model, None, what)
+    i = hidden_stage(stages, layer, what)
+    if i != len(stages) - 2:
+        raise MethodError(
+            f"{what}: {layer!r} feeds {stages[i + 1].name!r}, not the output layer {stages[-1].name!r}; outgoing "
+            "weights to the classes exist only for the last hidden layer (a one-hidden-layer MLP such as nnsee's mlp "
+            f"with one --hidden size has it as {stages[0].name!r})"
+        )
+    return stages, i
+
+
+def incoming_weights(model: nn.Module, input_shape: Sequence[int] | None = None, layer: str = "fc1") -> np.ndarray:
+    """``W_1[j]`` reshaped to ``(U, *input_shape)`` for the hidden layer ``layer`` that reads the flattened image."""
+    shape = resolve_input_shape(model, input_shape)
+    stages = _reading_image(model, layer, shape, "incoming weights")
+    w = stages[0].linear.weight
+    return to_numpy(w).reshape(w.shape[0], *shape).copy()
+
+
+def hidden_biases(model: nn.Module, layer: str = "fc1") -> np.ndarray:
+    """``b[j]`` of hidden layer ``layer`` (U,); zeros if the layer has no bias."""
+    stages = dense_stages(model, None, "hidden biases")
+    lin = stages[hidden_stage(stages, layer, "hidden biases")].linear
+    if lin.bias is None:
+        return np.zeros(lin.out_features, dtype=to_numpy(lin.weight[:0]).dtype)
+    return to_numpy(lin.bias).copy()
+
+
+def outgoing_weights(model: nn.Module, layer: str = "fc1") -> np.ndarray:
+    """``W_out`` (K, U): column j is hidden unit j's weights to every class (``layer`` must feed the output)."""
+    stages, _ = _feeding_output(model, layer, "outgoing weights")
+    return to_numpy(stages[-1].linear.weight).copy()
+
+
+def hidden_activations(
+    model: nn.Module, images_std: np.ndarray, layer: str = "fc1", batch_size: int = 1024
+) -> np.ndarray:
+    """``h = act(W x + b)`` of hidden layer ``layer`` for standardized images (N, C, H, W) → (N, U)."""
+    stages = dense_stages(model, None, "hidden activations")
+    i = hidden_stage(stages, layer, "hidden activations")
+    shape = tuple(images_std.shape[1:])
+    with evaluating(model):
+        out = [forward_to(stages, to_batch(xb, shape, model), i).cpu() for _, xb in batches(images_std, batch_size)]
+    return torch.cat(out).numpy() if out else np.zeros((0, stages[i].linear.out_features), np.float32)
+
+
+def top_activating(
+    model: nn.Module, images_std: np.ndarray, layer: str = "fc1", k: int = 9, batch_size: int = 1024
+) -> tuple[np.ndarray, np.ndarray]:
+    """Per unit, the ``k`` images with the largest activation ``h_j``: ``(indices (U, k), values (U, k))``.
+
+    One streaming pass; memory is O(U·(k + batch_size)), independent of N. Ties go to the lower image index.
+    With fewer than ``k`` images, k = N.
+    """
+    if k < 1:
+        raise MethodError(f"k must be at least 1, got {k}")
+    stages = dense_stages(model, None, "top-activating images")
+    i = hidden_stage(stages, layer, "top-activating images")
+    n_units = stages[i].linear.out_features
+    shape = tuple(np.shape(images_std)[1:])
+    device, dtype = param_of(model)
+    best_v = torch.empty(n_units, 0, dtype=dtype, device=device)
+    best_i = torch.empty(n_units, 0, dtype=torch.long, device=device)
+    with evaluating(model):
+        for start, xb in batches(images_std, batch_size):
+            h = forward_to(stages, to_batch(xb, shape, model), i)  # (B, U)
+            index = torch.arange(start, start + len(h), device=device).expand(n_units, len(h))
+            cand_v, cand_i = torch.cat([best_v, h.T], 1), torch.cat([best_i, index], 1)
+            # The candidates are in ascending image index for equal values, and a stable sort keeps that order.
+            order = torch.sort(cand_v, dim=1, descending=True, stable=True).indices[:, :k]
+            best_v, best_i = cand_v.gather(1, order), cand_i.gather(1, order)
+    return to_numpy(best_i).astype(np.int64), to_numpy(best_v)
+
+
+def per_class_accuracy(predicted: np.ndarray, labels: np.ndarray, n_classes: int) -> np.ndarray:
+    """``acc[k] = #(predicted == y == k) / #(y == k)`` (K,), NaN for a class with no examples."""
+    labels = np.asarray(labels, dtype=np.int64)
+    correct = np.bincount(labels[np.asarray(predicted) == labels], minlength=n_classes).astype(np.float64)
+    support = np.bincount(labels, minlength=n_classes).astype(np.float64)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.where(support > 0, correct / np.where(support > 0, support, 1), np.nan)
+
+
+def _check_labels(labels: np.ndarray, n: int, n_classes: int) -> np.ndarray:
+    labels = np.asarray(labels)
+    if labels.shape != (n,):
+        raise MethodError(f"expected {n} labels (one per image), got shape {labels.shape}")
+    labels = labels.astype(np.int64)
+    if n and (labels.min() < 0 or labels.max() >= n_classes):
+        raise MethodError(f"labels must be class indices 0..{n_classes - 1}, found {labels.min()}..{labels.max()}")
+    return labels
+
+
+def ablation_effect(
+    model: nn.Module,
+    images_std: np.ndarray,
+    labels: np.ndarray,
+    layer: str = "fc1",
+    n_classes: int | None = None,
+    batch_size: int = 1024,
+) -> np.ndarray:
+    """``Δ[j, k] = acc_k(h_j := 0) − acc_k`` (U, K): per-class accuracy change when unit j is switched off.
+
+    A negative value is an accuracy drop; NaN for a class without images. Switching off sets the unit's
+    activation (after its nonlinearity) to 0. When ``layer`` feeds the output layer the ablated logits are exactly
+    ``z − h_j · W_out[:, j]``, computed for all units at once in float64; for deeper layers each unit takes one
+    hooked forward pass over the images (U passes).
+    """
+    stages = dense_stages(model, None, "ablation effect")
+    i = hidden_stage(stages, layer, "ablation effect")
+    k_out = stages[-1].linear.out_features
+    n_classes = k_out if n_classes is None else int(n_classes)
+    if n_classes != k_out:
+        raise MethodError(f"ablation effect: the model has {k_out} classes, not {n_classes}")
+    labels = _check_labels(labels, len(images_std), n_classes)
+    if i == len(stages) - 2:
+        return _ablation_exact(model, stages, i, images_std, labels, n_classes, batch_size)
+    return _ablation_hooked(model, stages, i, images_std, labels, n_classes, batch_size)
+
+
+def _class_accuracy_change(correct_base: torch.Tensor, correct_ablated: torch.Tensor, labels: np.ndarray,
+                           n_classes: int) -> np.ndarray:
+    support = np.bincount(labels, minlength=n_classes).astype(np.float64)
+    delta = (to_numpy(correct_ablated) - to_numpy(correct_base)[None, :]).astype(np.float64)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.where(support > 0, delta / np.where(support > 0, support, 1), np.nan)
+
+
+def _ablation_exact(model: nn.Module, stages: list[Stage], i: int, images_std: np.ndarray, labels: np.ndarray,
+                    n_classes: int, batch_size: int) -> np.ndarray:
+    device, _ = param_of(model)
+    n_units = stages[i].linear.out_features
+    out = stages[-1].linear
+    w_t = out.weight.detach().double().T.to(device)  # (U, K)
+    b = out.bias.detach().double() if out.bias is not None else torch.zeros(n_classes, dtype=torch.float64)
+    b = b.to(device)
+    correct_base = torch.zeros(n_classes, dtype=torch.float64, device=device)
+    correct_ablated = torch.zeros(n_units, n_classes, dtype=torch.float64, device=device)
+    shape = tuple(np.shape(images_std)[1:])
+    with evaluating(model):
+        for start, xb in batches(images_std, batch_size):
+            h = forward_to(stages, to_batch(xb, shape, model), i).double()  # (B, U)
+            y = torch.as_tensor(labels[start : start + len(h)], device=device)
+            onehot = torch.nn.functional.one_hot(y, n_classes).double()  # (B, K)
+            logits = h @ w_t + b  # (B, K)
+            correct_base += ((logits.argmax(1) == y).double()[:, None] * onehot).sum(0)
+            step = max(1, _CHUNK_ELEMENTS // max(1, len(h) * n_classes))
+            for u0 in range(0, n_units, step):
+                hu, wu = h.T[u0 : u0 + step], w_t[u0 : u0 + step]  # (u, B), (u, K)
+                ablated = logits[None] - hu[:, :, None] * wu[:, None, :]  # (u, B, K)
+                correct = (ablated.argmax(2) == y[None]).double()  # (u, B)
+                correct_ablated[u0 : u0 + step] += correct @ onehot
+    return _class_accuracy_change(correct_base, correct_ablated, labels, n_classes)
+
+
+def _ablation_hooked(model: nn.Module, stages: list[Stage], i: int, images_std: np.ndarray, labels: np.ndarray,
+                     n_classes: int, batch_size: int) -> np.ndarray:
+    device, _ = param_of(model)
+    n_units = stages[i].linear.out_features
+    correct_base = torch.zeros(n_classes, dtype=torch.float64, device=device)
+    correct_ablated = torch.zeros(n_units, n_classes, dtype=torch.float64, device=device)
+    shape = tuple(np.shape(images_std)[1:])
+    with evaluating(model):
+        for start, xb in batches(images_std, batch_size):
+            x = to_batch(xb, shape, model)
+            y = torch.as_tensor(labels[start : start + len(x)], device=device)
+            onehot = torch.nn.functional.one_hot(y, n_classes).double()
+            correct_base += (model(x).argmax(1) == y).double() @ onehot
+            for j in range(n_units):
+                with zero_units(model, stages[i].act_name, [j]):
+                    correct_ablated[j] += (model(x).argmax(1) == y).double() @ onehot
+    return _class_accuracy_change(correct_base, correct_ablated, labels, n_classes)
+
+
+@dataclass
+class UnitCard:
+    """Everything one hidden unit's card shows (arrays in the model's dtype; class indices into class_names).
+
+    ``importance``: ``outgoing_norm = ‖W_out[:, j]‖``, ``ablation = max_k(−Δ[j, k])`` (the largest per-class
+    accuracy drop, NaN without validation images) and ``ablation_overall`` (drop of overall validation accuracy).
+    """
+
+    unit: int
+    incoming: np.ndarray  # (C, H, W)
+    outgoing: np.ndarray  # (K,)
+    bias: float
+    promotes: int  # argmax_k W_out[k, j]
+    suppresses: int  # argmin_k W_out[k, j]
+    top_images: np.ndarray  # (k,) indices into the training images, most activating first
+    top_activations: np.ndarray  # (k,)
+    ablation: np.ndarray  # (K,) per-class accuracy change when switched off
+    importance: dict[str, float] = field(default_factory=dict)
+
+
+def unit_cards(
+    model: nn.Module,
+    images_std_train: np.ndarray,
+    val_images_std: np.ndarray,
+    val_labels: np.ndarray,
+    class_names: Sequence[str],
+    layer: str = "fc1",
+    sort_by: str = "outgoing-norm",
+    k: int = 9,
+    batch_size: int = 1024,
+) -> list[UnitCard]:
+    """One :class:`UnitCard` per unit of the hidden layer ``layer`` that reads the image and feeds the output.
+
+    ``sort_by``: ``outgoing-norm`` or ``ablation`` (descending, ties to the lower unit) or ``index``.
+    Top images come from ``images_std_train``, ablation from the validation images and labels.
+    """
+    if sort_by not in SORT_KEYS:
+        raise MethodError(f"sort_by must be one of {', '.join(SORT_KEYS)}, got {sort_by!r}")
+    what = "unit cards"
+    shape = tuple(np.shape(images_std_train)[1:])
+    stages = dense_stages(model, shape, what)
+    if len(stages) != 2 or layer != stages[0].name:
+        raise MethodError(
+            f"{what} apply to a hidden layer that reads the image and feeds the output layer (a one-hidden-layer MLP, "
+            f"e.g. nnsee's mlp with one --hidden size, layer {stages[0].name!r}); this model's Linear layers are "
+            f"{', '.join(s.name for s in stages)}. Use incoming_weights/top_activating/ablation_effect per layer"
+        )
+    n_classes = stages[-1].linear.out_features
+    if len(class_names) != n_classes:
+        raise MethodError(f"{what}: the model has {n_classes} classes but {len(class_names)} class names were given")
+    incoming = incoming_weights(model, shape, layer)
+    outgoing = outgoing_weights(model, layer)
+    bias = hidden_biases(model, layer)
+    top_i, top_v = top_activating(model, images_std_train, layer, k, batch_size)
+    ablation = ablation_effect(model, val_images_std, val_labels, layer, n_classes, batch_size)
+    norms = np.linalg.norm(outgoing.astype(np.float64), axis=0)
+    with np.errstate(all="ignore"):
+        worst = np.where(np.isnan(ablation), np.inf, ablation).min(1)
+        drop = np.where(np.isinf(worst), np.nan, -worst)
+    support = np.bincount(np.asarray(val_labels, dtype=np.int64), minlength=n_classes).astype(np.float64)
+    n_val = max(1, len(val_labels))  # overall accuracy change = Σ_k support_k · Δ[j, k] / N
+    overall = -(np.nan_to_num(ablation) * support).sum(1) / n_val if len(val_labels) else np.full(len(bias), np.nan)
+    units = np.arange(len(norms))
+    if sort_by == "outgoing-norm":
+        order = np.lexsort((units, -norms))
+    elif sort_by == "ablation":
+        order = np.lexsort((units, -np.where(np.isnan(drop), -np.inf, drop)))
+    else:
+        order = units
+    return [
+        UnitCard(
+            unit=int(j),
+            incoming=incoming[j],
+            outgoing=outgoing[:, j].copy(),
+            bias=float(bias[j]),
+            promotes=int(np.argmax(outgoing[:, j])),
+            suppresses=int(np.argmin(outgoing[:, j])),
+            top_images=top_i[j],
+            top_activations=top_v[j],
+            ablation=ablation[j],
+            importance={"outgoing_norm": float(norms[j]), "ablation": float(drop[j]),
+                        "ablation_overall": float(overall[j])},
+        )
+        for j in order
+    ]
+
