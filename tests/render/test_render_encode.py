@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from nnsee.errors import NnseeError
 from nnsee.render import animated_gif, data_uri, png_bytes, save_gif, save_png
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
@@ -46,7 +47,7 @@ def test_save_png_is_atomic(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> 
         raise OSError("disk full")
 
     monkeypatch.setattr(os, "replace", fail)
-    with pytest.raises(OSError, match="disk full"):
+    with pytest.raises(NnseeError, match="disk full.*previous file is intact"):
         save_png(_img(200), path)
     assert path.read_bytes() == before
     assert os.listdir(tmp_path) == ["a.png"]  # the temporary file was removed

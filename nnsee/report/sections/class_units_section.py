@@ -1,0 +1,33 @@
+"""Class → units: for each class the hidden units that vote for it most, and its effective template."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from nnsee.methods import MethodError, class_view
+from nnsee.render import data_uri, symmetric_scale, weight_tile
+from nnsee.report.sections.common import ReportInput, upscale_for
+
+
+def class_units_section(inp: ReportInput, top: int = 9) -> dict[str, Any] | None:
+    model, shape = inp.run.model, inp.shape
+    try:
+        views = [class_view(model, k, shape, top=top) for k in range(len(inp.class_names))]
+    except MethodError as exc:
+        inp.notes.append(f"class → units: {exc}")
+        return None
+    unit_scale = symmetric_scale(np.concatenate([v.incoming for v in views if len(v.units)] or [np.zeros(1)]))
+    template_scale = symmetric_scale(np.stack([v.effective_template for v in views]))
+    upscale, small = upscale_for(shape, 84), upscale_for(shape, 56)
+    classes = []
+    for name, view in zip(inp.class_names, views, strict=True):
+        classes.append({
+            "name": name,
+            "template": data_uri(weight_tile(view.effective_template, template_scale, upscale)),
+            "units": [{"unit": int(u), "weight": float(w), "uri": data_uri(weight_tile(view.incoming[i], unit_scale,
+                                                                                        small))}
+                      for i, (u, w) in enumerate(zip(view.units, view.weights, strict=True))],
+        })
+    return {"classes": classes, "unit_scale": unit_scale, "template_scale": template_scale}

@@ -1,0 +1,31 @@
+"""Evolution: the weight images at each snapshot epoch, as a strip and an animated GIF."""
+
+from __future__ import annotations
+
+import base64
+from typing import Any
+
+from nnsee.methods import MethodError, templates_over_training
+from nnsee.render import animated_gif, data_uri, grid, symmetric_scale, weight_tile
+from nnsee.report.sections.common import ReportInput, upscale_for
+
+
+def evolution_section(inp: ReportInput, n_units: int = 10) -> dict[str, Any] | None:
+    try:
+        frames_by_epoch = templates_over_training(inp.run.path, inp.run.model, n_units=n_units)
+    except MethodError as exc:
+        inp.notes.append(f"evolution: {exc}")
+        return None
+    if not frames_by_epoch:
+        return None
+    scale = symmetric_scale(list(frames_by_epoch.values()))
+    upscale = upscale_for(inp.shape, 56)
+    strips, frames = [], []
+    for epoch, weights in sorted(frames_by_epoch.items()):
+        image = grid([weight_tile(w, scale, upscale) for w in weights], ncols=len(weights),
+                     title=f"epoch {epoch}")
+        frames.append(image)
+        strips.append({"epoch": epoch, "uri": data_uri(image)})
+    gif = animated_gif(frames, 700)
+    return {"strips": strips, "gif": "data:image/gif;base64," + base64.b64encode(gif).decode("ascii"),
+            "gif_bytes": gif, "scale": scale}

@@ -1,0 +1,74 @@
+"""Explained test images: why each got its score, including the most confident mistakes."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from nnsee.methods import LinearExplanation, MethodError, explain
+from nnsee.methods.base import softmax
+from nnsee.render import bar_chart_svg, data_uri, symmetric_scale, weight_tile
+from nnsee.report.sections.common import ReportInput, image_uri, upscale_for
+from nnsee.train.evaluate import predict_logits
+
+
+def pick_gallery(probabilities: np.ndarray, labels: np.ndarray, n: int) -> list[tuple[int, str]]:
+    """Half: the most confident mistakes; the rest: the most confident correct image of each class in turn."""
+    predicted = probabilities.argmax(1)
+    confidence = probabilities.max(1)
+    wrong = np.flatnonzero(predicted != labels)
+    mistakes = wrong[np.argsort(-confidence[wrong], kind="stable")][: n // 2]
+    chosen = [(int(i), "confident mistake") for i in mistakes]
+    right = np.flatnonzero(predicted == labels)
+    by_class = [right[labels[right] == k][np.argsort(-confidence[right[labels[right] == k]], kind="stable")]
+                for k in range(probabilities.shape[1])]
+    depth = 0
+    while len(chosen) < n and any(depth < len(c) for c in by_class):
+        chosen += [(int(c[depth]), "correct") for c in by_class if depth < len(c) and len(chosen) < n]
+        depth += 1
+    return chosen
+
+
+def gallery_section(inp: ReportInput) -> dict[str, Any] | None:
+    if len(inp.splits.test) == 0:
+        return None
+    model, names = inp.run.model, inp.class_names
+    probabilities = softmax(predict_logits(model, inp.test_std))
+    upscale, small = upscale_for(inp.shape, 84), upscale_for(inp.shape, 56)
+    items = []
+    for index, why in pick_gallery(probabilities, inp.splits.test.labels, inp.gallery):
+        try:
+            e = explain(model, inp.test_std[index], inp.shape)
+        except MethodError as exc:
+            inp.notes.append(f"why this score: {exc}")
+            return None
+        true, predicted = int(inp.splits.test.labels[index]), int(np.argmax(e.logits))
+        item: dict[str, Any] = {
+            "index": index, "why": why, "image": image_uri(inp.splits.test.images[index], upscale),
+            "true": names[true], "predicted": names[predicted], "probability": float(e.probabilities[predicted]),
+            "probs_svg": bar_chart_svg(e.probabilities, names, width=260, highlight=predicted,
+                                       title="probabilities"),
+        }
+        if isinstance(e, LinearExplanation):
+            scale = symmetric_scale(e.contributions[[predicted, true]])
+            item["maps"] = [{"label": f"x ⊙ W[{names[k]}]", "uri": data_uri(weight_tile(e.contributions[k], scale,
+                                                                                          upscale)),
+                             "logit": float(e.logits[k]), "bias": float(e.bias[k]),
+                             "sum": float(e.contribution_sum[k])}
+                            for k in dict.fromkeys([predicted, true])]
+            item["scale"] = scale
+        else:
+            units = e.top_units
+            item["votes_svg"] = bar_chart_svg(e.votes[predicted, units], [f"unit {u}" for u in units], width=260,
+                                              title=f"votes W_out[{names[predicted]}, j]·h_j of the top units")
+            scale = symmetric_scale(e.pixel_contributions)
+            item["units"] = [{"unit": int(u), "h": float(e.hidden[u]),
+                              "uri": data_uri(weight_tile(e.pixel_contributions[i], scale, small))}
+                             for i, u in enumerate(units)]
+            item["maps"] = [{"label": f"Σ_j votes for {names[k]}", "logit": float(e.logits[k]),
+                             "bias": float(e.out_bias[k]), "sum": float(e.contribution_sum[k]), "uri": None}
+                            for k in dict.fromkeys([predicted, true])]
+            item["scale"] = scale
+        items.append(item)
+    return {"entries": items, "linear": bool(items) and "units" not in items[0]}

@@ -1,0 +1,40 @@
+"""Standardization: one image before and after each mode, and the norms that show 'equal magnitude'."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from nnsee.methods import standardization_norms, standardization_views
+from nnsee.render import data_uri, symmetric_scale, weight_tile
+from nnsee.report.sections.common import ReportInput, image_uri, upscale_for
+
+
+def standardization_section(inp: ReportInput, n_images: int = 4) -> dict[str, Any] | None:
+    train = inp.splits.train
+    if len(train) == 0:
+        return None
+    upscale = upscale_for(inp.shape, 70)
+    picks = np.linspace(0, len(train) - 1, num=min(n_images, len(train))).astype(int)
+    reference = train.images[: min(len(train), 5000)]  # enough images to fit the pixel statistics shown here
+    rows = []
+    for i in picks:
+        views = standardization_views(train.images[i], reference)
+        row = {"original": image_uri(train.images[i], upscale), "views": []}
+        for mode, view in views.items():
+            scale = symmetric_scale(view)
+            row["views"].append({"mode": mode, "uri": data_uri(weight_tile(view, scale, upscale)),
+                                 "norm": float(np.linalg.norm(view)), "scale": scale})
+        rows.append(row)
+    norms = standardization_norms(train.images[: min(len(train), 2000)], reference)
+    return {"rows": rows, "mode": inp.run.standardizer.mode, "norms": _summarise(norms)}
+
+
+def _summarise(norms: Any) -> list[dict[str, Any]]:
+    out = []
+    for mode, values in dict(norms).items():
+        values = np.asarray(values, dtype=np.float64)
+        out.append({"mode": mode, "min": float(values.min()), "max": float(values.max()),
+                    "cv": float(values.std() / values.mean()) if values.mean() else 0.0})
+    return out
