@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 import click
+import numpy as np
 
 from nnsee.errors import NnseeError
 
@@ -236,6 +237,78 @@ def evaluate(run: Path, spec: str | None, split: str, as_json: bool, **data_opts
     click.echo("confusion matrix (rows: true class, columns: predicted):")
     for row in scores["confusion_matrix"]:
         click.echo("  " + " ".join(f"{v:5d}" for v in row))
+
+
+@main.command()
+@click.argument("run", type=click.Path(exists=True, file_okay=False, path_type=Path))
+@click.option("--out", type=click.Path(file_okay=False, path_type=Path), default=None,
+              help="Where to write the report (default: RUN/report).")
+@click.option("--max-units", type=click.IntRange(1, 4096), default=256, show_default=True,
+              help="Hidden-unit cards per page.")
+@_friendly_errors
+def report(run: Path, out: Path | None, max_units: int) -> None:
+    """Write the static HTML report of RUN: templates, unit cards, why-this-score, evolution."""
+    from nnsee.report import build_report
+
+    index = build_report(run, out, max_units=max_units)
+    click.echo(f"report written: {index}\nopen it in a browser: file://{index.resolve()}")
+
+
+EXPLAIN_METHODS = ("contributions",)
+
+
+@main.command()
+@click.argument("run", type=click.Path(exists=True, file_okay=False, path_type=Path))
+@click.argument("images", nargs=-1, required=True, type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option("--method", type=click.Choice(EXPLAIN_METHODS), default="contributions", show_default=True,
+              help="contributions: score_k = W_k · x + b_k pixel by pixel (through the hidden layer for an MLP).")
+@click.option("--out", type=click.Path(file_okay=False, path_type=Path), default=None,
+              help="Where to write the PNGs (default: RUN/explain).")
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON object (per image and class).")
+@_friendly_errors
+def explain(run: Path, images: tuple[Path, ...], method: str, out: Path | None, as_json: bool) -> None:
+    """Why RUN gave each IMAGE its scores: a PNG per image, and with --json the numbers."""
+    from nnsee.data.folder import decode_image
+    from nnsee.methods import LinearExplanation
+    from nnsee.methods import explain as explain_one
+    from nnsee.render import save_png, why_image
+    from nnsee.train import load_run
+
+    loaded = load_run(run)
+    channels, height, width = loaded.input_shape
+    if height != width:
+        raise NnseeError(f"{run} expects {height}x{width} images; explain reads square images only")
+    out = out if out is not None else run / "explain"
+    names = loaded.class_names
+    results = []
+    for path in images:
+        x = decode_image(path, size=height, grayscale=channels == 1)
+        e = explain_one(loaded.model, loaded.standardizer.transform(x[None])[0], loaded.input_shape)
+        linear = isinstance(e, LinearExplanation)
+        bias = e.bias if linear else e.out_bias
+        predicted = int(np.argmax(e.logits))
+        if linear:
+            maps = e.contributions
+            captions = [f"{n} p={p:.2f}" for n, p in zip(names, e.probabilities, strict=True)]
+        else:
+            maps = e.pixel_contributions
+            captions = [f"unit {u} h={e.hidden[u]:.2f}" for u in e.top_units]
+        title = f"{path.name}: predicted {names[predicted]} ({e.probabilities[predicted]:.1%})"
+        png = save_png(why_image(x, maps, captions, title, upscale=max(1, round(84 / width))),
+                       out / f"{path.stem}-why.png")
+        results.append({
+            "image": str(path), "png": str(png), "predicted": names[predicted],
+            "classes": {n: {"probability": float(e.probabilities[k]), "logit": float(e.logits[k]),
+                            "bias": float(bias[k]), "contribution_sum": float(e.contribution_sum[k])}
+                        for k, n in enumerate(names)},
+        })
+    if as_json:
+        _print_json({"run": str(run), "method": method, "images": results})
+        return
+    for r in results:
+        best = r["classes"][r["predicted"]]
+        click.echo(f"{r['image']}: {r['predicted']} (p={best['probability']:.3f}; logit {best['logit']:.3f} = "
+                   f"{best['contribution_sum']:.3f} + bias {best['bias']:.3f}) -> {r['png']}")
 
 
 @main.command()

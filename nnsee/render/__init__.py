@@ -36,8 +36,10 @@ from nnsee.render.tiles import (
     weight_tile,
     weight_tiles,
 )
+from nnsee.render.why import why_image
 
 __all__ = [
+    "why_image",
     "CMAP_NAME",
     "MAX_GRID_TILES",
     "NAN_RGB",
