@@ -99,8 +99,8 @@ def top_activating(
 ) -> tuple[np.ndarray, np.ndarray]:
     """Per unit, the ``k`` images with the largest activation ``h_j``: ``(indices (U, k), values (U, k))``.
 
-    One streaming pass; memory is O(U·(k + batch_size)), independent of N. Ties go to the lower image index.
-    With fewer than ``k`` images, k = N.
+    One streaming pass; memory is O(U·(k + batch_size)), independent of N. Ties go to the lower image index;
+    NaN activations rank lowest (as −inf). With fewer than ``k`` images, k = N.
     """
     if k < 1:
         raise MethodError(f"k must be at least 1, got {k}")
@@ -113,13 +113,27 @@ def top_activating(
     best_i = torch.empty(n_units, 0, dtype=torch.long, device=device)
     with evaluating(model):
         for start, xb in batches(images_std, batch_size):
-            h = forward_to(stages, to_batch(xb, shape, model), i)  # (B, U)
+            h = forward_to(stages, to_batch(xb, shape, model), i).nan_to_num(nan=-torch.inf)  # (B, U)
             index = torch.arange(start, start + len(h), device=device).expand(n_units, len(h))
-            cand_v, cand_i = torch.cat([best_v, h.T], 1), torch.cat([best_i, index], 1)
-            # The candidates are in ascending image index for equal values, and a stable sort keeps that order.
-            order = torch.sort(cand_v, dim=1, descending=True, stable=True).indices[:, :k]
-            best_v, best_i = cand_v.gather(1, order), cand_i.gather(1, order)
+            best_v, best_i = _merge_top(torch.cat([best_v, h.T], 1), torch.cat([best_i, index], 1), k)
     return to_numpy(best_i).astype(np.int64), to_numpy(best_v)
+
+
+def _merge_top(values: torch.Tensor, index: torch.Tensor, k: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """Per row, the ``k`` largest ``values`` ordered by (value descending, index ascending).
+
+    ``index`` must ascend along each row among equal values (true for "running top-k, then a later batch").
+    ``topk`` finds the k-th value t exactly; every value > t is in, and of those equal to t the first ones by
+    position (= lowest index) fill the rest, so the choice is exact without sorting the whole row.
+    """
+    k = min(k, values.shape[1])
+    t = torch.topk(values, k, dim=1).values[:, -1:]
+    above = values > t
+    equal = values == t
+    take = above | (equal & (torch.cumsum(equal, dim=1) <= k - above.sum(1, keepdim=True)))
+    v, ix = values[take].view(-1, k), index[take].view(-1, k)
+    order = torch.sort(v, dim=1, descending=True, stable=True).indices
+    return v.gather(1, order), ix.gather(1, order)
 
 
 def per_class_accuracy(predicted: np.ndarray, labels: np.ndarray, n_classes: int) -> np.ndarray:
