@@ -26,3 +26,6 @@ def make_splits(n_per_class: int = 20, n_classes: int = 3, shape: tuple[int, int
                 scale: float = 1.0) -> Splits:
     parts = [make_imageset(n, n_classes, shape, seed, scale) for n, seed in ((n_per_class, 0), (5, 1), (5, 2))]
     return Splits(*parts, spec={"spec": "tiny"})
+
+# Class names that must come out escaped in HTML, JSON, SVG and PNG titles.
+HOSTILE_NAMES = ["<script>alert(1)</script>", "quote \" and 'apostrophe'", "amp & <b>bold</b>"]

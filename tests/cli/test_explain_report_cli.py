@@ -1,0 +1,61 @@
+"""`nnsee explain --json` and `nnsee report` from the command line."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+from click.testing import CliRunner
+from PIL import Image
+
+from nnsee.cli import main
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    base = tmp_path_factory.mktemp("cli")
+    rng = np.random.default_rng(1)
+    x = rng.uniform(0, 0.2, size=(90, 10, 10)).astype(np.float32)
+    y = np.repeat(np.arange(3), 30)
+    for i, k in enumerate(y):
+        x[i, 3 * k : 3 * k + 3] += 0.8
+    np.savez(base / "d.npz", x=x, y=y)
+    Image.fromarray((x[0] * 255).astype(np.uint8)).resize((30, 30)).save(base / "zero.png")
+    runs = {}
+    for name in ("softmax", "mlp"):
+        result = CliRunner().invoke(main, ["train", "--data", str(base / "d.npz"), "--model", name, "--hidden", "6",
+                                           "--epochs", "3", "--out", str(base / name)])
+        assert result.exit_code == 0, result.stderr
+        runs[name] = base / name
+    runs["image"] = base / "zero.png"
+    return runs
+
+
+@pytest.mark.parametrize("name", ["softmax", "mlp"])
+def test_explain_json_scores_add_up(trained: dict[str, Path], name: str) -> None:
+    result = CliRunner().invoke(main, ["explain", str(trained[name]), str(trained["image"]), "--json"])
+    assert result.exit_code == 0, result.stderr
+    answer = json.loads(result.stdout)
+    (image,) = answer["images"]
+    assert Path(image["png"]).exists()
+    probabilities = [c["probability"] for c in image["classes"].values()]
+    assert sum(probabilities) == pytest.approx(1.0, abs=1e-5)
+    for scores in image["classes"].values():
+        assert scores["contribution_sum"] + scores["bias"] == pytest.approx(scores["logit"], abs=1e-4)
+
+
+def test_explain_refuses_a_non_image(trained: dict[str, Path], tmp_path: Path) -> None:
+    junk = tmp_path / "junk.png"
+    junk.write_bytes(b"not a png")
+    result = CliRunner().invoke(main, ["explain", str(trained["softmax"]), str(junk)])
+    assert result.exit_code == 1
+    assert "junk.png" in result.stderr
+
+
+def test_report_command_prints_where_the_page_is(trained: dict[str, Path]) -> None:
+    result = CliRunner().invoke(main, ["report", str(trained["mlp"])])
+    assert result.exit_code == 0, result.stderr
+    assert "file://" in result.stdout
+    assert (trained["mlp"] / "report" / "index.html").exists()
