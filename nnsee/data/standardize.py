@@ -22,6 +22,7 @@ from nnsee.errors import DataError
 
 MODES = ("image", "pixel", "none")
 _STD_FLOOR = 1e-8
+_CHUNK = 2048  # images standardized at a time in image mode
 _LIST_LIMIT = 4096  # arrays up to this many values are stored as JSON lists, larger ones as base64 float32
 
 
@@ -98,6 +99,15 @@ class Standardizer:
             return x.copy()
         if self.mode == "pixel":
             return ((x - self.mean) / self.std).astype(np.float32)
+        if x.ndim == 3:
+            return self._standardize_images(x)
+        # Chunks of images keep the float64 temporaries small and in cache; every image is computed alone anyway.
+        out = np.empty(x.shape, dtype=np.float32)
+        for start in range(0, len(x), _CHUNK):
+            out[start : start + _CHUNK] = self._standardize_images(x[start : start + _CHUNK])
+        return out
+
+    def _standardize_images(self, x: np.ndarray) -> np.ndarray:
         mean, scale = self.image_stats(x)
         tiny = scale <= 1e-12 * np.maximum(1.0, np.abs(mean))  # constant image, up to rounding
         out = (x.astype(np.float64) - mean) / np.where(tiny, 1.0, scale)
