@@ -26,7 +26,7 @@ from nnsee.render.figures import (
     probabilities_figure,
     weights_grid_figure,
 )
-from nnsee.render.svg import bar_chart_svg, sparkline_svg, xml_text
+from nnsee.render.svg import bar_chart_svg, learning_curves_svg, line_chart_svg, sparkline_svg, xml_text
 from nnsee.render.tiles import (
     MAX_GRID_TILES,
     TooManyTilesError,
@@ -39,6 +39,8 @@ from nnsee.render.tiles import (
 from nnsee.render.why import why_image
 
 __all__ = [
+    "learning_curves_svg",
+    "line_chart_svg",
     "why_image",
     "CMAP_NAME",
     "MAX_GRID_TILES",

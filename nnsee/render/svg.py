@@ -142,3 +142,66 @@ def sparkline_svg(series: Mapping[str, Sequence[float]], width: int = 160, heigh
         out.append("</g>")
     out.append("</svg>")
     return "".join(out)
+
+
+def line_chart_svg(
+    series: Mapping[str, tuple[Sequence[float], Sequence[float]]],
+    title: str = "",
+    width: int = 420,
+    height: int = 260,
+    y_range: tuple[float, float] | None = None,
+) -> str:
+    """Lines ``{label: (x, y)}`` on shared axes with ticks, a legend and a title; non-finite points break a line."""
+    points = [(np.asarray(x, np.float64), np.asarray(y, np.float64)) for x, y in series.values()]
+    xs = np.concatenate([x for x, _ in points]) if points else np.zeros(0)
+    ys = np.concatenate([y for _, y in points]) if points else np.zeros(0)
+    xs, ys = xs[np.isfinite(xs)], ys[np.isfinite(ys)]
+    x0, x1 = (float(xs.min()), float(xs.max())) if xs.size else (0.0, 1.0)
+    y0, y1 = y_range if y_range is not None else ((float(ys.min()), float(ys.max())) if ys.size else (0.0, 1.0))
+    if x1 <= x0:
+        x1 = x0 + 1
+    if y1 <= y0:
+        y1 = y0 + (abs(y0) or 1.0)
+    left, right, top, bottom = 48, 10, 24, 30
+    pw, ph = width - left - right, height - top - bottom
+
+    def px(x: float) -> float:
+        return left + (x - x0) / (x1 - x0) * pw
+
+    def py(y: float) -> float:
+        return top + (1 - (y - y0) / (y1 - y0)) * ph
+
+    parts = [f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}" '
+             f'viewBox="0 0 {width} {height}" font-family="sans-serif" font-size="10">',
+             f'<text x="{width / 2:.1f}" y="14" text-anchor="middle" font-size="12">{xml_text(title)}</text>',
+             f'<rect x="{left}" y="{top}" width="{pw}" height="{ph}" fill="none" stroke="#999"/>']
+    for t in np.linspace(y0, y1, 5):
+        parts.append(f'<line x1="{left}" x2="{left + pw}" y1="{py(t):.1f}" y2="{py(t):.1f}" stroke="#eee"/>'
+                     f'<text x="{left - 4}" y="{py(t) + 3:.1f}" text-anchor="end">{t:.3g}</text>')
+    for t in np.unique(np.round(np.linspace(x0, x1, min(6, int(x1 - x0) + 1)))):
+        parts.append(f'<text x="{px(t):.1f}" y="{top + ph + 14}" text-anchor="middle">{t:g}</text>')
+    for n, (label, (x, y)) in enumerate(zip(series, points, strict=True)):
+        colour = SERIES_COLOURS[n % len(SERIES_COLOURS)]
+        runs: list[list[str]] = [[]]
+        for a, b in zip(x, y, strict=True):
+            if np.isfinite(a) and np.isfinite(b):
+                runs[-1].append(f"{px(a):.1f},{py(min(max(b, y0), y1)):.1f}")
+            elif runs[-1]:
+                runs.append([])
+        for run in runs:
+            if run:
+                parts.append(f'<polyline fill="none" stroke="{colour}" stroke-width="1.6" points="{" ".join(run)}"/>')
+        parts.append(f'<rect x="{left + pw - 96}" y="{top + 6 + 14 * n}" width="10" height="3" fill="{colour}"/>'
+                     f'<text x="{left + pw - 82}" y="{top + 10 + 14 * n}">{xml_text(_shorten(str(label), 14))}</text>')
+    parts.append(f'<text x="{left + pw / 2:.1f}" y="{height - 4}" text-anchor="middle">epoch</text></svg>')
+    return "".join(parts)
+
+
+def learning_curves_svg(history: Mapping[str, Sequence[float]]) -> tuple[str, str]:
+    """(loss chart, accuracy chart) of a training history: train vs validation per epoch."""
+    epochs = history.get("epoch", [])
+    loss = {name: (epochs, history[key]) for name, key in (("train", "train_loss"), ("validation", "val_loss"))
+            if key in history}
+    accuracy = {name: (epochs, history[key])
+                for name, key in (("train", "train_accuracy"), ("validation", "val_accuracy")) if key in history}
+    return line_chart_svg(loss, "loss (cross-entropy)"), line_chart_svg(accuracy, "accuracy", y_range=(0.0, 1.0))

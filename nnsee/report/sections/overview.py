@@ -6,7 +6,7 @@ from typing import Any
 
 import numpy as np
 
-from nnsee.render import data_uri, figure_png, learning_curves
+from nnsee.render import learning_curves_svg
 from nnsee.report.sections.common import ReportInput, images_grid_uri, upscale_for
 from nnsee.train.evaluate import evaluate
 
@@ -36,7 +36,7 @@ def overview(inp: ReportInput, samples_per_class: int = 8) -> dict[str, Any]:
             uri = images_grid_uri(splits.train.images[index], samples_per_class, upscale)
             samples.append({"name": name, "uri": uri})
     history = run.history
-    curves = data_uri(figure_png(learning_curves(history))) if history.get("epoch") else None
+    curves = learning_curves_svg(history) if history.get("epoch") else None
     matrix = np.asarray(test["confusion_matrix"]) if test.get("n") else None
     return {
         "facts": facts,
