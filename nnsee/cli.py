@@ -313,25 +313,58 @@ def explain(run: Path, images: tuple[Path, ...], method: str, out: Path | None, 
 
 @main.command()
 @click.option("--out", type=click.Path(file_okay=False, path_type=Path), default=Path("demo"), show_default=True)
+@click.option("--fashion/--no-fashion", default=None,
+              help="Include Fashion-MNIST (default: when its files are installed).")
 @_friendly_errors
-def demo(out: Path) -> None:
-    """Train softmax regression and a 300-unit MLP on the built-in digits and print their test accuracy."""
-    import torch
+def demo(out: Path, fashion: bool | None) -> None:
+    """The main job: built-in digits -> softmax and MLP -> reports, an overfitting study, and Fashion-MNIST."""
+    from nnsee.studies.demo import run_demo
 
-    from nnsee.data import load_data
-    from nnsee.models import build_model
-    from nnsee.train import TrainConfig, fit
+    run_demo(out, fashion=fashion, say=click.echo)
+    index = (out / "index.html").resolve()
+    click.echo(f"done. Open the reports in a browser: file://{index}")
 
-    splits = load_data("digits", seed=0)
-    click.echo(f"digits: {len(splits.train)} train / {len(splits.val)} validation / {len(splits.test)} test images")
-    for name, options, config in [
-        ("softmax", {}, TrainConfig(optimizer="adam", epochs=30, l2=1e-4)),
-        ("mlp", {"hidden": [300]}, TrainConfig(optimizer="adam", epochs=30, l2=1e-4)),
-    ]:
-        torch.manual_seed(config.seed)
-        model = build_model(name, splits.shape, splits.train.n_classes, **options)
-        result = fit(model, splits, config, out / f"digits-{name}")
-        click.echo(f"{name:8s} test accuracy {result.metrics['test']['accuracy']:.4f}  -> {result.out}")
+
+@main.group()
+def study() -> None:
+    """Experiments that train several runs and compare them."""
+
+
+@study.command("overfit")
+@click.option("--data", "spec", required=True, help="A data SPEC, as for train.")
+@click.option("--out", type=click.Path(file_okay=False, path_type=Path), required=True)
+@click.option("--per-class", default="40,200", show_default=True, help="Training images per class, e.g. 40,200.")
+@click.option("--l2", "l2_values", default=None, help="L2 values to compare, e.g. 0,0.03,0.3.")
+@click.option("--hidden", type=click.IntRange(1, 65536), default=300, show_default=True)
+@click.option("--epochs", type=click.IntRange(1), default=None, help="L-BFGS epochs per run.")
+@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--json", "as_json", is_flag=True, help="Print the study's summary as one JSON object.")
+@data_options
+@_friendly_errors
+def study_overfit(spec: str, out: Path, per_class: str, l2_values: str | None, hidden: int, epochs: int | None,
+                  seed: int, as_json: bool, **data_opts: Any) -> None:
+    """Train the same network on few and more examples, with and without L2, and compare (writes OUT/index.html)."""
+    from nnsee.report.study import build_study_report
+    from nnsee.studies.overfit import overfit_study
+
+    options: dict[str, Any] = {"per_class": _int_list(None, None, per_class), "hidden": hidden, "seed": seed}  # type: ignore[arg-type]
+    if l2_values:
+        try:
+            options["l2_values"] = [float(v) for v in l2_values.split(",")]
+        except ValueError:
+            raise click.BadParameter(f"expected numbers like 0,0.03,0.3, got {l2_values!r}") from None
+    if epochs:
+        options["epochs"] = epochs
+    splits = _load(spec, seed, **data_opts)
+    result = overfit_study(splits, out=out / "runs", **options)
+    index = build_study_report(result, out)
+    if as_json:
+        _print_json({"report": str(index), "runs": result.summary()})
+        return
+    for row in result.summary():
+        click.echo(f"{row['name']:18s} train {row['train_accuracy']:.3f}  val {row['val_accuracy']:.3f}  "
+                   f"high-frequency share {row['noisiness']['high_frequency_share_mean']:.3f}")
+    click.echo(f"study report: file://{index.resolve()}")
 
 
 if __name__ == "__main__":
