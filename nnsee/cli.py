@@ -363,7 +363,7 @@ def study_overfit(spec: str, out: Path, per_class: str, l2_values: str | None, h
         return
     for row in result.summary():
         click.echo(f"{row['name']:18s} train {row['train_accuracy']:.3f}  val {row['val_accuracy']:.3f}  "
-                   f"high-frequency share {row['noisiness']['high_frequency_share_mean']:.3f}")
+                   f"high-frequency share {row['noisiness_high_frequency_share_mean']:.3f}")
     click.echo(f"study report: file://{index.resolve()}")
 
 

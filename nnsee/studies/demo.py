@@ -58,8 +58,9 @@ def run_demo(out: str | Path, *, fashion: bool | None = None, say: Callable[[str
     index = build_study_report(study, out / "overfit-study")
     entries.append(DemoEntry("overfit-study", None, index))
     for row in study.summary():
-        say(f"  {row['name']:16s} train {row['train_accuracy']:.3f} val {row['val_accuracy']:.3f} "
-            f"high-frequency share {row['noisiness']['high_frequency_share_mean']:.3f}")
+        say(f"  {row['name']:12s} train {row['train_accuracy']:.3f} val {row['val_accuracy']:.3f} "
+            f"val loss min {row['min_val_loss']:.3f} (epoch {row['min_val_loss_epoch']}) last {row['val_loss']:.3f} "
+            f"high-frequency share {row['noisiness_high_frequency_share_mean']:.3f}")
     if fashion is not False:
         try:
             fmnist = load_data("fashion-mnist", seed=0, download=bool(fashion))
