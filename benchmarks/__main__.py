@@ -22,7 +22,7 @@ def _log(message: str) -> None:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m benchmarks", description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="a subset and few epochs: checks the harness (<1 min)")
-    parser.add_argument("--only", choices=["mlp", "lbfgs"], help="run only this benchmark")
+    parser.add_argument("--only", choices=["mlp", "lbfgs", "report"], help="run only this benchmark")
     parser.add_argument("--epochs", type=int, help="MLP epochs (default 10; --quick 2)")
     parser.add_argument("--batch-sizes", type=int, nargs="+", help="MLP batch sizes (default 128 256)")
     parser.add_argument("--repeats", type=int, help="L-BFGS repeats (default 3; --quick 1)")
@@ -48,7 +48,7 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _run(args: argparse.Namespace, torch: Any) -> int:
-    from benchmarks import lbfgs_softmax, mlp_epoch
+    from benchmarks import lbfgs_softmax, mlp_epoch, report_time
     from benchmarks.common import CpuWatch, IdleGate, busy_warning, load_fashion_mnist
 
     quick = args.quick
@@ -72,6 +72,11 @@ def _run(args: argparse.Namespace, torch: Any) -> int:
         _log(f"L-BFGS softmax: {iterations} iterations, {repeats} interleaved repeats")
         watch = CpuWatch()
         sections.append(lbfgs_softmax.run(data, iterations, repeats, args.seed, quick, gate=gate, log=_log))
+        sections[-1].others_cores = watch.others_cores()
+    if args.only in (None, "report"):
+        _log("report vs training epochs: 3 alternating rounds")
+        watch = CpuWatch()
+        sections.append(report_time.run(2 if quick else 3, args.seed, quick, gate=gate, log=_log))
         sections[-1].others_cores = watch.others_cores()
     for s in sections:
         warning = busy_warning(s.others_cores)

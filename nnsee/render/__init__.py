@@ -33,12 +33,14 @@ from nnsee.render.tiles import (
     colorbar,
     grid,
     image_tile,
+    mosaic,
     weight_tile,
     weight_tiles,
 )
 from nnsee.render.why import why_image
 
 __all__ = [
+    "mosaic",
     "learning_curves_svg",
     "line_chart_svg",
     "why_image",

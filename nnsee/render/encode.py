@@ -14,9 +14,9 @@ from nnsee.train.atomic import atomic_write_bytes
 
 
 def png_bytes(img: Image.Image) -> bytes:
-    """``img`` encoded as PNG."""
+    """``img`` encoded as PNG (zlib level 1: small tiles compress nearly as well, 3-4x faster than the default)."""
     buf = io.BytesIO()
-    img.save(buf, format="PNG")
+    img.save(buf, format="PNG", compress_level=1)
     return buf.getvalue()
 
 

@@ -194,3 +194,23 @@ def colorbar(scale: float, width: int = 160, height: int = 12) -> Image.Image:
         x = [0, (width - tw) // 2, width - tw][k]
         draw.text((max(0, x), height + 1), text, fill=TEXT_COLOUR, font=font)
     return out
+
+
+def mosaic(images: np.ndarray, ncols: int, upscale: int = 1, pad: int = 1) -> Image.Image:
+    """Images (N, C, H, W) in [0, 1] side by side, ``ncols`` per row, white gaps of ``pad``; one array op, no loop.
+
+    Grayscale stays one channel ('L'), RGB stays 'RGB'. Missing cells of the last row are white.
+    """
+    x = np.asarray(images, dtype=np.float32)
+    if x.ndim != 4 or x.shape[1] not in (1, 3) or len(x) == 0:
+        raise ValueError(f"expected images of shape (N, 1 or 3, H, W) with N >= 1, got {x.shape}")
+    n, c, h, w = x.shape
+    rows = -(-n // ncols)
+    cells = np.ones((rows * ncols, c, h + pad, w + pad), dtype=np.float32)
+    cells[:n, :, :h, :w] = np.nan_to_num(np.clip(x, 0, 1), nan=1.0)
+    sheet = cells.reshape(rows, ncols, c, h + pad, w + pad).transpose(0, 3, 1, 4, 2)
+    sheet = sheet.reshape(rows * (h + pad), ncols * (w + pad), c)[: rows * (h + pad) - pad, : ncols * (w + pad) - pad]
+    pixels = (sheet * 255 + 0.5).astype(np.uint8)
+    if upscale > 1:
+        pixels = pixels.repeat(upscale, axis=0).repeat(upscale, axis=1)
+    return Image.fromarray(pixels[..., 0] if c == 1 else pixels, "L" if c == 1 else "RGB")

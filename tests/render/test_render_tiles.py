@@ -137,3 +137,16 @@ def test_colorbar_states_the_scale() -> None:
     assert tuple(a[0, 0]) == tuple(signed_lut()[0]) and tuple(a[0, -1]) == tuple(signed_lut()[-1])
     assert (a[11:] < 100).all(axis=-1).any()  # labels drawn below the bar
     assert isinstance(colorbar(float("nan")), Image.Image) and isinstance(colorbar(0.0), Image.Image)
+
+
+def test_mosaic_places_images_row_by_row_with_white_gaps() -> None:
+    from nnsee.render import mosaic
+
+    images = np.stack([np.full((1, 2, 3), v, np.float32) for v in (0.0, 0.5, 1.0)])
+    sheet = np.asarray(mosaic(images, ncols=2, pad=1))
+    assert sheet.shape == (2 * 2 + 1, 2 * 3 + 1)
+    assert (sheet[:2, :3] == 0).all() and (sheet[:2, 4:] == 128).all()
+    assert (sheet[2, :] == 255).all() and (sheet[3:, :3] == 255).all()  # gap row; the last cell's image is white
+    assert (sheet[3:, 4:] == 255).all()  # the missing fourth cell is white
+    rgb = mosaic(np.zeros((4, 3, 5, 5), np.float32), ncols=4, upscale=2)
+    assert rgb.mode == "RGB" and rgb.size == ((4 * 6 - 1) * 2, 5 * 2)

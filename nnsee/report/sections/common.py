@@ -9,7 +9,7 @@ from typing import Any
 import numpy as np
 
 from nnsee.data.imageset import Splits
-from nnsee.render import data_uri, grid, image_tile, weight_tile
+from nnsee.render import data_uri, image_tile, mosaic, weight_tile
 
 
 @dataclass
@@ -58,5 +58,4 @@ def image_uri(x: np.ndarray, upscale: int) -> str:
 
 def images_grid_uri(images: np.ndarray, ncols: int, upscale: int) -> str:
     """Several (C, H, W) images in [0, 1] as one PNG grid, so a card needs one image, not nine."""
-    tiles = [image_tile(np.clip(x, 0, 1), upscale) for x in images]
-    return data_uri(grid(tiles, ncols=ncols, pad=1))
+    return data_uri(mosaic(images, ncols=ncols, upscale=upscale, pad=1))
