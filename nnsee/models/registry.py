@@ -8,10 +8,11 @@ from typing import Any
 from torch import nn
 
 from nnsee.errors import TrainingError
+from nnsee.models.cnn import CNN
 from nnsee.models.mlp import MLP
 from nnsee.models.softmax import SoftmaxRegression
 
-MODELS: dict[str, Callable[..., nn.Module]] = {"softmax": SoftmaxRegression, "mlp": MLP}
+MODELS: dict[str, Callable[..., nn.Module]] = {"softmax": SoftmaxRegression, "mlp": MLP, "cnn": CNN}
 
 
 def register_model(name: str, factory: Callable[..., nn.Module]) -> None:

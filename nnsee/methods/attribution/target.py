@@ -1,0 +1,73 @@
+"""What an attribution explains: one output of the model per input, as a logit or as a softmax probability.
+
+Every method takes ``target`` (a class index, or one per input) and ``output`` (``"logit"`` — the raw score,
+Captum's default — or ``"softmax"`` — the probability ``softmax(model(x))[target]``), chosen explicitly.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+import torch
+from torch import nn
+
+from nnsee.methods.base import MethodError
+
+OUTPUTS = ("logit", "softmax")
+
+
+def as_input(x: np.ndarray | torch.Tensor, model: nn.Module) -> torch.Tensor:
+    """A float tensor (N, C, H, W) on the model's device and dtype (a single (C, H, W) image gets N = 1)."""
+    param = next(model.parameters(), None)
+    t = torch.as_tensor(np.asarray(x) if not isinstance(x, torch.Tensor) else x)
+    if t.ndim == 3:
+        t = t[None]
+    if t.ndim != 4:
+        raise MethodError(f"expected images of shape (N, C, H, W) or (C, H, W), got {tuple(t.shape)}")
+    if param is not None:
+        t = t.to(device=param.device, dtype=param.dtype)
+    return t.detach()
+
+
+def target_index(target: int | Sequence[int] | np.ndarray | torch.Tensor, n: int, n_outputs: int,
+                 device: torch.device | None = None) -> torch.Tensor:
+    """``target`` as a long tensor (n,), checked against the number of outputs."""
+    t = torch.as_tensor(np.asarray(target), dtype=torch.long, device=device).reshape(-1)
+    if t.numel() == 1:
+        t = t.expand(n)
+    if t.numel() != n:
+        raise MethodError(f"got {t.numel()} targets for {n} inputs: give one class index, or one per input")
+    if (t < 0).any() or (t >= n_outputs).any():
+        raise MethodError(f"target class indices must lie in 0..{n_outputs - 1}, got {t.tolist()}")
+    return t
+
+
+def selected(outputs: torch.Tensor, target: torch.Tensor, output: str) -> torch.Tensor:
+    """``outputs[i, target[i]]`` (logit) or ``softmax(outputs)[i, target[i]]`` (softmax), shape (n,)."""
+    if output not in OUTPUTS:
+        raise MethodError(f"output must be one of {', '.join(OUTPUTS)}, got {output!r}")
+    if outputs.ndim != 2:
+        raise MethodError(f"the model must return scores of shape (N, classes), got {tuple(outputs.shape)}")
+    scores = outputs.softmax(dim=1) if output == "softmax" else outputs
+    return scores.gather(1, target[:, None])[:, 0]
+
+
+def gradient(model: nn.Module, x: torch.Tensor, target: int | Sequence[int] | np.ndarray | torch.Tensor,
+             output: str = "logit") -> tuple[torch.Tensor, torch.Tensor]:
+    """``(∂ f_target(x) / ∂x, f_target(x))`` for a batch, in eval mode; the model's training flag is restored.
+
+    Inputs are independent, so one backward pass of ``Σ_i f_{target_i}(x_i)`` gives every input's gradient.
+    """
+    was_training = model.training
+    model.eval()
+    try:
+        x = x.detach().requires_grad_(True)
+        with torch.enable_grad():
+            out = model(x)
+            t = target_index(target, len(x), out.shape[1] if out.ndim == 2 else 0, out.device)
+            value = selected(out, t, output)
+            (grad,) = torch.autograd.grad(value.sum(), x)
+    finally:
+        model.train(was_training)
+    return grad, value.detach()
