@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import functools
 import json
+import shutil
 import sys
 import warnings
 from collections.abc import Callable
@@ -121,9 +122,12 @@ def data_info(spec: str, as_json: bool, seed: int, **options: Any) -> None:
 
 @main.command()
 @click.option("--data", "spec", required=True, help="digits, fashion-mnist, mnist, a folder, an .npz, IDX folder.")
-@click.option("--model", "model_name", type=click.Choice(["softmax", "mlp"]), default="softmax", show_default=True)
+@click.option("--model", "model_name", type=click.Choice(["softmax", "mlp", "cnn"]), default="softmax",
+              show_default=True)
 @click.option("--hidden", default="300", show_default=True, help="Hidden layer sizes for mlp, e.g. 300 or 300,100.")
 @click.option("--activation", type=click.Choice(["tanh", "relu", "sigmoid"]), default="tanh", show_default=True)
+@click.option("--channels", default="16,32", show_default=True, help="cnn: filters per conv-relu-pool block.")
+@click.option("--kernel", type=int, default=5, show_default=True, help="cnn: odd filter size.")
 @click.option("--l2", type=float, default=0.0, show_default=True, help="λ in (λ/2)·Σ‖W‖² (weights, not biases).")
 @click.option("--optimizer", type=click.Choice(["sgd", "adam", "lbfgs"]), default="adam", show_default=True)
 @click.option("--epochs", type=int, default=10, show_default=True)
@@ -139,7 +143,8 @@ def data_info(spec: str, as_json: bool, seed: int, **options: Any) -> None:
 @click.option("--json", "as_json", is_flag=True, help="Print the final scores as one JSON object.")
 @data_options
 @_friendly_errors
-def train(spec: str, model_name: str, hidden: str, activation: str, l2: float, optimizer: str, epochs: int,
+def train(spec: str, model_name: str, hidden: str, activation: str, channels: str, kernel: int, l2: float,
+          optimizer: str, epochs: int,
           batch_size: int, lr: float | None, seed: int, standardize: str, snapshots: list[int], patience: int,
           device: str, out: Path, force: bool, as_json: bool, **data_opts: Any) -> None:
     """Train a model and write its run folder OUT."""
@@ -152,12 +157,16 @@ def train(spec: str, model_name: str, hidden: str, activation: str, l2: float, o
     if is_run_folder(out) and not force:
         raise click.UsageError(f"{out} already holds a run; continue it with `nnsee resume {out}`, "
                                "choose another --out, or pass --force to overwrite it")
+    if force:
+        shutil.rmtree(out / "snapshots", ignore_errors=True)  # the old run's snapshots would mix with the new ones
     config = TrainConfig(optimizer=optimizer, lr=lr, epochs=epochs, batch_size=batch_size, l2=l2, seed=seed,
                          patience=patience, snapshots=snapshots, standardize=standardize, device=device)
     splits = _load(spec, seed, **data_opts)
     options: dict[str, Any] = {}
     if model_name == "mlp":
         options = {"hidden": _int_list(None, None, hidden), "activation": activation}  # type: ignore[arg-type]
+    elif model_name == "cnn":
+        options = {"channels": _int_list(None, None, channels), "kernel": kernel}  # type: ignore[arg-type]
     torch.manual_seed(seed)
     model = build_model(model_name, splits.shape, splits.train.n_classes, **options)
     result = fit(model, splits, config, out)
@@ -245,12 +254,14 @@ def evaluate(run: Path, spec: str | None, split: str, as_json: bool, **data_opts
               help="Where to write the report (default: RUN/report).")
 @click.option("--max-units", type=click.IntRange(1, 4096), default=256, show_default=True,
               help="Hidden-unit cards per page.")
+@click.option("--sort-units", type=click.Choice(["outgoing-norm", "ablation", "index"]), default="outgoing-norm",
+              show_default=True, help="Order of the unit cards: outgoing weight norm, ablation effect, or index.")
 @_friendly_errors
-def report(run: Path, out: Path | None, max_units: int) -> None:
+def report(run: Path, out: Path | None, max_units: int, sort_units: str) -> None:
     """Write the static HTML report of RUN: templates, unit cards, why-this-score, evolution."""
     from nnsee.report import build_report
 
-    index = build_report(run, out, max_units=max_units)
+    index = build_report(run, out, max_units=max_units, sort_units=sort_units)
     click.echo(f"report written: {index}\nopen it in a browser: file://{index.resolve()}")
 
 

@@ -37,7 +37,7 @@ def _environment() -> Environment:
 
 
 def build_report(run_dir: str | Path, out: str | Path | None = None, *, splits: Splits | None = None,
-                 max_units: int = 256, gallery: int = 16) -> Path:
+                 max_units: int = 256, gallery: int = 16, sort_units: str = "outgoing-norm") -> Path:
     """Write ``out`` (default ``RUN/report``) ``/index.html`` (+ ``units-N.html`` pages and PNG/GIF figures).
 
     ``splits`` defaults to the run's own data, reloaded from its stored spec. Returns the index path.
@@ -55,7 +55,7 @@ def build_report(run_dir: str | Path, out: str | Path | None = None, *, splits: 
     sections: dict[str, Any] = {
         "overview": overview(inp),
         "templates": templates_section(inp),
-        "units": units_section(inp),
+        "units": units_section(inp, sort_by=sort_units),
         "class_units": class_units_section(inp),
         "gallery": gallery_section(inp),
         "standardization": standardization_section(inp),

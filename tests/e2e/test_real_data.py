@@ -52,3 +52,13 @@ def test_fashion_mnist_softmax_reaches_83_percent() -> None:
 def test_fashion_mnist_mlp_300_reaches_87_percent() -> None:
     _, result = _train("fashion-mnist", "mlp", TrainConfig(epochs=10, batch_size=128), hidden=[300])
     assert result.metrics["test"]["accuracy"] >= 0.87
+
+
+@pytest.mark.slow
+def test_digits_cnn_reaches_95_percent_and_its_report_explains_what_it_cannot_show(tmp_path: Path) -> None:
+    from nnsee.report import build_report
+
+    splits, result = _train("digits", "cnn", TrainConfig(epochs=8, batch_size=32), tmp_path / "cnn")
+    assert result.metrics["test"]["accuracy"] >= 0.95
+    html = build_report(tmp_path / "cnn", splits=splits).read_text(encoding="utf-8")
+    assert "class templates: effective templates applies to fully connected" in html

@@ -11,12 +11,16 @@ from nnsee.render import colorbar, data_uri, grid, symmetric_scale, weight_tile
 from nnsee.report.sections.common import ReportInput, upscale_for
 
 
-def templates_section(inp: ReportInput) -> dict[str, Any]:
+def templates_section(inp: ReportInput) -> dict[str, Any] | None:
     model, shape = inp.run.model, inp.shape
     try:
         weights, exact = class_templates(model, shape), True
     except MethodError:
-        weights, exact = effective_templates(model, shape), False
+        try:
+            weights, exact = effective_templates(model, shape), False
+        except MethodError as exc:
+            inp.notes.append(f"class templates: {exc}")
+            return None
     upscale = upscale_for(shape, 112)
     shared = symmetric_scale(weights)
     tiles = []
