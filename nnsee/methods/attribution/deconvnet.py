@@ -1,0 +1,116 @@
+"""Zeiler & Fergus's deconvnet: the gradient with ReLU backward ``relu(g)``; and one activation projected to pixels.
+
+The deconvnet reverses each layer: unpool with the forward pass's max switches (= max-pool backward), rectify
+(``relu(g)``, the rule here), filter with the transposed filters (= conv backward). So the deconvnet *is* the
+gradient under the ReLU rule of :mod:`nnsee.methods.attribution.relu_rules`: :func:`deconvnet` equals Captum's
+``Deconvolution`` and :func:`project_activation` equals ``NeuronDeconvolution`` (tests check both).
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Callable, Iterator, Sequence
+
+import numpy as np
+import torch
+from torch import nn
+
+from nnsee.methods.attribution.relu_rules import relu_rule, rule_gradient
+from nnsee.methods.attribution.target import as_input
+from nnsee.methods.base import MethodError, get_module
+
+
+def deconvnet(model: nn.Module, x: np.ndarray | torch.Tensor, target: int | Sequence[int] | np.ndarray,
+              output: str = "logit") -> np.ndarray:
+    """Deconvnet map (N, C, H, W) of the score ``f_target(x)`` (``output``: "logit" or "softmax").
+
+    Each ReLU passes ``relu(g)`` of the gradient ``g`` arriving at it, whatever the sign of its forward input.
+    """
+    return rule_gradient(model, x, target, output, "deconvnet")
+
+
+class _Stop(Exception):
+    """Raised by a forward hook to end the forward pass once the layer is computed."""
+
+
+@contextlib.contextmanager
+def _hooked(module: nn.Module, hook: Callable[..., object]) -> Iterator[None]:
+    handle = module.register_forward_hook(hook)
+    try:
+        yield
+    finally:
+        handle.remove()
+
+
+def _per_image(value: int | Sequence[int] | np.ndarray, n: int, what: str) -> torch.Tensor:
+    t = torch.as_tensor(np.asarray(value), dtype=torch.long).reshape(-1)
+    if t.numel() == 1:
+        t = t.expand(n)
+    if t.numel() != n:
+        raise MethodError(f"got {t.numel()} {what} for {n} images: give one, or one per image")
+    return t
+
+
+def project_activation(model: nn.Module, x: np.ndarray | torch.Tensor, layer: str,
+                       channel: int | Sequence[int] | np.ndarray,
+                       position: tuple[int, int] | Sequence[Sequence[int]] | np.ndarray | None = None,
+                       rule: str = "deconvnet") -> np.ndarray:
+    """Zeiler's projection of one activation ``A[channel, y, x]`` of ``layer`` back to pixel space, (N, C, H, W).
+
+    All other activations of the layer are zeroed: the backward pass starts from a one-hot on that single
+    activation, so the result is ``∂A[channel, y, x] / ∂input`` under the ReLU ``rule`` ("deconvnet", or "guided"
+    for guided backprop), the same as Captum's ``NeuronDeconvolution(model, layer).attribute(x, (channel, y, x))``
+    (``NeuronGuidedBackprop``). ``channel`` and ``position`` are one for all images or one per image;
+    ``position=None`` takes each image's maximum of that channel's map (first in row-major order on ties). For a
+    layer with flat output (N, F), ``channel`` is the unit and ``position`` is ignored.
+    """
+    t = as_input(x, model)
+    n = len(t)
+    module = get_module(model, layer)
+    seen: dict[str, torch.Tensor] = {}
+
+    def hook(_m: nn.Module, _i: object, out: torch.Tensor) -> None:
+        if not isinstance(out, torch.Tensor):
+            raise MethodError(f"layer {layer!r} returns a {type(out).__name__}, not one tensor")
+        seen["a"] = out
+        raise _Stop
+
+    was_training = model.training
+    model.eval()
+    try:
+        # The capture hook goes on after the rule's hooks, so a ReLU layer hands it the rule-following output.
+        with relu_rule(model, rule), _hooked(module, hook), torch.enable_grad():
+            t = t.requires_grad_(True)
+            with contextlib.suppress(_Stop):
+                model(t)
+            if "a" not in seen:
+                raise MethodError(f"layer {layer!r} was not called in the forward pass")
+            a = seen["a"]
+            ch = _per_image(channel, n, "channels").to(a.device)
+            if (ch < 0).any() or (ch >= a.shape[1]).any():
+                raise MethodError(f"layer {layer!r} has {a.shape[1]} channels, got channel {ch.tolist()}")
+            rows = torch.arange(n, device=a.device)
+            if a.ndim == 2:
+                picked = a[rows, ch]
+            elif a.ndim == 4:
+                maps = a[rows, ch]  # (N, h, w)
+                if position is None:
+                    flat = maps.detach().flatten(1).argmax(dim=1)
+                    yy, xx = flat // maps.shape[2], flat % maps.shape[2]
+                else:
+                    pos = torch.as_tensor(np.asarray(position), dtype=torch.long).reshape(-1, 2)
+                    if len(pos) == 1:
+                        pos = pos.expand(n, 2)
+                    if len(pos) != n:
+                        raise MethodError(f"got {len(pos)} positions for {n} images: give one (y, x), or one per image")
+                    yy, xx = pos[:, 0].to(a.device), pos[:, 1].to(a.device)
+                    h, w = maps.shape[1:]
+                    if (yy < 0).any() or (yy >= h).any() or (xx < 0).any() or (xx >= w).any():
+                        raise MethodError(f"positions must lie in the {h}x{w} map of {layer!r}, got {pos.tolist()}")
+                picked = maps[rows, yy, xx]
+            else:
+                raise MethodError(f"layer {layer!r} gives shape {tuple(a.shape)}; expected (N, C, h, w) or (N, F)")
+            (grad,) = torch.autograd.grad(picked.sum(), t)
+    finally:
+        model.train(was_training)
+    return grad.detach().cpu().numpy()

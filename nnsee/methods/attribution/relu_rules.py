@@ -1,0 +1,133 @@
+"""One mechanism, two ReLU rules: the backward pass of guided backprop and of the deconvnet.
+
+Both methods are the ordinary gradient of a score w.r.t. the input, except at every ReLU ``y = max(x, 0)``, whose
+backward rule (``g`` = gradient arriving at ``y``) becomes:
+
+* ``"deconvnet"`` (Zeiler & Fergus 2014; Captum ``Deconvolution``): ``relu(g)``, the sign of ``x`` is ignored;
+* ``"guided"`` (Springenberg et al. 2015; Captum ``GuidedBackprop``): ``relu(g · 1[x > 0])``;
+* (``"gradient"``, the unmodified rule ``g · 1[x > 0]``, for comparisons).
+
+Everything else keeps its gradient: max-pool backward *is* Zeiler's switch unpooling and conv backward *is* the
+transposed (flipped) filter, so these are exactly the deconvnet and guided backprop.
+
+How: every ``nn.ReLU`` module gets a forward pre-hook that keeps its input ``x`` (and hands the module a clone, as
+Captum does, so an in-place ReLU cannot overwrite ``x``) and a forward hook that replaces the module's output by
+``_RuleReLU(x)``: the same values ``max(x, 0)`` whose backward is the chosen rule. Unlike Captum's tensor hooks this
+stays right when one ReLU module is called several times in a forward pass.
+
+Functional ReLUs (``F.relu``, ``torch.relu``, ``Tensor.relu``, in-place variants) cannot be hooked; Captum silently
+leaves them with the ordinary gradient. Here a ``TorchFunctionMode`` watches the forward pass and raises
+:class:`~nnsee.methods.base.MethodError` at the first ReLU called outside an ``nn.ReLU`` module. A ReLU written some
+other way (``clamp(min=0)``, ``x * (x > 0)``) cannot be recognized by anyone and keeps the ordinary gradient.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn.functional as F  # noqa: N812
+from torch import nn
+from torch.overrides import TorchFunctionMode
+
+from nnsee.methods.attribution.target import as_input, gradient
+from nnsee.methods.base import MethodError
+
+RULES = ("deconvnet", "guided", "gradient")
+_FUNCTIONAL_RELUS = {F.relu, F.relu_, torch.relu, torch.relu_, torch.Tensor.relu, torch.Tensor.relu_}
+
+
+class _RuleReLU(torch.autograd.Function):
+    """Forward ``max(x, 0)``; backward per ``rule`` (see the module docstring)."""
+
+    @staticmethod
+    def forward(ctx: Any, x: torch.Tensor, rule: str) -> torch.Tensor:  # type: ignore[override]
+        ctx.rule = rule
+        if rule != "deconvnet":
+            ctx.save_for_backward(x > 0)
+        return x.clamp(min=0)
+
+    @staticmethod
+    def backward(ctx: Any, g: torch.Tensor) -> tuple[torch.Tensor, None]:  # type: ignore[override]
+        if ctx.rule == "deconvnet":
+            return g.clamp(min=0), None
+        (active,) = ctx.saved_tensors
+        if ctx.rule == "guided":
+            return g.clamp(min=0) * active, None
+        return g * active, None
+
+
+class _WatchFunctionalReLU(TorchFunctionMode):
+    """Raise at the first functional ReLU called outside a hooked ``nn.ReLU`` module."""
+
+    def __init__(self, state: dict[str, int]) -> None:
+        super().__init__()
+        self.state = state
+
+    def __torch_function__(self, func, types, args=(), kwargs=None):  # noqa: ANN001, ANN204
+        if func in _FUNCTIONAL_RELUS and self.state["inside"] == 0:
+            raise MethodError(
+                "this model applies a functional ReLU (F.relu / torch.relu / Tensor.relu) in its forward pass; its "
+                "backward rule cannot be changed, so guided backprop and the deconvnet would silently be wrong "
+                "there (Captum ignores such ReLUs without a word). Use nn.ReLU modules instead of functional calls"
+            )
+        return func(*args, **(kwargs or {}))
+
+
+def relu_modules(model: nn.Module) -> list[tuple[str, nn.ReLU]]:
+    """The model's ``nn.ReLU`` modules (in-place ones included) with their dotted names."""
+    return [(name, m) for name, m in model.named_modules() if isinstance(m, nn.ReLU)]
+
+
+@contextmanager
+def relu_rule(model: nn.Module, rule: str) -> Iterator[nn.Module]:
+    """``with relu_rule(model, "guided"): ...`` every ``nn.ReLU`` backward follows ``rule`` inside the block.
+
+    Raises MethodError for an unknown rule, for a model without ``nn.ReLU`` modules, and (during the forward pass)
+    at a functional ReLU. The hooks are always removed, also when the block raises.
+    """
+    if rule not in RULES:
+        raise MethodError(f"rule must be one of {', '.join(RULES)}, got {rule!r}")
+    relus = relu_modules(model)
+    if not relus:
+        raise MethodError(
+            f"{type(model).__name__} has no nn.ReLU modules, so there is no ReLU rule to change: guided backprop and "
+            "the deconvnet apply to ReLU networks built with nn.ReLU modules (functional F.relu cannot be hooked)"
+        )
+    state = {"inside": 0}
+    stash: dict[int, list[torch.Tensor]] = {}
+
+    def pre_hook(module: nn.Module, inputs: tuple[Any, ...]) -> tuple[Any, ...] | None:
+        if len(inputs) != 1 or not isinstance(inputs[0], torch.Tensor):
+            raise MethodError(f"a ReLU module must take one tensor, got {len(inputs)} inputs")
+        state["inside"] += 1
+        stash.setdefault(id(module), []).append(inputs[0])
+        return (inputs[0].clone(),) if getattr(module, "inplace", False) else None
+
+    def hook(module: nn.Module, _inputs: tuple[Any, ...], _output: torch.Tensor) -> torch.Tensor:
+        state["inside"] -= 1
+        x = stash[id(module)].pop()
+        return _RuleReLU.apply(x, rule)
+
+    handles = []
+    try:
+        for _, m in relus:
+            handles.append(m.register_forward_pre_hook(pre_hook))
+            handles.append(m.register_forward_hook(hook))
+        with _WatchFunctionalReLU(state):
+            yield model
+    finally:
+        for h in handles:
+            h.remove()
+
+
+def rule_gradient(model: nn.Module, x: np.ndarray | torch.Tensor, target: int | Sequence[int] | np.ndarray,
+                  output: str, rule: str) -> np.ndarray:
+    """``∂ f_target(x) / ∂x`` with every ReLU's backward replaced by ``rule``, as a numpy array (N, C, H, W)."""
+    t = as_input(x, model)
+    with relu_rule(model, rule):
+        grad, _ = gradient(model, t, target, output)
+    return grad.detach().cpu().numpy()
