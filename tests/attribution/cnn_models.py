@@ -1,0 +1,93 @@
+"""Tiny CNNs for the attribution tests: random ones to compare with Captum, hand-weighted ones with known answers."""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from nnsee.models.cnn import CNN
+
+
+def random_cnn(shape: tuple[int, int, int] = (1, 10, 10), n_classes: int = 4, channels: tuple[int, ...] = (3, 4),
+               kernel: int = 3, hidden: int = 0, seed: int = 0, dtype: torch.dtype = torch.float64) -> CNN:
+    """nnsee's CNN with random weights (biases too), in eval mode, float64 unless asked."""
+    torch.manual_seed(seed)
+    model = CNN(shape, n_classes, channels=channels, kernel=kernel, hidden=hidden).to(dtype)
+    with torch.no_grad():
+        for p in model.parameters():
+            p.normal_(0.0, 0.5)
+    return model.eval()
+
+
+def random_images(n: int, shape: tuple[int, int, int], seed: int = 1, dtype: torch.dtype = torch.float64
+                  ) -> torch.Tensor:
+    rng = np.random.default_rng(seed)
+    return torch.as_tensor(rng.normal(size=(n, *shape)), dtype=dtype)
+
+
+class FunctionalCNN(nn.Module):
+    """conv → F.relu → conv → in-place ReLU module → mean pool → linear: ReLUs written the two other ways."""
+
+    def __init__(self, c: int = 1, n_classes: int = 3) -> None:
+        super().__init__()
+        self.conv1 = nn.Conv2d(c, 3, 3, padding=1)
+        self.conv2 = nn.Conv2d(3, 4, 3, padding=1)
+        self.relu2 = nn.ReLU(inplace=True)
+        self.out = nn.Linear(4, n_classes)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        h = self.relu2(self.conv2(F.relu(self.conv1(x))))
+        return self.out(h.mean(dim=(2, 3)))
+
+
+def assert_captum_close(ours: np.ndarray, ref: torch.Tensor | np.ndarray, rel: float = 1e-5) -> None:
+    """max |ours − Captum| ≤ rel · max |Captum| (the issue's criterion), shapes equal."""
+    ref = ref.detach().cpu().numpy() if isinstance(ref, torch.Tensor) else np.asarray(ref)
+    assert ours.shape == ref.shape, (ours.shape, ref.shape)
+    scale = np.abs(ref).max()
+    assert scale > 0
+    err = np.abs(ours.astype(np.float64) - ref).max()
+    assert err <= rel * scale, f"max |ours - captum| = {err:.3g} > {rel} * {scale:.3g}"
+
+
+class RegionSum(nn.Module):
+    """Hand-weighted: class 0's logit is ``scale · Σ x[:, :, r0:r1, c0:c1]`` (the sum of one region), class 1's is a
+    constant ``other``.
+
+    A 1×1 "conv" layer ``conv`` copies the image into channel 0 and its negative into channel 1, so the feature map
+    with the strongest response on a positive image is channel 0, and its total activity is the image sum.
+    """
+
+    def __init__(self, region: tuple[int, int, int, int], scale: float = 1.0, other: float = 0.0) -> None:
+        super().__init__()
+        self.region = region
+        self.scale = scale
+        self.other = other
+        self.conv = nn.Conv2d(1, 2, 1, bias=False)
+        with torch.no_grad():
+            self.conv.weight.copy_(torch.tensor([1.0, -1.0]).view(2, 1, 1, 1))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        h = self.conv(x)
+        r0, r1, c0, c1 = self.region
+        z0 = self.scale * h[:, 0, r0:r1, c0:c1].sum(dim=(1, 2))
+        return torch.stack([z0, torch.full_like(z0, self.other)], dim=1)
+
+
+class Dense(nn.Sequential):
+    """No convolution at all: Flatten → Linear."""
+
+    def __init__(self, shape: tuple[int, int, int] = (1, 4, 4), n_classes: int = 3) -> None:
+        super().__init__(nn.Flatten(), nn.Linear(int(np.prod(shape)), n_classes))
+
+
+def softmax_wrapped(model: nn.Module) -> nn.Module:
+    """What Captum needs to explain a probability: the model followed by a softmax over classes."""
+    return nn.Sequential(model, nn.Softmax(dim=1)).eval()
+
+
+def functional_cnn(c: int = 1, seed: int = 0) -> FunctionalCNN:
+    torch.manual_seed(seed)
+    return FunctionalCNN(c).double().eval()
