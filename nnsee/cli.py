@@ -378,5 +378,23 @@ def study_overfit(spec: str, out: Path, per_class: str, l2_values: str | None, h
     click.echo(f"study report: file://{index.resolve()}")
 
 
+@study.command("standardization")
+@click.option("--data", "spec", required=True, help="A data SPEC, as for train.")
+@click.option("--out", type=click.Path(file_okay=False, path_type=Path), required=True)
+@click.option("--epochs", type=click.IntRange(1), default=15, show_default=True)
+@click.option("--seed", type=int, default=0, show_default=True)
+@data_options
+@_friendly_errors
+def study_standardization(spec: str, out: Path, epochs: int, seed: int, **data_opts: Any) -> None:
+    """Softmax regression trained under each standardization: the inputs and the templates side by side."""
+    from nnsee.report.standardization_study import build_standardization_report
+    from nnsee.studies.standardization import standardization_study
+
+    result = standardization_study(_load(spec, seed, **data_opts), epochs=epochs, seed=seed)
+    for r in result.results:
+        click.echo(f"{r.mode:6s} validation {r.val_accuracy:.3f}  test {r.test_accuracy:.3f}")
+    click.echo(f"study report: file://{build_standardization_report(result, out).resolve()}")
+
+
 if __name__ == "__main__":
     main()

@@ -41,8 +41,10 @@ def _train_and_report(splits: Splits, name: str, out: Path, config: TrainConfig,
 
 def run_demo(out: str | Path, *, fashion: bool | None = None, say: Callable[[str], None] = print) -> list[DemoEntry]:
     """Train, study and report into ``out``; ``fashion=None`` includes Fashion-MNIST when it is installed."""
+    from nnsee.report.standardization_study import build_standardization_report
     from nnsee.report.study import build_study_report
     from nnsee.studies.overfit import overfit_study
+    from nnsee.studies.standardization import standardization_study
 
     out = Path(out)
     started = time.perf_counter()
@@ -61,6 +63,11 @@ def run_demo(out: str | Path, *, fashion: bool | None = None, say: Callable[[str
         say(f"  {row['name']:12s} train {row['train_accuracy']:.3f} val {row['val_accuracy']:.3f} "
             f"val loss min {row['min_val_loss']:.3f} (epoch {row['min_val_loss_epoch']}) last {row['val_loss']:.3f} "
             f"high-frequency share {row['noisiness_high_frequency_share_mean']:.3f}")
+    say("standardization study on digits (softmax under none / image / pixel)...")
+    modes = standardization_study(digits)
+    entries.append(DemoEntry("standardization-study", None,
+                             build_standardization_report(modes, out / "standardization-study")))
+    say("  " + ", ".join(f"{r.mode} test {r.test_accuracy:.3f}" for r in modes.results))
     if fashion is not False:
         try:
             fmnist = load_data("fashion-mnist", seed=0, download=bool(fashion))

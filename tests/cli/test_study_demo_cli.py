@@ -41,9 +41,25 @@ def test_demo_on_digits_writes_every_report(tmp_path: Path) -> None:
     result = CliRunner().invoke(main, ["demo", "--out", str(tmp_path / "demo"), "--no-fashion"])
     assert result.exit_code == 0, result.stderr
     index = (tmp_path / "demo" / "index.html").read_text(encoding="utf-8")
-    for link in ("digits-softmax/report/index.html", "digits-mlp/report/index.html", "overfit-study/index.html"):
+    for link in ("digits-softmax/report/index.html", "digits-mlp/report/index.html", "overfit-study/index.html",
+                 "standardization-study/index.html"):
         assert link in index and (tmp_path / "demo" / link).exists()
     assert "file://" in result.stdout
     accuracies = [float(line.split("test accuracy")[1].split()[0]) for line in result.stdout.splitlines()
                   if "test accuracy" in line]
     assert accuracies[0] >= 0.88 and accuracies[1] >= 0.92
+
+
+def test_study_standardization_trains_one_softmax_per_mode(tmp_path: Path) -> None:
+    rng = np.random.default_rng(0)
+    x = rng.uniform(0, 0.3, size=(90, 6, 6)).astype(np.float32)
+    y = np.repeat(np.arange(3), 30)
+    for i, k in enumerate(y):
+        x[i, 2 * k : 2 * k + 2] += 0.7
+    np.savez(tmp_path / "d.npz", x=x, y=y)
+    result = CliRunner().invoke(main, ["study", "standardization", "--data", str(tmp_path / "d.npz"), "--out",
+                                       str(tmp_path / "s"), "--epochs", "3"])
+    assert result.exit_code == 0, result.stderr
+    assert [line.split()[0] for line in result.stdout.splitlines()[:3]] == ["image", "pixel", "none"]
+    html = (tmp_path / "s" / "index.html").read_text(encoding="utf-8")
+    assert html.count("Templates learned with") == 3
