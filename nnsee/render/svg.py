@@ -51,7 +51,7 @@ def bar_chart_svg(
     row = 16.0 if height is None else max(4.0, (height - top - 2) / max(k, 1))
     height = int(height if height is not None else math.ceil(top + row * k + 2))
     label_w = min(110, int(width * 0.35))
-    value_w = 44
+    value_w = 60
     plot_x0, plot_x1 = label_w + 4, max(label_w + 8, width - value_w)
     finite = v[np.isfinite(v)]
     has_neg = bool((finite < 0).any())

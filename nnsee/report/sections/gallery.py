@@ -64,8 +64,10 @@ def gallery_section(inp: ReportInput) -> dict[str, Any] | None:
                                               title=f"votes W_out[{names[predicted]}, j]·h_j of the top units")
             scale = symmetric_scale(e.pixel_contributions)
             item["units"] = [{"unit": int(u), "h": float(e.hidden[u]),
-                              "uri": data_uri(weight_tile(e.pixel_contributions[i], scale, small))}
-                             for i, u in enumerate(units)]
+                              "uri": data_uri(weight_tile(e.pixel_contributions[i], scale, small)),
+                              "split_svg": bar_chart_svg(e.votes[:, u], names, width=200,
+                                                         title=f"unit {u}: its vote for each class")}
+                             for i, u in enumerate(units[:4])]
             item["maps"] = [{"label": f"Σ_j votes for {names[k]}", "logit": float(e.logits[k]),
                              "bias": float(e.out_bias[k]), "sum": float(e.contribution_sum[k]), "uri": None}
                             for k in dict.fromkeys([predicted, true])]
