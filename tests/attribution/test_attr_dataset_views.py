@@ -6,11 +6,20 @@ import numpy as np
 import pytest
 import torch
 from attribution.zf_models import random_cnn
+from tiny import make_splits
 from torch import nn
 from torch.overrides import TorchFunctionMode
 
+from nnsee.methods.attribution.deconvnet import project_activation
 from nnsee.methods.base import MethodError
+from nnsee.methods.dataset_views.evolution import features_over_training
+from nnsee.methods.dataset_views.projections import top9_projections
+from nnsee.methods.dataset_views.receptive_field import ReceptiveField, crop, receptive_field
 from nnsee.methods.dataset_views.top_activations import auto_batch_size, top_activations
+from nnsee.models.cnn import CNN
+from nnsee.train.config import TrainConfig
+from nnsee.train.fit import fit
+from nnsee.train.run import load_run
 
 
 def reference_topk(acts: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -85,3 +94,66 @@ def test_memory_is_independent_of_the_number_of_images() -> None:
     assert got.n_images == n and len(consumed) == n // batch
     assert watch.largest <= per_batch < all_acts / 2
     assert 32 <= auto_batch_size(model, torch.zeros(1, 1, 12, 12), "conv2") <= 1024
+
+
+def test_receptive_field_of_cnn_conv2_analytic_and_gradient_support() -> None:
+    # conv1 5×5 pad 2: 5 px, offset −2; pool 2×2 stride 2: 6 px, stride 2; conv2 5×5 pad 2: 6 + 4·2 = 14 px,
+    # offset −2 − 2·2 = −6. So conv2 unit (y, x) sees rows 2y − 6 … 2y + 7.
+    model = CNN((1, 28, 28), 10)
+    rf = receptive_field(model, "conv2", (1, 28, 28))
+    assert rf == ReceptiveField((14, 14), (2, 2), (-6, -6))
+    assert receptive_field(model, "pool2", (1, 28, 28)) == ReceptiveField((16, 16), (4, 4), (-6, -6))
+    # The union of the gradient supports of unit (5, 6) over many random inputs fills exactly its window.
+    x = torch.randn(64, 1, 28, 28)
+    grads = project_activation(model, x, "conv2", 3, position=(5, 6), rule="deconvnet")
+    rows, cols = np.nonzero(np.abs(grads).sum(axis=(0, 1)))
+    top, left, bottom, right = rf.window((5, 6))
+    assert (rows.min(), cols.min(), rows.max() + 1, cols.max() + 1) == (top, left, bottom, right) == (4, 6, 18, 20)
+    with pytest.raises(MethodError, match="Flatten"):
+        receptive_field(model, "out", (1, 28, 28))
+
+
+def test_crop_pads_at_the_borders() -> None:
+    image = np.arange(2 * 6 * 6, dtype=np.float32).reshape(2, 6, 6) + 1
+    rf = ReceptiveField((4, 4), (2, 2), (-2, -2))
+    np.testing.assert_array_equal(crop(image, (2, 2), rf), image[:, 2:6, 2:6])
+    corner = crop(image, (0, 0), rf, fill=-1)
+    assert corner.shape == (2, 4, 4)
+    np.testing.assert_array_equal(corner[:, 2:, 2:], image[:, :2, :2])
+    assert (corner[:, :2, :] == -1).all() and (corner[:, :, :2] == -1).all()
+
+
+def test_top9_projections_match_single_projections_and_crops() -> None:
+    model = random_cnn(1, size=12, seed=4)
+    images = np.random.default_rng(2).normal(size=(30, 1, 12, 12)).astype(np.float32)
+    top = top_activations(model, images, "conv2", k=3)
+    proj = top9_projections(model, images, top, batch_size=7)
+    f = top.values.shape[0]
+    assert proj.projections.shape == (f, 3, 1, 12, 12) and proj.image_crops.shape == (f, 3, 1, 8, 8)
+    for c, j in [(0, 0), (f - 1, 2), (2, 1)]:
+        i, pos = top.image_index[c, j], top.position[c, j]
+        single = project_activation(model, images[i : i + 1], "conv2", c, position=tuple(pos))[0]
+        np.testing.assert_allclose(proj.projections[c, j], single, atol=1e-6)
+        np.testing.assert_array_equal(proj.image_crops[c, j], crop(images[i], pos, proj.rf))
+        np.testing.assert_allclose(proj.projection_crops[c, j], crop(single, pos, proj.rf), atol=1e-6)
+    # a callable stream gives the same, by streaming the images again
+    again = top9_projections(model, lambda: (images[s : s + 8] for s in range(0, 30, 8)), top)
+    np.testing.assert_array_equal(again.projections, proj.projections)
+    with pytest.raises(MethodError, match="one-shot"):
+        top9_projections(model, iter([images]), top)
+
+
+def test_features_over_training(tmp_path) -> None:  # noqa: ANN001
+    data = make_splits(n_per_class=4, n_classes=3, shape=(1, 12, 12))
+    torch.manual_seed(0)
+    model = CNN((1, 12, 12), 3, channels=(3, 4), kernel=3)
+    fit(model, data, TrainConfig(epochs=2, batch_size=4, snapshots=[0, 2]), tmp_path, progress=False)
+    views = features_over_training(tmp_path, data.train.images, "conv2", k=4)
+    assert list(views) == [0, 2]
+    assert views[0].topk.values.shape == (4, 4) and views[2].projections.projections.shape == (4, 4, 1, 12, 12)
+    assert not np.array_equal(views[0].topk.values, views[2].topk.values)  # the weights changed
+    run = load_run(tmp_path)
+    last = top_activations(run.model, data.train.images, "conv2", k=4, transform=run.standardizer.transform)
+    np.testing.assert_allclose(views[2].topk.values, last.values, rtol=1e-5)
+    only = features_over_training(tmp_path, data.train.images, "conv2", epochs=[2], k=2, projections=False)
+    assert list(only) == [2] and only[2].projections is None

@@ -1,0 +1,86 @@
+"""Zeiler & Fergus Fig. 2: each top activation projected back to pixels by the deconvnet, beside its image patch.
+
+For channel ``f`` and its ``j``-th best image ``i`` (from :func:`~nnsee.methods.dataset_views.top_activations
+.top_activations`), the projection is :func:`~nnsee.methods.attribution.deconvnet.project_activation` of the single
+activation ``A[i, f, y, x]`` at the recorded maximum: ``∂A[i, f, y, x] / ∂x_i`` under the deconvnet ReLU rule, all
+other activations of the layer zeroed. Both the projection and the image are also cropped to that unit's receptive
+field, as in the paper's figure.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+from torch import nn
+
+from nnsee.methods.attribution.deconvnet import project_activation
+from nnsee.methods.base import MethodError
+from nnsee.methods.dataset_views._stream import Images, Transform, stream
+from nnsee.methods.dataset_views.receptive_field import ReceptiveField, crop, receptive_field
+from nnsee.methods.dataset_views.top_activations import TopK
+
+
+@dataclass(frozen=True)
+class TopProjections:
+    """``projections`` (F, k, C, H, W) over the whole image; ``projection_crops`` and ``image_crops``
+    (F, k, C, rf_h, rf_w) cut to each unit's receptive field ``rf`` (zero outside the image)."""
+
+    projections: np.ndarray
+    projection_crops: np.ndarray
+    image_crops: np.ndarray
+    rf: ReceptiveField
+
+
+def gather(images: Images, index: np.ndarray) -> np.ndarray:
+    """``images[index]`` for an array; a callable giving batches (or a list of batches) is streamed again."""
+    index = np.asarray(index, dtype=np.int64)
+    if isinstance(images, (np.ndarray, torch.Tensor)):
+        picked = images[torch.as_tensor(index)] if isinstance(images, torch.Tensor) else images[index]
+        return picked.detach().cpu().numpy() if isinstance(picked, torch.Tensor) else np.asarray(picked)
+    if not callable(images) and iter(images) is images:
+        raise MethodError("to fetch the top images again, give the images as an array or as a callable that streams "
+                          "them (a one-shot iterator was used up by top_activations)")
+    wanted = {int(i) for i in index.reshape(-1)}
+    found: dict[int, np.ndarray] = {}
+    start = 0
+    for batch in stream(images, 1):
+        arr = batch.detach().cpu().numpy() if isinstance(batch, torch.Tensor) else np.asarray(batch)
+        for i in wanted.intersection(range(start, start + len(arr))):
+            found[i] = arr[i - start]
+        start += len(arr)
+    missing = wanted.difference(found)
+    if missing:
+        raise MethodError(f"the image stream has {start} images; indices {sorted(missing)[:5]} are missing")
+    return np.stack([found[int(i)] for i in index.reshape(-1)]).reshape(*index.shape, *arr.shape[1:])
+
+
+def top9_projections(model: nn.Module, images: Images, topk: TopK, layer: str | None = None,
+                     rule: str = "deconvnet", transform: Transform | None = None,
+                     batch_size: int = 256) -> TopProjections:
+    """Deconvnet projections (and receptive-field crops) of every top activation in ``topk``.
+
+    ``images`` are those ``topk`` was computed on (an array, or a callable that streams them again); ``transform``
+    (e.g. the run's standardization) turns them into model inputs, and the image crops show them untransformed.
+    ``layer`` defaults to ``topk.layer``; ``rule`` "guided" gives guided-backprop projections instead.
+    """
+    layer = layer or topk.layer
+    if len(topk.map_shape) != 2:
+        raise MethodError(f"projections need a layer with feature maps (N, F, h, w); {layer!r} is flat")
+    f, k = topk.image_index.shape
+    raw = gather(images, topk.image_index.reshape(-1))  # (F·k, C, H, W)
+    x = transform(raw) if transform is not None else raw
+    rf = receptive_field(model, layer, raw.shape[1:])
+    channels = np.repeat(np.arange(f), k)
+    positions = topk.position.reshape(-1, 2)
+    proj = np.concatenate([
+        project_activation(model, x[s : s + batch_size], layer, channels[s : s + batch_size],
+                           positions[s : s + batch_size], rule=rule)
+        for s in range(0, len(x), batch_size)
+    ])
+    proj_crops = np.stack([crop(p, pos, rf) for p, pos in zip(proj, positions, strict=True)])
+    image_crops = np.stack([crop(im, pos, rf) for im, pos in zip(raw, positions, strict=True)])
+    shape = (f, k)
+    return TopProjections(proj.reshape(*shape, *proj.shape[1:]), proj_crops.reshape(*shape, *proj_crops.shape[1:]),
+                          image_crops.reshape(*shape, *image_crops.shape[1:]), rf)
