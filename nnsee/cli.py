@@ -265,61 +265,72 @@ def report(run: Path, out: Path | None, max_units: int, sort_units: str) -> None
     click.echo(f"report written: {index}\nopen it in a browser: file://{index.resolve()}")
 
 
-EXPLAIN_METHODS = ("contributions",)
+EXPLAIN_METHODS = ("contributions", "saliency", "gradient-x-input", "integrated-gradients", "guided-backprop",
+                   "deconvnet", "grad-cam", "occlusion")
 
 
 @main.command()
 @click.argument("run", type=click.Path(exists=True, file_okay=False, path_type=Path))
 @click.argument("images", nargs=-1, required=True, type=click.Path(exists=True, dir_okay=False, path_type=Path))
 @click.option("--method", type=click.Choice(EXPLAIN_METHODS), default="contributions", show_default=True,
-              help="contributions: score_k = W_k · x + b_k pixel by pixel (through the hidden layer for an MLP).")
+              help="contributions: score_k = W_k · x + b_k pixel by pixel (softmax and MLP runs); the others are "
+                   "attribution maps for any model.")
+@click.option("--target", default=None, help="Class (name or index) to explain; default: the predicted class.")
+@click.option("--output", type=click.Choice(["logit", "softmax"]), default="logit", show_default=True,
+              help="Explain the raw score or the softmax probability.")
 @click.option("--out", type=click.Path(file_okay=False, path_type=Path), default=None,
               help="Where to write the PNGs (default: RUN/explain).")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object (per image and class).")
 @_friendly_errors
-def explain(run: Path, images: tuple[Path, ...], method: str, out: Path | None, as_json: bool) -> None:
+def explain(run: Path, images: tuple[Path, ...], method: str, target: str | None, output: str, out: Path | None,
+            as_json: bool) -> None:
     """Why RUN gave each IMAGE its scores: a PNG per image, and with --json the numbers."""
-    from nnsee.data.folder import decode_image
-    from nnsee.methods import LinearExplanation
-    from nnsee.methods import explain as explain_one
-    from nnsee.render import save_png, why_image
+    from nnsee.report.explain import explain_files
     from nnsee.train import load_run
 
     loaded = load_run(run)
-    channels, height, width = loaded.input_shape
-    if height != width:
-        raise NnseeError(f"{run} expects {height}x{width} images; explain reads square images only")
-    out = out if out is not None else run / "explain"
-    names = loaded.class_names
-    results = []
-    for path in images:
-        x = decode_image(path, size=height, grayscale=channels == 1)
-        e = explain_one(loaded.model, loaded.standardizer.transform(x[None])[0], loaded.input_shape)
-        linear = isinstance(e, LinearExplanation)
-        bias = e.bias if linear else e.out_bias
-        predicted = int(np.argmax(e.logits))
-        if linear:
-            maps = e.contributions
-            captions = [f"{n} p={p:.2f}" for n, p in zip(names, e.probabilities, strict=True)]
-        else:
-            maps = e.pixel_contributions
-            captions = [f"unit {u} h={e.hidden[u]:.2f}" for u in e.top_units]
-        title = f"{path.name}: predicted {names[predicted]} ({e.probabilities[predicted]:.1%})"
-        png = save_png(why_image(x, maps, captions, title, upscale=max(1, round(84 / width))),
-                       out / f"{path.stem}-why.png")
-        results.append({
-            "image": str(path), "png": str(png), "predicted": names[predicted],
-            "classes": {n: {"probability": float(e.probabilities[k]), "logit": float(e.logits[k]),
-                            "bias": float(bias[k]), "contribution_sum": float(e.contribution_sum[k])}
-                        for k, n in enumerate(names)},
-        })
+    results = explain_files(loaded, list(images), out if out is not None else run / "explain", method, target, output)
     if as_json:
         _print_json({"run": str(run), "method": method, "images": results})
         return
     for r in results:
-        best = r["classes"][r["predicted"]]
-        click.echo(f"{r['image']}: {r['predicted']} (p={best['probability']:.3f}; logit {best['logit']:.3f} = "
-                   f"{best['contribution_sum']:.3f} + bias {best['bias']:.3f}) -> {r['png']}")
+        if "classes" in r:
+            best = r["classes"][r["predicted"]]
+            click.echo(f"{r['image']}: {r['predicted']} (p={best['probability']:.3f}; logit {best['logit']:.3f} = "
+                       f"{best['contribution_sum']:.3f} + bias {best['bias']:.3f}) -> {r['png']}")
+        else:
+            click.echo(f"{r['image']}: {r['predicted']} (p={r['probability']:.3f}); {method} of {r['target']} "
+                       f"-> {r['png']}")
+
+
+@main.command()
+@click.argument("run", type=click.Path(exists=True, file_okay=False, path_type=Path))
+@click.option("--target", required=True, help="A class (name or index), or LAYER:CHANNEL such as conv2:5.")
+@click.option("--steps", type=click.IntRange(1, 10000), default=200, show_default=True)
+@click.option("--out", type=click.Path(dir_okay=False, path_type=Path), default=None,
+              help="The PNG to write (default: RUN/maximize/TARGET.png).")
+@_friendly_errors
+def maximize(run: Path, target: str, steps: int, out: Path | None) -> None:
+    """Activation maximization: the input that a class (or one feature map) responds to most."""
+    from nnsee.methods.activation_max import activation_maximization
+    from nnsee.render import save_png, weight_tile
+    from nnsee.report.explain import resolve_target
+    from nnsee.train import load_run
+
+    loaded = load_run(run)
+    if ":" in target:
+        layer, _, channel = target.rpartition(":")
+        if not channel.isdigit():
+            raise click.BadParameter(f"expected LAYER:CHANNEL such as conv2:5, got {target!r}")
+        goal: Any = (layer, int(channel))
+    else:
+        goal = resolve_target(target, list(loaded.class_names))
+    image = activation_maximization(loaded.model, goal, loaded.input_shape, steps=steps)
+    scale = float(np.abs(image).max())
+    safe = "".join(c if c.isalnum() or c in "-_" else "_" for c in target)
+    path = save_png(weight_tile(image, scale, max(1, round(168 / loaded.input_shape[-1]))),
+                    out if out is not None else run / "maximize" / f"{safe}.png")
+    click.echo(f"{path} (standardized input space, red +, blue -, scale ±{scale:.3g})")
 
 
 @main.command()

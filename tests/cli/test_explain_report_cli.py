@@ -59,3 +59,41 @@ def test_report_command_prints_where_the_page_is(trained: dict[str, Path]) -> No
     assert result.exit_code == 0, result.stderr
     assert "file://" in result.stdout
     assert (trained["mlp"] / "report" / "index.html").exists()
+
+
+@pytest.fixture(scope="module")
+def cnn_run(trained: dict[str, Path], tmp_path_factory: pytest.TempPathFactory) -> Path:
+    out = tmp_path_factory.mktemp("cnn") / "cnn"
+    data = trained["softmax"].parent / "d.npz"
+    result = CliRunner().invoke(main, ["train", "--data", str(data), "--model", "cnn", "--channels", "4,8",
+                                       "--kernel", "3", "--epochs", "2", "--out", str(out)])
+    assert result.exit_code == 0, result.stderr
+    return out
+
+
+@pytest.mark.parametrize("method", ["saliency", "gradient-x-input", "integrated-gradients", "guided-backprop",
+                                    "deconvnet", "grad-cam", "occlusion"])
+def test_explain_every_attribution_method_on_a_cnn(cnn_run: Path, trained: dict[str, Path], method: str) -> None:
+    result = CliRunner().invoke(main, ["explain", str(cnn_run), str(trained["image"]), "--method", method,
+                                       "--target", "1", "--output", "softmax", "--json"])
+    assert result.exit_code == 0, result.stderr
+    (image,) = json.loads(result.stdout)["images"]
+    assert image["target"] == "1" and image["output"] == "softmax"
+    assert Path(image["png"]).name == f"zero-{method}.png" and Path(image["png"]).exists()
+    assert image["map"]["shape"][1:] == [10, 10]
+    if method == "integrated-gradients":
+        assert abs(image["convergence_delta"][0]) < 0.05
+
+
+def test_contributions_on_a_cnn_says_what_to_use_instead(cnn_run: Path, trained: dict[str, Path]) -> None:
+    result = CliRunner().invoke(main, ["explain", str(cnn_run), str(trained["image"])])
+    assert result.exit_code == 1 and "Conv2d" in result.stderr
+
+
+def test_maximize_writes_an_image_for_a_class_and_a_channel(cnn_run: Path, tmp_path: Path) -> None:
+    for target in ("2", "conv1:0"):
+        out = tmp_path / f"{target.replace(':', '_')}.png"
+        result = CliRunner().invoke(main, ["maximize", str(cnn_run), "--target", target, "--steps", "20",
+                                           "--out", str(out)])
+        assert result.exit_code == 0, result.stderr
+        assert out.exists()
