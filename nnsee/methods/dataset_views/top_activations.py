@@ -22,7 +22,7 @@ from nnsee.methods.base import MethodError, evaluating
 from nnsee.methods.dataset_views._stream import Batch, Images, Transform, layer_reader, prepared, stream
 
 # Budget for the largest intermediate output of one batch when batch_size is chosen automatically.
-AUTO_BATCH_BYTES = 32 * 2**20
+AUTO_BATCH_BYTES = 16 * 2**20
 AUTO_BATCH_RANGE = (32, 1024)
 
 
@@ -83,10 +83,12 @@ def _merge_stream(read: Callable[[torch.Tensor], torch.Tensor], batches: Iterabl
             bv, bp = a, torch.zeros_like(a, dtype=torch.long)
         else:
             raise MethodError(f"layer {layer!r} gives shape {tuple(a.shape)}; expected (N, F, h, w) or (N, F)")
+        n_channels, shape = a.shape[1], tuple(a.shape[2:])
+        del a  # free this batch's activations before the next forward pass
         if vals is None:
-            map_shape = tuple(a.shape[2:])
-        elif tuple(a.shape[2:]) != map_shape or a.shape[1] != vals.shape[0]:
-            raise MethodError(f"layer {layer!r} changed shape between batches ({tuple(a.shape[1:])}); "
+            map_shape = shape
+        elif shape != map_shape or n_channels != vals.shape[0]:
+            raise MethodError(f"layer {layer!r} changed shape between batches ({(n_channels, *shape)}); "
                               "give images of one size")
         bv, bp = bv.T.float(), bp.T
         bi = torch.arange(seen, seen + bv.shape[1], device=bv.device).expand_as(bv)
