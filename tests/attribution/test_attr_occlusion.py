@@ -79,7 +79,7 @@ def test_occlusion_grid_and_chunk_rule():
     assert grid.starts[2].tolist() == [0, 2, 4, 6, 8]
     assert grid.masks[2][-1].tolist() == [False] * 8 + [True, True]  # the last window is cut off
     assert grid.count()[0, 0].tolist() == [1, 1, 2, 1, 2, 1, 2, 1, 2, 1]
-    assert occlusion_batch_size((1, 28, 28)) == 128
+    assert occlusion_batch_size((1, 28, 28)) == 32
     assert occlusion_batch_size((3, 128, 128)) == 4
 
 
