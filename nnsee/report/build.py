@@ -17,6 +17,7 @@ import nnsee
 from nnsee.data.imageset import Splits
 from nnsee.render import save_png, write_atomic
 from nnsee.report.sections.class_units_section import class_units_section
+from nnsee.report.sections.cnn_section import cnn_section
 from nnsee.report.sections.common import ReportInput
 from nnsee.report.sections.evolution_section import evolution_section
 from nnsee.report.sections.gallery import gallery_section
@@ -60,6 +61,7 @@ def build_report(run_dir: str | Path, out: str | Path | None = None, *, splits: 
         "gallery": gallery_section(inp),
         "standardization": standardization_section(inp),
         "evolution": evolution_section(inp),
+        "cnn": cnn_section(inp),
     }
     _write_figures(out, sections)
     env = _environment()

@@ -42,3 +42,8 @@ def softmax_run(hostile_npz: Path, tmp_path_factory: pytest.TempPathFactory) -> 
 @pytest.fixture(scope="session")
 def mlp_run(hostile_npz: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
     return _train(hostile_npz, tmp_path_factory.mktemp("runs") / "mlp", "mlp", hidden=[20])
+
+
+@pytest.fixture(scope="session")
+def cnn_run(hostile_npz: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return _train(hostile_npz, tmp_path_factory.mktemp("runs") / "cnn", "cnn", channels=[4, 6], kernel=3)

@@ -17,7 +17,7 @@ ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts"
 pytestmark = pytest.mark.skipif(not CHROMIUM.exists(), reason="apt-get install chromium (done by .ci/run)")
 
 
-@pytest.mark.parametrize("run_fixture", ["softmax_run", "mlp_run"])
+@pytest.mark.parametrize("run_fixture", ["softmax_run", "mlp_run", "cnn_run"])
 def test_report_opens_offline_with_every_image_loaded(run_fixture: str, request: pytest.FixtureRequest,
                                                       tmp_path: Path) -> None:
     sync_api = pytest.importorskip("playwright.sync_api")

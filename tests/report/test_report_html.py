@@ -68,3 +68,15 @@ def test_gallery_picks_confident_mistakes_first() -> None:
     picked = pick_gallery(probabilities, labels, 4)
     assert picked[:2] == [(0, "confident mistake"), (3, "confident mistake")]
     assert picked[2:] == [(4, "correct"), (1, "correct")]
+
+
+def test_cnn_report_shows_the_zeiler_fergus_views(cnn_run: Path, tmp_path: Path) -> None:
+    index = build_report(cnn_run, tmp_path / "r")
+    html = index.read_text(encoding="utf-8")
+    for heading in ("First-layer filters", "Top 9 images per feature map of", "Occlusion (a grey square",
+                    "Feature evolution during training", "Sanity check"):
+        assert heading in html
+    assert html.count("alt=\"top 9 images of map") == 6  # conv2 has 6 maps
+    page = _parse(index)
+    assert all(u.startswith(("data:image/", "#", "index.html", "units-")) for u in page.urls)
+    assert "&lt;script&gt;" in html and "<script>alert" not in html

@@ -1,0 +1,147 @@
+"""The CNN section (Zeiler & Fergus): first-layer filters, top-9 images per feature map with their deconvnet
+projections, occlusion maps for test images, feature evolution across snapshots, and the randomization check."""
+
+from __future__ import annotations
+
+import functools
+from typing import Any
+
+import numpy as np
+from PIL import Image
+from torch import nn
+
+from nnsee.render import data_uri, grid, image_tile, mosaic, symmetric_scale, weight_tile
+from nnsee.report.sections.common import ReportInput, upscale_for
+
+# Ten distinguishable colours (matplotlib's tab10), cycled, for "most probable class" maps.
+PALETTE = np.array([[31, 119, 180], [255, 127, 14], [44, 160, 44], [214, 39, 40], [148, 103, 189],
+                    [140, 86, 75], [227, 119, 194], [127, 127, 127], [188, 189, 34], [23, 190, 207]], np.uint8)
+
+
+def conv_layers(model: nn.Module) -> list[str]:
+    return [name for name, m in model.named_modules() if isinstance(m, nn.Conv2d)]
+
+
+def cnn_section(inp: ReportInput, n_occlusion: int = 4, max_channels: int = 32) -> dict[str, Any] | None:
+    model = inp.run.model
+    convs = conv_layers(model)
+    if not convs:
+        return None
+    return {
+        "filters": _filters(model),
+        "layer": convs[-1],
+        "top9": _top9(inp, convs[-1], max_channels),
+        "occlusion": _occlusion(inp, convs[-1], n_occlusion),
+        "evolution": _evolution(inp, convs[-1]),
+        "sanity": _sanity(inp),
+        "palette": [{"name": n, "rgb": "#" + bytes(PALETTE[k % len(PALETTE)]).hex()}
+                    for k, n in enumerate(inp.class_names)],
+    }
+
+
+def _filters(model: nn.Module) -> dict[str, Any]:
+    from nnsee.methods.attribution.filters import first_layer_filters
+
+    w = first_layer_filters(model)
+    scale = symmetric_scale(w)
+    tiles = [weight_tile(f, scale, max(4, round(40 / w.shape[-1]))) for f in w]
+    return {"uri": data_uri(grid(tiles, ncols=min(16, len(tiles)), pad=3)), "count": len(w), "scale": scale,
+            "shape": list(w.shape[1:])}
+
+
+def _top9(inp: ReportInput, layer: str, max_channels: int) -> dict[str, Any]:
+    from nnsee.methods.dataset_views.projections import top9_projections
+    from nnsee.methods.dataset_views.top_activations import top_activations
+
+    topk = top_activations(inp.run.model, inp.train_std, layer, k=9)
+    channels = min(max_channels, len(topk.values))
+    projections = top9_projections(inp.run.model, inp.train_std, topk, layer)
+    rf = projections.rf
+    raw_crops = _raw_crops(inp, topk, rf, channels)
+    up = max(1, upscale_for(raw_crops.shape[-3:], 96) // 3)
+    rows = []
+    for c in range(channels):
+        proj = projections.projection_crops[c]
+        scale = symmetric_scale(proj)
+        tiles = [weight_tile(p, scale, up) for p in proj]
+        rows.append({"channel": c, "best": float(topk.values[c, 0]),
+                     "images": data_uri(mosaic(raw_crops[c], ncols=3, upscale=up)),
+                     "projections": data_uri(grid(tiles, ncols=3, pad=1))})
+    return {"rows": rows, "n_images": topk.n_images, "rf": int(rf.size[0]) if hasattr(rf, "size") else None,
+            "channels": len(topk.values)}
+
+
+def _raw_crops(inp: ReportInput, topk: Any, rf: Any, channels: int) -> np.ndarray:
+    """Receptive-field crops of the raw training images (what a person recognises), (channels, k, C, h, w)."""
+    from nnsee.methods.dataset_views.receptive_field import crop
+
+    images = inp.splits.train.images
+    return np.stack([np.stack([crop(images[i], tuple(p), rf, fill=1.0)
+                               for i, p in zip(topk.image_index[c], topk.position[c], strict=True)])
+                     for c in range(channels)])
+
+
+def _occlusion(inp: ReportInput, layer: str, n: int) -> dict[str, Any] | None:
+    from nnsee.methods.attribution.catalog import occlusion_window
+    from nnsee.methods.attribution.occlusion_paper import occlusion_maps
+
+    if len(inp.splits.test) == 0:
+        return None
+    index = np.linspace(0, len(inp.splits.test) - 1, num=min(n, len(inp.splits.test))).astype(int)
+    window, _ = occlusion_window(inp.shape)
+    labels = inp.splits.test.labels[index]
+    maps = occlusion_maps(inp.run.model, inp.test_std[index], labels, window=window, stride=1, layer=layer)
+    up = upscale_for(inp.shape, 96)
+    side = max(1, round(96 / maps.prob_true.shape[-1]))
+    rows = []
+    for j, i in enumerate(index):
+        activity = maps.strongest_map_activity[j]
+        span = float(activity.max() - activity.min()) or 1.0
+        colours = PALETTE[maps.most_probable[j] % len(PALETTE)].repeat(side, 0).repeat(side, 1)
+        rows.append({
+            "index": int(i), "true": inp.class_names[int(labels[j])],
+            "image": data_uri(image_tile(np.clip(inp.splits.test.images[i], 0, 1), up)),
+            "prob_true": data_uri(image_tile(maps.prob_true[j][None], side)),
+            "activity": data_uri(image_tile(((activity - activity.min()) / span)[None], side)),
+            "most_probable": data_uri(Image.fromarray(np.ascontiguousarray(colours), "RGB")),
+            "channel": int(maps.strongest_channel[j]),
+            "p_min": float(maps.prob_true[j].min()),
+        })
+    return {"rows": rows, "window": window, "layer": layer}
+
+
+def _evolution(inp: ReportInput, layer: str) -> dict[str, Any] | None:
+    from nnsee.methods.dataset_views.evolution import features_over_training
+    from nnsee.train.run import list_snapshots
+
+    if len(list_snapshots(inp.run.path)) < 2:
+        return None
+    subset = inp.splits.train.images[: min(len(inp.splits.train), 2000)]
+    by_epoch = features_over_training(inp.run.path, subset, layer, k=1, projections=True)
+    epochs = sorted(by_epoch)
+    channels = min(8, by_epoch[epochs[-1]].topk.values.shape[0])
+    up = max(2, upscale_for(inp.shape, 56))
+    rows = []
+    for c in range(channels):
+        crops = [by_epoch[e].projections.projection_crops[c, 0] for e in epochs]
+        scale = symmetric_scale(crops)
+        rows.append({"channel": c, "uri": data_uri(grid([weight_tile(p, scale, up) for p in crops],
+                                                        ncols=len(crops), pad=2))})
+    return {"epochs": epochs, "rows": rows, "n_images": len(subset)}
+
+
+def _sanity(inp: ReportInput, n: int = 4) -> dict[str, Any] | None:
+    from nnsee.methods.attribution.catalog import METHODS
+    from nnsee.methods.sanity import randomization_check
+
+    if len(inp.splits.test) == 0:
+        return None
+    x = inp.test_std[:n]
+    target = inp.splits.test.labels[:n]
+    methods = {name: functools.partial(_map_only, f) for name, f in METHODS.items()}
+    scores = randomization_check(inp.run.model, x, target, methods)
+    return {"rows": [{"method": name, **values} for name, values in scores.items()], "n": len(x)}
+
+
+def _map_only(method: Any, model: nn.Module, x: np.ndarray, target: Any) -> np.ndarray:
+    return method(model, x, np.asarray(target), "logit")[0]
