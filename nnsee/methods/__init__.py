@@ -4,9 +4,14 @@ Each view is a function over a ``torch.nn.Module`` that returns numpy arrays; dr
 apply only to some models raise :class:`MethodError` saying which and what to use instead.
 """
 
+from nnsee.methods.activation_max import activation_maximization
 from nnsee.methods.base import MethodError, capture, dense_stages, evaluating, linear_layers, to_batch, zero_units
 from nnsee.methods.class_units import ClassUnits, class_units, class_view
 from nnsee.methods.contributions import LinearExplanation, MLPExplanation, explain, explain_linear, explain_mlp
+from nnsee.methods.dataset_views.evolution import EpochFeatures, features_over_training
+from nnsee.methods.dataset_views.projections import TopProjections, top9_projections
+from nnsee.methods.dataset_views.receptive_field import ReceptiveField, crop, receptive_field
+from nnsee.methods.dataset_views.top_activations import TopK, top_activations
 from nnsee.methods.evolution import snapshot_weights, templates_over_training, weight_images
 from nnsee.methods.hidden_units import (
     UnitCard,
@@ -19,10 +24,23 @@ from nnsee.methods.hidden_units import (
     top_activating,
     unit_cards,
 )
+from nnsee.methods.sanity import cascading_randomization, randomization_check
 from nnsee.methods.standardization_view import standardization_norms, standardization_views
 from nnsee.methods.templates import class_templates, effective_linear, effective_templates
 
 __all__ = [
+    "EpochFeatures",
+    "ReceptiveField",
+    "TopK",
+    "TopProjections",
+    "activation_maximization",
+    "cascading_randomization",
+    "crop",
+    "features_over_training",
+    "randomization_check",
+    "receptive_field",
+    "top9_projections",
+    "top_activations",
     "ClassUnits",
     "LinearExplanation",
     "MLPExplanation",
