@@ -407,5 +407,31 @@ def study_standardization(spec: str, out: Path, epochs: int, seed: int, **data_o
     click.echo(f"study report: file://{build_standardization_report(result, out).resolve()}")
 
 
+@main.command()
+@click.argument("runs", nargs=-1, required=True, type=click.Path(exists=True, file_okay=False, path_type=Path))
+@click.option("--host", default="127.0.0.1", show_default=True, help="Interface to bind (loopback unless you mean it).")
+@click.option("--port", type=click.IntRange(0, 65535), default=8000, show_default=True)
+@click.option("--limit-concurrency", type=click.IntRange(min=1), default=32, show_default=True,
+              help="Connections served at once; more get 503.")
+@_friendly_errors
+def serve(runs: tuple[Path, ...], host: str, port: int, limit_concurrency: int) -> None:
+    """The live page: draw or upload an image and watch the units and maps of RUN... (FastAPI + uvicorn)."""
+    import uvicorn
+
+    from nnsee.serve import create_app
+
+    loopback = host in ("127.0.0.1", "localhost", "::1")
+    allowed = None
+    if not loopback:
+        click.echo("=" * 72 + f"\nWARNING: binding {host}, not loopback: anyone who can reach this machine on port "
+                   f"{port} can use this page, see every served run's class names and weights, and make it compute "
+                   "(no authentication).\n" + "=" * 72, err=True)
+        allowed = [f"{name}:{port}" for name in ("127.0.0.1", "localhost", "[::1]", host)]
+    app = create_app(list(runs), allowed_hosts=allowed)
+    shown = f"[{host}]" if ":" in host else host
+    click.echo(f"nnsee serving {len(runs)} run(s) on http://{shown}:{port}/ (Ctrl-C stops)")
+    uvicorn.run(app, host=host, port=port, limit_concurrency=limit_concurrency, log_level="warning")
+
+
 if __name__ == "__main__":
     main()

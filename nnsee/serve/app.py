@@ -1,0 +1,110 @@
+"""``create_app(run_paths)``: the live page and its JSON API over the runs named on the command line.
+
+Routes: ``GET /`` (the page), ``/static/*`` (its files only), ``GET /api/runs``, ``POST /api/explain?run=NAME``
+(an image body, ``Content-Type: image/png``), ``GET /api/runs/{name}/templates``, ``GET /api/runs/{name}/units/{j}``.
+Runs are loaded once at start; no other path on disk is ever read. Limits and refusals: :mod:`nnsee.serve.guard`.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterable, Sequence
+from pathlib import Path
+
+from fastapi import FastAPI, HTTPException, Request
+from fastapi.responses import FileResponse, JSONResponse
+from fastapi.staticfiles import StaticFiles
+from starlette.concurrency import run_in_threadpool
+
+from nnsee.errors import NnseeError
+from nnsee.methods import MethodError
+from nnsee.serve import views
+from nnsee.serve.decode import ImageRejected, decode_bytes, is_blank
+from nnsee.serve.guard import Guard
+
+STATIC = Path(__file__).parent / "static"
+MAX_BODY = 2 * 1024 * 1024
+CSP = ("default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data: blob:; connect-src 'self'; "
+       "base-uri 'none'; form-action 'none'; frame-ancestors 'none'")
+SECURITY_HEADERS = {"content-security-policy": CSP, "x-content-type-options": "nosniff",
+                    "referrer-policy": "no-referrer", "x-frame-options": "DENY",
+                    "cross-origin-resource-policy": "same-origin"}
+
+
+def _names(paths: Sequence[Path]) -> list[str]:
+    names: list[str] = []
+    for p in paths:
+        base = p.resolve().name or "run"
+        name, i = base, 2
+        while name in names:
+            name, i = f"{base}-{i}", i + 1
+        names.append(name)
+    return names
+
+
+def create_app(run_paths: Iterable[str | os.PathLike[str]], *, max_body: int = MAX_BODY,
+               allowed_hosts: Iterable[str] | None = None) -> FastAPI:
+    paths = [Path(p) for p in run_paths]
+    if not paths:
+        raise NnseeError("name at least one run folder to serve")
+    runs = {name: views.load(p, name) for name, p in zip(_names(paths), paths, strict=True)}
+
+    app = FastAPI(title="nnsee", docs_url=None, redoc_url=None, openapi_url=None)
+
+    @app.middleware("http")
+    async def security_headers(request: Request, call_next):  # type: ignore[no-untyped-def]
+        response = await call_next(request)
+        for k, v in SECURITY_HEADERS.items():
+            response.headers.setdefault(k, v)
+        response.headers.setdefault("cache-control", "no-store")
+        return response
+
+    def get(name: str) -> views.LoadedRun:
+        if name not in runs:
+            raise HTTPException(404, f"no run called {name!r}; serving {', '.join(runs)}")
+        return runs[name]
+
+    @app.get("/", include_in_schema=False)
+    def index() -> FileResponse:
+        return FileResponse(STATIC / "index.html", media_type="text/html")
+
+    @app.get("/api/runs")
+    def list_runs() -> dict:
+        return {"runs": [r.summary() for r in runs.values()]}
+
+    @app.post("/api/explain")
+    async def explain(request: Request, run: str) -> JSONResponse:
+        lr = get(run)
+        body = await request.body()
+        shape = lr.shape
+        try:
+            image = decode_bytes(body, shape[-1], shape[0] == 1)
+        except ImageRejected as e:
+            raise HTTPException(400, str(e)) from None
+        if is_blank(image):
+            return JSONResponse({"run": lr.name, "kind": lr.kind, "blank": True, "class_names": lr.run.class_names})
+        try:
+            return JSONResponse(await run_in_threadpool(views.explain_image, lr, image))
+        except MethodError as e:
+            raise HTTPException(422, str(e)) from None
+
+    @app.get("/api/runs/{name}/templates")
+    def templates(name: str) -> dict:
+        lr = get(name)
+        if lr.kind not in ("softmax", "mlp"):
+            raise HTTPException(404, f"run {name!r} is a {lr.kind} model: class templates need a linear first layer")
+        return views.templates(lr)
+
+    @app.get("/api/runs/{name}/units/{j}")
+    def unit(name: str, j: int) -> dict:
+        lr = get(name)
+        if lr.kind != "mlp":
+            raise HTTPException(404, f"run {name!r} is a {lr.kind} model: unit cards need one hidden layer")
+        n = views.n_units(lr)
+        if not 0 <= j < n:
+            raise HTTPException(404, f"unit {j} does not exist (0..{n - 1})")
+        return views.unit_card(lr, j)
+
+    app.mount("/static", StaticFiles(directory=STATIC), name="static")
+    app.add_middleware(Guard, max_body=max_body, allowed_hosts=allowed_hosts)  # outermost: refuses first
+    return app

@@ -1,0 +1,102 @@
+"""A pure ASGI middleware that refuses, before any handler runs:
+
+* a ``Host`` header not in the allowed set (DNS rebinding) → 400;
+* a foreign ``Origin`` on a state-changing method (POST, PUT, PATCH, DELETE) → 403;
+* a declared ``Content-Length`` over ``max_body`` → 413 without reading the body, and a body that streams past
+  ``max_body`` (chunked, or lying about its length) → 413 as soon as the limit is crossed;
+* a POST to an image route whose ``Content-Type`` is not an image → 415.
+
+The allowed hosts default to ``127.0.0.1``, ``localhost`` and ``[::1]`` at the port the server is bound to.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Awaitable, Callable, Iterable
+from typing import Any
+
+Scope = dict[str, Any]
+Receive = Callable[[], Awaitable[dict[str, Any]]]
+Send = Callable[[dict[str, Any]], Awaitable[None]]
+
+LOOPBACK_NAMES = ("127.0.0.1", "localhost", "[::1]")
+STATE_CHANGING = frozenset({"POST", "PUT", "PATCH", "DELETE"})
+IMAGE_TYPES = frozenset({"image/png", "image/jpeg", "image/webp", "image/bmp"})
+
+
+class BodyTooLarge(Exception):
+    """Raised by the wrapped ``receive`` when the body streams past the limit."""
+
+
+async def _refuse(send: Send, status: int, message: str) -> None:
+    body = json.dumps({"error": message}).encode()
+    await send({"type": "http.response.start", "status": status,
+                "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode()),
+                            (b"connection", b"close")]})
+    await send({"type": "http.response.body", "body": body})
+
+
+class Guard:
+    def __init__(self, app: Any, max_body: int, allowed_hosts: Iterable[str] | None = None,
+                 image_paths: Iterable[str] = ("/api/explain",)) -> None:
+        self.app = app
+        self.max_body = max_body
+        self.allowed_hosts = None if allowed_hosts is None else {h.lower() for h in allowed_hosts}
+        self.image_paths = frozenset(image_paths)
+
+    def _hosts(self, scope: Scope) -> set[str]:
+        if self.allowed_hosts is not None:
+            return self.allowed_hosts
+        port = (scope.get("server") or ("", None))[1]
+        return {f"{name}:{port}" for name in LOOPBACK_NAMES} if port else set(LOOPBACK_NAMES)
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope.get("headers", [])}
+        hosts = self._hosts(scope)
+        if headers.get("host", "").lower() not in hosts:
+            await _refuse(send, 400, "unexpected Host header (this server answers only on loopback)")
+            return
+        method = scope.get("method", "GET").upper()
+        origin = headers.get("origin")
+        if method in STATE_CHANGING and origin is not None and origin.lower() not in {f"http://{h}" for h in hosts}:
+            await _refuse(send, 403, "cross-origin request refused")
+            return
+        length = headers.get("content-length")
+        if length is not None:
+            if not length.isdigit():
+                await _refuse(send, 400, "bad Content-Length")
+                return
+            if int(length) > self.max_body:
+                await _refuse(send, 413, f"body over the {self.max_body} byte limit")
+                return
+        if method == "POST" and scope.get("path") in self.image_paths:
+            ctype = headers.get("content-type", "").split(";")[0].strip().lower()
+            if ctype not in IMAGE_TYPES:
+                await _refuse(send, 415, f"send the image as the body with Content-Type {' or '.join(IMAGE_TYPES)}")
+                return
+        seen = 0
+        started = False
+
+        async def counted_receive() -> dict[str, Any]:
+            nonlocal seen
+            message = await receive()
+            if message["type"] == "http.request":
+                seen += len(message.get("body", b""))
+                if seen > self.max_body:
+                    raise BodyTooLarge
+            return message
+
+        async def tracked_send(message: dict[str, Any]) -> None:
+            nonlocal started
+            if message["type"] == "http.response.start":
+                started = True
+            await send(message)
+
+        try:
+            await self.app(scope, counted_receive, tracked_send)
+        except BodyTooLarge:
+            if not started:
+                await _refuse(send, 413, f"body over the {self.max_body} byte limit")

@@ -1,0 +1,166 @@
+"use strict";
+// nnsee live page: plain JS, no libraries. All text goes through textContent (class names are data).
+const $ = (id) => document.getElementById(id);
+const pad = $("pad"), ctx = pad.getContext("2d");
+let runs = [], current = null, pending = false, again = false, lastSent = 0;
+const THROTTLE_MS = 150;
+
+function el(tag, attrs = {}, text) {
+  const e = document.createElement(tag);
+  for (const [k, v] of Object.entries(attrs)) e.setAttribute(k, v);
+  if (text !== undefined) e.textContent = String(text);
+  return e;
+}
+
+function clearPad() {
+  ctx.fillStyle = "#000"; ctx.fillRect(0, 0, pad.width, pad.height);
+}
+
+// Drawing: pointer events cover mouse, pen and touch. White strokes on black, like MNIST.
+let drawing = false, last = null;
+function pos(ev) {
+  const r = pad.getBoundingClientRect();
+  return [(ev.clientX - r.left) * pad.width / r.width, (ev.clientY - r.top) * pad.height / r.height];
+}
+pad.addEventListener("pointerdown", (ev) => {
+  drawing = true; last = pos(ev); pad.setPointerCapture(ev.pointerId); stroke(ev);
+});
+pad.addEventListener("pointermove", (ev) => { if (drawing) stroke(ev); });
+for (const t of ["pointerup", "pointercancel"]) pad.addEventListener(t, () => { drawing = false; schedule(true); });
+function stroke(ev) {
+  const p = pos(ev);
+  ctx.strokeStyle = "#fff"; ctx.lineWidth = 22 * (ev.pressure > 0 && ev.pointerType === "pen" ? 0.5 + ev.pressure : 1);
+  ctx.lineCap = "round"; ctx.lineJoin = "round";
+  ctx.beginPath(); ctx.moveTo(last[0], last[1]); ctx.lineTo(p[0], p[1]); ctx.stroke();
+  last = p; schedule(false);
+}
+
+function schedule(now) {
+  if (pending) { again = true; return; }
+  const wait = now ? 0 : Math.max(0, THROTTLE_MS - (Date.now() - lastSent));
+  pending = true;
+  setTimeout(() => pad.toBlob((blob) => send(blob), "image/png"), wait);
+}
+
+async function post(runName, blob) {
+  const r = await fetch("/api/explain?run=" + encodeURIComponent(runName),
+    { method: "POST", headers: { "Content-Type": blob.type || "image/png" }, body: blob });
+  const data = await r.json();
+  if (!r.ok) throw new Error(data.detail || data.error || r.statusText);
+  return data;
+}
+
+let lastBlob = null;
+async function send(blob) {
+  lastSent = Date.now(); lastBlob = blob;
+  const names = [$("run").value, $("compare").value].filter((n, i, a) => n && a.indexOf(n) === i);
+  try {
+    const results = await Promise.all(names.map((n) => post(n, blob)));
+    $("status").textContent = "";
+    showPanes(results);
+  } catch (e) {
+    $("status").textContent = "error: " + e.message;
+  } finally {
+    pending = false;
+    if (again) { again = false; schedule(false); }
+  }
+}
+
+function bars(names, probs, top) {
+  const box = el("div", { class: "bars" });
+  names.forEach((n, k) => {
+    const row = el("div", { class: "bar" + (k === top ? " top" : "") });
+    row.append(el("span", { title: n }, n));
+    const track = el("span"); const fill = el("span", { class: "fill" });
+    fill.style.display = "block"; fill.style.width = (100 * probs[k]).toFixed(1) + "%";
+    track.append(fill); row.append(track, el("span", {}, (100 * probs[k]).toFixed(1) + "%"));
+    box.append(row);
+  });
+  return box;
+}
+
+function figure(src, caption) {
+  const f = el("figure"); const img = el("img", { alt: caption }); img.src = src;
+  f.append(img, el("figcaption", {}, caption)); return f;
+}
+
+function showPanes(results) {
+  const panes = $("panes"); panes.replaceChildren();
+  for (const d of results) {
+    const pane = el("div", { class: "pane", "data-run": d.run });
+    pane.append(el("h2", {}, d.run + " (" + d.kind + ")"));
+    if (d.blank) { pane.append(el("p", { class: "prediction blank" }, "blank: draw something")); panes.append(pane); continue; }
+    pane.append(el("p", { class: "prediction" }, "predicted: " + d.label));
+    pane.append(figure(d.input, "what the model sees"));
+    pane.append(bars(d.class_names, d.probabilities, d.predicted));
+    if (d.maps && d.maps.length) {
+      pane.append(el("h3", {}, d.kind === "cnn" ? "attribution maps" : "why this score: x ⊙ W per class"));
+      const t = el("div", { class: "tiles maps" });
+      for (const m of d.maps) t.append(figure(m.src, m.label + " " + m.value.toFixed(2)));
+      pane.append(t);
+    }
+    if (d.units) {
+      pane.append(el("h3", {}, "hidden units that voted most for " + d.label + " (click for the card)"));
+      const t = el("div", { class: "tiles units" });
+      for (const u of d.units) {
+        const b = el("button", { class: "unit", type: "button", "data-unit": u.unit });
+        b.append(figure(u.src, "unit " + u.unit + " h=" + u.activation.toFixed(2) + " vote " + u.vote.toFixed(2)));
+        b.addEventListener("click", () => showCard(d.run, u.unit));
+        t.append(b);
+      }
+      pane.append(t);
+    }
+    panes.append(pane);
+  }
+}
+
+async function showCard(runName, j) {
+  const r = await fetch("/api/runs/" + encodeURIComponent(runName) + "/units/" + j);
+  const d = await r.json(); const card = $("card");
+  card.replaceChildren();
+  if (!r.ok) { card.append(el("p", {}, d.detail || "error")); card.hidden = false; return; }
+  card.append(el("h2", {}, d.run + ": unit " + d.unit));
+  card.append(figure(d.incoming, "incoming weights (±" + d.incoming_scale.toPrecision(2) + ")"));
+  card.append(el("p", {}, "bias " + d.bias.toFixed(3) + "; promotes " + d.promotes + ", suppresses " + d.suppresses));
+  const box = el("div", { class: "bars outgoing" });
+  const m = Math.max(...d.outgoing.map(Math.abs)) || 1;
+  d.class_names.forEach((n, k) => {
+    const row = el("div", { class: "bar" + (d.outgoing[k] >= 0 ? " top" : "") });
+    const fill = el("span", { class: "fill" }); fill.style.display = "block";
+    fill.style.width = (100 * Math.abs(d.outgoing[k]) / m).toFixed(1) + "%";
+    const track = el("span"); track.append(fill);
+    row.append(el("span", { title: n }, n), track, el("span", {}, d.outgoing[k].toFixed(2)));
+    box.append(row);
+  });
+  card.append(el("h3", {}, "outgoing weights to every class"), box);
+  card.hidden = false;
+  card.scrollIntoView({ block: "nearest" });
+}
+
+async function showTemplates() {
+  const name = $("template-run").value, box = $("templates"); box.replaceChildren();
+  const r = await fetch("/api/runs/" + encodeURIComponent(name) + "/templates");
+  const d = await r.json();
+  if (!r.ok) { box.append(el("p", { class: "note" }, d.detail || "no templates")); return; }
+  for (const t of d.templates) box.append(figure(t.src, t.label));
+}
+
+async function init() {
+  clearPad();
+  runs = (await (await fetch("/api/runs")).json()).runs;
+  for (const r of runs) {
+    $("run").append(el("option", { value: r.name }, r.name + " (" + r.kind + ")"));
+    $("compare").append(el("option", { value: r.name }, r.name + " (" + r.kind + ")"));
+    $("template-run").append(el("option", { value: r.name }, r.name));
+  }
+  $("clear").addEventListener("click", () => { clearPad(); $("panes").replaceChildren(); });
+  $("run").addEventListener("change", () => lastBlob && send(lastBlob));
+  $("compare").addEventListener("change", () => lastBlob && send(lastBlob));
+  $("template-run").addEventListener("change", showTemplates);
+  $("upload").addEventListener("change", (ev) => {
+    const f = ev.target.files[0]; if (!f) return;
+    pending = true; send(f);
+  });
+  showTemplates();
+}
+init().catch((e) => { $("status").textContent = "error: " + e.message; });
