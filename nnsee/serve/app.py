@@ -42,6 +42,16 @@ def _names(paths: Sequence[Path]) -> list[str]:
     return names
 
 
+async def read_limited(request: Request, limit: int) -> bytes:
+    """The request body, or 413 as soon as more than ``limit`` bytes have arrived (chunked or lying bodies)."""
+    body = bytearray()
+    async for chunk in request.stream():
+        body += chunk
+        if len(body) > limit:
+            raise HTTPException(413, f"body over the {limit} byte limit")
+    return bytes(body)
+
+
 def create_app(run_paths: Iterable[str | os.PathLike[str]], *, max_body: int = MAX_BODY,
                allowed_hosts: Iterable[str] | None = None) -> FastAPI:
     paths = [Path(p) for p in run_paths]
@@ -75,7 +85,7 @@ def create_app(run_paths: Iterable[str | os.PathLike[str]], *, max_body: int = M
     @app.post("/api/explain")
     async def explain(request: Request, run: str) -> JSONResponse:
         lr = get(run)
-        body = await request.body()
+        body = await read_limited(request, max_body)
         shape = lr.shape
         try:
             image = decode_bytes(body, shape[-1], shape[0] == 1)

@@ -2,8 +2,8 @@
 
 * a ``Host`` header not in the allowed set (DNS rebinding) → 400;
 * a foreign ``Origin`` on a state-changing method (POST, PUT, PATCH, DELETE) → 403;
-* a declared ``Content-Length`` over ``max_body`` → 413 without reading the body, and a body that streams past
-  ``max_body`` (chunked, or lying about its length) → 413 as soon as the limit is crossed;
+* a declared ``Content-Length`` over ``max_body`` → 413 without reading the body (a chunked body is counted as it
+  streams by the route that reads it, :func:`nnsee.serve.app.read_limited`);
 * a POST to an image route whose ``Content-Type`` is not an image → 415.
 
 The allowed hosts default to ``127.0.0.1``, ``localhost`` and ``[::1]`` at the port the server is bound to.
@@ -22,10 +22,6 @@ Send = Callable[[dict[str, Any]], Awaitable[None]]
 LOOPBACK_NAMES = ("127.0.0.1", "localhost", "[::1]")
 STATE_CHANGING = frozenset({"POST", "PUT", "PATCH", "DELETE"})
 IMAGE_TYPES = frozenset({"image/png", "image/jpeg", "image/webp", "image/bmp"})
-
-
-class BodyTooLarge(Exception):
-    """Raised by the wrapped ``receive`` when the body streams past the limit."""
 
 
 async def _refuse(send: Send, status: int, message: str) -> None:
@@ -77,26 +73,4 @@ class Guard:
             if ctype not in IMAGE_TYPES:
                 await _refuse(send, 415, f"send the image as the body with Content-Type {' or '.join(IMAGE_TYPES)}")
                 return
-        seen = 0
-        started = False
-
-        async def counted_receive() -> dict[str, Any]:
-            nonlocal seen
-            message = await receive()
-            if message["type"] == "http.request":
-                seen += len(message.get("body", b""))
-                if seen > self.max_body:
-                    raise BodyTooLarge
-            return message
-
-        async def tracked_send(message: dict[str, Any]) -> None:
-            nonlocal started
-            if message["type"] == "http.response.start":
-                started = True
-            await send(message)
-
-        try:
-            await self.app(scope, counted_receive, tracked_send)
-        except BodyTooLarge:
-            if not started:
-                await _refuse(send, 413, f"body over the {self.max_body} byte limit")
+        await self.app(scope, receive, send)
