@@ -12,7 +12,7 @@ from serve.serve_util import png, start_server, stop
 
 httpx = pytest.importorskip("httpx")
 
-N, CONCURRENCY, CAP_S = 400, 8, 60.0
+N, CONCURRENCY, CAP_S = 1000, 8, 60.0
 
 
 def rss_mb(pid: int) -> float:
@@ -73,3 +73,30 @@ def test_serve_load(serve_runs, capsys):
     assert len(lat) == N and statuses == {200: N}
     assert p95 < 1000
     assert end - middle < 20, f"RSS grew {end - middle:.1f} MB over the second half"
+
+
+def test_idle_connections_above_the_limit_get_503_and_the_server_recovers(serve_runs):
+    import socket
+
+    server = start_server([serve_runs["softmax"]], "--limit-concurrency", "4")
+    idle: list[socket.socket] = []
+    try:
+        for _ in range(6):  # keep-alive connections that never send a request
+            idle.append(socket.create_connection(("127.0.0.1", server.port), timeout=5))
+        time.sleep(0.3)
+        status, _ = server.raw("GET", "/api/runs")
+        assert status == 503
+        for s in idle:
+            s.close()
+        idle.clear()
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline:
+            status, _ = server.raw("GET", "/api/runs")
+            if status == 200:
+                break
+            time.sleep(0.2)
+        assert status == 200
+    finally:
+        for s in idle:
+            s.close()
+        stop(server)
