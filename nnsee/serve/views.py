@@ -40,7 +40,8 @@ class LoadedRun:
 
     def summary(self) -> dict[str, Any]:
         return {"name": self.name, "class_names": self.run.class_names, "input_shape": list(self.shape),
-                "kind": self.kind, "has_units": self.kind == "mlp", "has_templates": self.kind in ("softmax", "mlp")}
+                "kind": self.kind, "has_units": self.kind == "mlp", "has_templates": self.kind in ("softmax", "mlp"),
+                "n_units": n_units(self) if self.kind == "mlp" else 0}
 
 
 def model_kind(model: nn.Module, shape: tuple[int, ...]) -> str:

@@ -92,3 +92,12 @@ def test_serve_simultaneous_requests_are_independent(server):
         with ThreadPoolExecutor(8) as pool:
             parallel = list(pool.map(call, jobs))
         assert parallel == sequential
+
+
+def test_runs_list_the_number_of_hidden_units_to_browse(server):
+    status, body = server.raw("GET", "/api/runs")
+    runs = {r["name"]: r for r in json.loads(body)["runs"]}
+    assert runs["mlp"]["n_units"] > 0 and runs["softmax"]["n_units"] == 0
+    last = runs["mlp"]["n_units"] - 1
+    assert server.raw("GET", f"/api/runs/mlp/units/{last}")[0] == 200
+    assert server.raw("GET", f"/api/runs/mlp/units/{last + 1}")[0] == 404

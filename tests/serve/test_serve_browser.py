@@ -63,6 +63,11 @@ def test_serve_page_in_chromium(server, tmp_path):
             assert page.locator("#card .outgoing .bar").count() == 3
             page.screenshot(path=str(ARTIFACTS / "serve-card.png"), full_page=True)
 
+            page.click("#unit-next")  # the unit browser walks every card of the run
+            sync_api.expect(page.locator("#card h2")).to_contain_text("unit 1")
+            page.click("#unit-prev")
+            sync_api.expect(page.locator("#card h2")).to_contain_text("unit 0")
+
             page.select_option("#compare", "cnn")
             expect = sync_api.expect  # no wait_for_function: the page's CSP forbids eval, rightly
             expect(page.locator(".pane")).to_have_count(2)

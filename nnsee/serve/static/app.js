@@ -157,6 +157,20 @@ async function init() {
   $("run").addEventListener("change", () => lastBlob && send(lastBlob));
   $("compare").addEventListener("change", () => lastBlob && send(lastBlob));
   $("template-run").addEventListener("change", showTemplates);
+  const withUnits = runs.filter((r) => r.n_units > 0);
+  for (const r of withUnits) $("unit-run").append(el("option", { value: r.name }, r.name));
+  $("units-view").hidden = withUnits.length === 0;
+  const browse = (step) => {
+    const r = withUnits.find((x) => x.name === $("unit-run").value); if (!r) return;
+    const j = Math.min(Math.max(0, (parseInt($("unit-number").value, 10) || 0) + step), r.n_units - 1);
+    $("unit-number").value = j; $("unit-number").max = r.n_units - 1;
+    $("unit-count").textContent = r.n_units + " hidden units";
+    showCard(r.name, j);
+  };
+  $("unit-prev").addEventListener("click", () => browse(-1));
+  $("unit-next").addEventListener("click", () => browse(1));
+  $("unit-number").addEventListener("change", () => browse(0));
+  $("unit-run").addEventListener("change", () => { $("unit-number").value = 0; browse(0); });
   $("upload").addEventListener("change", (ev) => {
     const f = ev.target.files[0]; if (!f) return;
     pending = true; send(f);
