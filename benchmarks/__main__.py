@@ -1,6 +1,7 @@
-"""``python -m benchmarks [--quick] [--only mlp|lbfgs] [--json PATH]``: run the benchmarks, print a table.
+"""``python -m benchmarks [--quick] [--only mlp|lbfgs|report|attribution] [--json PATH]``: run the benchmarks.
 
-The full run takes several minutes (10 interleaved epochs of four contenders at two batch sizes, then L-BFGS);
+The full run takes several minutes (10 interleaved epochs of four contenders at two batch sizes, then L-BFGS, the
+report, and the attribution methods side by side with Captum);
 ``--quick`` smoke-tests the harness on a subset in under a minute (its numbers are not judged against targets).
 """
 
@@ -22,7 +23,7 @@ def _log(message: str) -> None:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m benchmarks", description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="a subset and few epochs: checks the harness (<1 min)")
-    parser.add_argument("--only", choices=["mlp", "lbfgs", "report"], help="run only this benchmark")
+    parser.add_argument("--only", choices=["mlp", "lbfgs", "report", "attribution"], help="run only this benchmark")
     parser.add_argument("--epochs", type=int, help="MLP epochs (default 10; --quick 2)")
     parser.add_argument("--batch-sizes", type=int, nargs="+", help="MLP batch sizes (default 128 256)")
     parser.add_argument("--repeats", type=int, help="L-BFGS repeats (default 3; --quick 1)")
@@ -48,7 +49,7 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _run(args: argparse.Namespace, torch: Any) -> int:
-    from benchmarks import lbfgs_softmax, mlp_epoch, report_time
+    from benchmarks import attribution, lbfgs_softmax, mlp_epoch, report_time
     from benchmarks.common import CpuWatch, IdleGate, busy_warning, load_fashion_mnist
 
     quick = args.quick
@@ -58,8 +59,9 @@ def _run(args: argparse.Namespace, torch: Any) -> int:
     iterations = 20 if quick else 100
     gate = IdleGate(args.max_wait if args.max_wait is not None else (0.0 if quick else 120.0), log=_log)
     started = time.perf_counter()
-    _log("loading Fashion-MNIST through nnsee's loader ...")
-    data = load_fashion_mnist(n_train=6000 if quick else None, n_test=2000 if quick else None, seed=args.seed)
+    if args.only in (None, "mlp", "lbfgs"):
+        _log("loading Fashion-MNIST through nnsee's loader ...")
+        data = load_fashion_mnist(n_train=6000 if quick else None, n_test=2000 if quick else None, seed=args.seed)
 
     sections = []
     if args.only in (None, "mlp"):
@@ -78,6 +80,9 @@ def _run(args: argparse.Namespace, torch: Any) -> int:
         watch = CpuWatch()
         sections.append(report_time.run(2 if quick else 3, args.seed, quick, gate=gate, log=_log))
         sections[-1].others_cores = watch.others_cores()
+    if args.only in (None, "attribution"):
+        _log("attribution methods vs Captum and plain autograd, interleaved")
+        sections.extend(attribution.run(quick, args.seed, gate=gate, log=_log))
     for s in sections:
         warning = busy_warning(s.others_cores)
         if warning:
