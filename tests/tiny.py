@@ -29,3 +29,17 @@ def make_splits(n_per_class: int = 20, n_classes: int = 3, shape: tuple[int, int
 
 # Class names that must come out escaped in HTML, JSON, SVG and PNG titles.
 HOSTILE_NAMES = ["<script>alert(1)</script>", "quote \" and 'apostrophe'", "amp & <b>bold</b>"]
+
+
+def banded_npz(path: object, n_per_class: int, side: int, *, step: int = 2, width: int = 2, noise: float = 0.3,
+               signal: float = 0.7, seed: int = 0, class_names: list[str] | None = None,
+               n_classes: int = 3) -> tuple[np.ndarray, np.ndarray]:
+    """Write an .npz of ``side``×``side`` images where class k lights rows ``step*k .. step*k+width``; return x, y."""
+    rng = np.random.default_rng(seed)
+    x = rng.uniform(0, noise, size=(n_per_class * n_classes, side, side)).astype(np.float32)
+    y = np.repeat(np.arange(n_classes), n_per_class)
+    for i, k in enumerate(y):
+        x[i, step * k : step * k + width] += signal
+    extra = {"class_names": np.array(class_names)} if class_names is not None else {}
+    np.savez(path, x=x, y=y, **extra)
+    return x, y

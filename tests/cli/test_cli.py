@@ -10,6 +10,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 from click.testing import CliRunner
+from tiny import banded_npz
 
 from nnsee.cli import main
 
@@ -17,13 +18,8 @@ from nnsee.cli import main
 @pytest.fixture
 def npz_spec(tmp_path: Path) -> str:
     """A small learnable data set as an .npz: class k brightens row k."""
-    rng = np.random.default_rng(0)
-    x = rng.uniform(0, 0.2, size=(90, 6, 6)).astype(np.float32)
-    y = np.repeat(np.arange(3), 30)
-    for i, k in enumerate(y):
-        x[i, k * 2] += 0.8
     path = tmp_path / "tiny.npz"
-    np.savez(path, x=x, y=y, class_names=np.array(["<b>zero</b>", 'one "1"', "двa"]))
+    banded_npz(path, 30, 6, width=1, noise=0.2, signal=0.8, class_names=["<b>zero</b>", 'one "1"', "двa"])
     return str(path)
 
 

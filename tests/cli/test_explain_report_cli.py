@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 from click.testing import CliRunner
 from PIL import Image
+from tiny import banded_npz
 
 from nnsee.cli import main
 
@@ -16,12 +17,7 @@ from nnsee.cli import main
 @pytest.fixture(scope="module")
 def trained(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     base = tmp_path_factory.mktemp("cli")
-    rng = np.random.default_rng(1)
-    x = rng.uniform(0, 0.2, size=(90, 10, 10)).astype(np.float32)
-    y = np.repeat(np.arange(3), 30)
-    for i, k in enumerate(y):
-        x[i, 3 * k : 3 * k + 3] += 0.8
-    np.savez(base / "d.npz", x=x, y=y)
+    x, _ = banded_npz(base / "d.npz", 30, 10, step=3, width=3, noise=0.2, signal=0.8, seed=1)
     Image.fromarray((x[0] * 255).astype(np.uint8)).resize((30, 30)).save(base / "zero.png")
     runs = {}
     for name in ("softmax", "mlp"):

@@ -5,20 +5,15 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-import numpy as np
 import pytest
 from click.testing import CliRunner
+from tiny import banded_npz
 
 from nnsee.cli import main
 
 
 def test_study_overfit_writes_its_report_and_json(tmp_path: Path) -> None:
-    rng = np.random.default_rng(0)
-    x = rng.uniform(0, 0.3, size=(120, 8, 8)).astype(np.float32)
-    y = np.repeat(np.arange(3), 40)
-    for i, k in enumerate(y):
-        x[i, 2 * k : 2 * k + 2] += 0.7
-    np.savez(tmp_path / "d.npz", x=x, y=y)
+    banded_npz(tmp_path / "d.npz", 40, 8)
     result = CliRunner().invoke(main, ["study", "overfit", "--data", str(tmp_path / "d.npz"), "--out",
                                        str(tmp_path / "study"), "--per-class", "5,20", "--l2", "0,0.1",
                                        "--hidden", "8", "--epochs", "3", "--json"])
@@ -51,12 +46,7 @@ def test_demo_on_digits_writes_every_report(tmp_path: Path) -> None:
 
 
 def test_study_standardization_trains_one_softmax_per_mode(tmp_path: Path) -> None:
-    rng = np.random.default_rng(0)
-    x = rng.uniform(0, 0.3, size=(90, 6, 6)).astype(np.float32)
-    y = np.repeat(np.arange(3), 30)
-    for i, k in enumerate(y):
-        x[i, 2 * k : 2 * k + 2] += 0.7
-    np.savez(tmp_path / "d.npz", x=x, y=y)
+    banded_npz(tmp_path / "d.npz", 30, 6)
     result = CliRunner().invoke(main, ["study", "standardization", "--data", str(tmp_path / "d.npz"), "--out",
                                        str(tmp_path / "s"), "--epochs", "3"])
     assert result.exit_code == 0, result.stderr

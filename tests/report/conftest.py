@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import numpy as np
 import pytest
 import torch
 from tiny import HOSTILE_NAMES as HOSTILE
+from tiny import banded_npz
 
 from nnsee.data import load_data
 from nnsee.models import build_model
@@ -16,13 +16,8 @@ from nnsee.train import TrainConfig, fit
 
 @pytest.fixture(scope="session")
 def hostile_npz(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    rng = np.random.default_rng(0)
-    x = rng.uniform(0, 0.2, size=(150, 8, 8)).astype(np.float32)
-    y = np.repeat(np.arange(3), 50)
-    for i, k in enumerate(y):
-        x[i, 2 * k : 2 * k + 3] += 0.8
     path = tmp_path_factory.mktemp("data") / "hostile.npz"
-    np.savez(path, x=x, y=y, class_names=np.array(HOSTILE))
+    banded_npz(path, 50, 8, width=3, noise=0.2, signal=0.8, class_names=HOSTILE)
     return path
 
 
