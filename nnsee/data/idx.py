@@ -14,6 +14,7 @@ import struct
 import zlib
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -139,12 +140,17 @@ def read_idx_header(path: str | Path) -> IdxHeader:
     """The header of the IDX file at ``path`` (raw or ``.gz``), checked against the file's size."""
     path = Path(path)
     with _open(path) as f:
-        head = _read_exact(f, path, 4)
-        if len(head) == 4 and head[:2] == b"\0\0":
-            head += _read_exact(f, path, 4 * head[3])
+        return _read_header(f, path)[0]
+
+
+def _read_header(f: Any, path: Path) -> tuple[IdxHeader, bytes]:
+    """Read, parse and size-check the header at the start of the open stream ``f``; also its raw bytes."""
+    head = _read_exact(f, path, 4)
+    if len(head) == 4 and head[:2] == b"\0\0":
+        head += _read_exact(f, path, 4 * head[3])
     header = _parse_header(path, head)
     _check_size(path, header)
-    return header
+    return header, head
 
 
 def read_idx(path: str | Path, *, sha256: str | None = None) -> np.ndarray:
@@ -155,11 +161,7 @@ def read_idx(path: str | Path, *, sha256: str | None = None) -> np.ndarray:
     """
     path = Path(path)
     with _open(path) as f:
-        head = _read_exact(f, path, 4)
-        if len(head) == 4 and head[:2] == b"\0\0":
-            head += _read_exact(f, path, 4 * head[3])
-        header = _parse_header(path, head)
-        _check_size(path, header)
+        header, head = _read_header(f, path)
         declared = header.payload_bytes
         # One byte more than declared reveals trailing data; a short read means end of stream, where gzip has
         # verified its CRC and length.
