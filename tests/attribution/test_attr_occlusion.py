@@ -40,12 +40,13 @@ CASES = [
 ]
 
 
+@pytest.mark.parametrize("recompute", ["region", "full"])
 @pytest.mark.parametrize("window,stride,captum_window,captum_stride", CASES)
-def test_occlusion_equals_captum_on_rgb(window, stride, captum_window, captum_stride):
+def test_occlusion_equals_captum_on_rgb(window, stride, captum_window, captum_stride, recompute):
     model = random_cnn((3, 10, 10))
     x, target = random_images(3, (3, 10, 10)), [0, 3, 2]
     ref = captum_occlusion(model, x, target, captum_window, captum_stride)
-    ours = occlusion(model, x, target, window=window, stride=stride, batch_size=13)
+    ours = occlusion(model, x, target, window=window, stride=stride, batch_size=13, recompute=recompute)
     assert ours.dtype == np.float32
     assert_captum_close(ours, ref)
 
@@ -86,7 +87,8 @@ def test_occlusion_grid_and_chunk_rule():
 def test_chunking_does_not_change_occlusion_and_train_mode_is_kept():
     model = random_cnn().train()
     x = random_images(2, (1, 10, 10))
-    runs = [occlusion(model, x, 0, window=3, stride=2, batch_size=b) for b in (1, 7, 1000)]
+    runs = [occlusion(model, x, 0, window=3, stride=2, batch_size=b, recompute=r)
+            for b in (1, 7, 1000) for r in ("region", "full")]
     for r in runs[1:]:
         np.testing.assert_allclose(r, runs[0], rtol=1e-6, atol=1e-7)
     assert model.training

@@ -1,0 +1,235 @@
+"""Occluded copies recomputed only where the occluder changes them (Zeiler & Fergus occlusion, made cheap).
+
+Hiding a ``h × w`` window changes a convolution's output only inside the window grown by the kernel, a pooling
+output only inside the window's image under the pooling, a pointwise layer's output only inside the window itself.
+So for a model that starts with such spatially local layers, each occluded copy is computed as
+
+* the clean image's activations ``A_l`` of every local layer ``l``, computed once per image;
+* per copy, a fixed-size *crop* ``C_l`` (the region that may differ from ``A_l``) at a per-copy origin: the input
+  crop is the occluded window; a window layer (conv, pool) with kernel ``k``, stride ``s``, padding ``p``, dilation
+  ``d`` maps an input crop of length ``L`` at ``y`` to the output crop of length
+  ``L' = min(O, ⌊(L − 1 + d(k − 1)) / s⌋ + 1)`` at ``y' = clamp(⌈(y − d(k − 1) + p) / s⌉, 0, O − L')``, computed
+  from the input rows ``[y' s − p, y' s − p + (L' − 1) s + d(k − 1] + 1)`` of the clean activation with the copy's
+  crop pasted in (padding applied to the clean activation, so the crop is filtered without padding);
+* after the last local layer, the clean activation with the crop pasted in goes through the rest of the model.
+
+Every value outside the crops is the clean activation itself, and inside them the same layer on the same inputs, so
+the scores equal full forward passes up to float rounding (the tests check it against plain forwards and Captum).
+
+Local layers: ``Conv2d`` (zero padding, integer or ``"valid"`` padding), ``MaxPool2d`` / ``AvgPool2d`` (no
+``ceil_mode``, no ``return_indices``; average pooling with padding only when ``count_include_pad``), and pointwise
+modules (activations, ``Dropout``, ``Identity``, ``BatchNorm2d`` in eval mode). The plan walks ``nn.Sequential``
+containers (nested ones flattened) that do not override ``forward``; any other model, or a model whose first
+layer is not local, gets no plan and occlusion runs full forward passes. Module forward hooks of the local layers
+are not called on crops (their functional form is applied).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F  # noqa: N812
+from torch import nn
+
+_POINTWISE = (nn.ReLU, nn.ReLU6, nn.LeakyReLU, nn.PReLU, nn.ELU, nn.SELU, nn.CELU, nn.GELU, nn.SiLU, nn.Mish,
+              nn.Tanh, nn.Sigmoid, nn.Hardtanh, nn.Hardswish, nn.Hardsigmoid, nn.Softplus, nn.Softsign,
+              nn.Tanhshrink, nn.LogSigmoid, nn.Identity, nn.Dropout, nn.Dropout2d, nn.AlphaDropout,
+              nn.BatchNorm2d)
+
+
+@dataclass(frozen=True)
+class WindowLayer:
+    """A conv or pool: ``apply(padded_crop)`` with no padding; kernel/stride/padding/dilation per axis (y, x)."""
+
+    apply: Callable[[torch.Tensor], torch.Tensor]
+    kernel: tuple[int, int]
+    stride: tuple[int, int]
+    padding: tuple[int, int]
+    dilation: tuple[int, int]
+    pad_value: float
+
+    def reach(self, axis: int) -> int:
+        """``d (k − 1)``: how far one output looks beyond its first input along ``axis``."""
+        return self.dilation[axis] * (self.kernel[axis] - 1)
+
+    def pad(self, a: torch.Tensor) -> torch.Tensor:
+        py, px = self.padding
+        return F.pad(a, (px, px, py, py), value=self.pad_value) if py or px else a
+
+
+def _pair(v: int | tuple[int, ...]) -> tuple[int, int]:
+    return (int(v), int(v)) if isinstance(v, int) else (int(v[0]), int(v[1]))
+
+
+def _window_layer(m: nn.Module) -> WindowLayer | None:
+    """The module as a :class:`WindowLayer`, or None when it is not one this plan can crop."""
+    if isinstance(m, nn.Conv2d) and type(m).forward is nn.Conv2d.forward:
+        if m.padding_mode != "zeros" or (isinstance(m.padding, str) and m.padding != "valid"):
+            return None
+        padding = (0, 0) if isinstance(m.padding, str) else _pair(m.padding)
+        stride, dilation, groups = _pair(m.stride), _pair(m.dilation), m.groups
+
+        def conv(t: torch.Tensor, m: nn.Conv2d = m) -> torch.Tensor:
+            return F.conv2d(t, m.weight, m.bias, stride, 0, dilation, groups)
+
+        return WindowLayer(conv, _pair(m.kernel_size), stride, padding, dilation, 0.0)
+    if isinstance(m, nn.MaxPool2d) and type(m).forward is nn.MaxPool2d.forward:
+        if m.ceil_mode or m.return_indices:
+            return None
+        k, s, d = _pair(m.kernel_size), _pair(m.stride or m.kernel_size), _pair(m.dilation)
+        return WindowLayer(lambda t: _max_pool(t, k, s, d), k, s, _pair(m.padding), d, -math.inf)
+    if isinstance(m, nn.AvgPool2d) and type(m).forward is nn.AvgPool2d.forward:
+        p = _pair(m.padding)
+        if m.ceil_mode or (any(p) and not m.count_include_pad):
+            return None
+        k, s, div = _pair(m.kernel_size), _pair(m.stride or m.kernel_size), m.divisor_override
+        return WindowLayer(lambda t: F.avg_pool2d(t, k, s, 0, divisor_override=div), k, s, p, (1, 1), 0.0)
+    return None
+
+
+def _max_pool(t: torch.Tensor, k: tuple[int, int], s: tuple[int, int], d: tuple[int, int]) -> torch.Tensor:
+    """Max pooling without padding as the maximum of the ``k_h · k_w`` strided slices (the same values as
+    ``F.max_pool2d``; several times faster on CPU for the small crops here, which it gets in NCHW layout)."""
+    oh, ow = (t.shape[2] - d[0] * (k[0] - 1) - 1) // s[0] + 1, (t.shape[3] - d[1] * (k[1] - 1) - 1) // s[1] + 1
+    out = None
+    for i in range(k[0]):
+        for j in range(k[1]):
+            y, x = i * d[0], j * d[1]
+            part = t[:, :, y: y + (oh - 1) * s[0] + 1: s[0], x: x + (ow - 1) * s[1] + 1: s[1]]
+            out = part.clone() if out is None else torch.maximum(out, part, out=out)
+    return out
+
+
+def _flat(model: nn.Module) -> list[nn.Module] | None:
+    """The chain of leaf modules an ``nn.Sequential`` runs, nested plain Sequentials flattened; None otherwise."""
+    if not isinstance(model, nn.Sequential) or type(model).forward is not nn.Sequential.forward:
+        return None
+    chain: list[nn.Module] = []
+    for m in model:
+        inner = _flat(m) if isinstance(m, nn.Sequential) else None
+        chain.extend(inner if inner is not None else [m])
+    return chain
+
+
+@dataclass(frozen=True)
+class RegionPlan:
+    """The local layers (each a WindowLayer or a pointwise module) and the modules after them."""
+
+    local: list[WindowLayer | nn.Module]
+    tail: list[nn.Module]
+
+
+def region_plan(model: nn.Module) -> RegionPlan | None:
+    """How to recompute occluded copies locally, or None when the model does not start with local layers."""
+    chain = _flat(model)
+    if chain is None:
+        return None
+    local: list[WindowLayer | nn.Module] = []
+    for i, m in enumerate(chain):
+        window = _window_layer(m)
+        if window is not None:
+            local.append(window)
+        elif isinstance(m, _POINTWISE):
+            local.append(m)
+        else:
+            return RegionPlan(local, chain[i:]) if any(isinstance(s, WindowLayer) for s in local) else None
+    return RegionPlan(local, []) if any(isinstance(s, WindowLayer) for s in local) else None
+
+
+def _extents(step: WindowLayer, h: int, w: int, oh: int, ow: int) -> tuple[int, int, int, int]:
+    """``(L'_h, L'_w, inputs_h, inputs_w)``: the output crop for an input crop ``h × w`` (outputs ``oh × ow``) and
+    the input window it reads, ``(L' − 1) s + d (k − 1) + 1`` per axis."""
+    lh = min(oh, (h - 1 + step.reach(0)) // step.stride[0] + 1)
+    lw = min(ow, (w - 1 + step.reach(1)) // step.stride[1] + 1)
+    return lh, lw, (lh - 1) * step.stride[0] + step.reach(0) + 1, (lw - 1) * step.stride[1] + step.reach(1) + 1
+
+
+class _Source:
+    """One local layer's clean input as rows ``(N·H·W, C)`` (channels last), followed by room for the crops.
+
+    :meth:`windows` gathers every copy's input window in one ``index_select`` over the rows: each window element's
+    index points into the copy's crop where the crop covers it and into the clean image elsewhere. The result is a
+    (B, C, h, w) tensor in channels-last memory format, which the convolutions take as it is.
+    """
+
+    def __init__(self, clean: torch.Tensor) -> None:
+        self.n, self.c, self.height, self.width = clean.shape
+        self.clean_rows = self.n * self.height * self.width
+        self.rows = clean.permute(0, 2, 3, 1).reshape(self.clean_rows, self.c)
+
+    def windows(self, img: torch.Tensor, y: torch.Tensor, x: torch.Tensor, h: int, w: int, crop: torch.Tensor,
+                cy: torch.Tensor, cx: torch.Tensor) -> torch.Tensor:
+        """``clean[img_b, :, y_b : y_b + h, x_b : x_b + w]`` with ``crop[b]`` (B, C, h', w') laid over it at
+        ``(cy_b, cx_b)`` (the part of the crop that falls inside the window)."""
+        (b, _, ch, cw), device = crop.shape, crop.device
+        need = self.clean_rows + b * ch * cw
+        if len(self.rows) < need:  # grow the room for crops (kept for the next chunks)
+            grown = torch.empty(need, self.c, dtype=self.rows.dtype, device=device)
+            grown[: self.clean_rows] = self.rows[: self.clean_rows]
+            self.rows = grown
+        self.rows[self.clean_rows: need].view(b, ch, cw, self.c).copy_(crop.permute(0, 2, 3, 1))
+        rows = y[:, None] + torch.arange(h, device=device)
+        cols = x[:, None] + torch.arange(w, device=device)
+        index = img[:, None, None] * (self.height * self.width) + rows[:, :, None] * self.width + cols[:, None, :]
+        crow, ccol = rows - cy[:, None], cols - cx[:, None]  # the crop's row (column) at each window row (column)
+        inside = ((crow >= 0) & (crow < ch))[:, :, None] & ((ccol >= 0) & (ccol < cw))[:, None, :]
+        at_crop = (self.clean_rows + torch.arange(b, device=device)[:, None, None] * (ch * cw)
+                   + crow.clamp(0, ch - 1)[:, :, None] * cw + ccol.clamp(0, cw - 1)[:, None, :])
+        picked = self.rows.index_select(0, torch.where(inside, at_crop, index).view(-1))
+        return picked.view(b, h, w, self.c).permute(0, 3, 1, 2)
+
+
+class RegionForward:
+    """Scores of occluded copies of ``x`` by local recomputation (see the module docstring); call in no_grad.
+
+    ``forward(img, y, x, crop)``: copy b is image ``img[b]`` whose pixels ``[y_b : y_b + h, x_b : x_b + w]`` are
+    replaced by ``crop[b]`` (B, C, h, w); returns the model's outputs for the copies.
+    """
+
+    def __init__(self, plan: RegionPlan, x: torch.Tensor) -> None:
+        self.plan = plan
+        self.sources: list[_Source | None] = []  # each window layer's clean padded input; None for pointwise layers
+        self.sizes: list[tuple[int, int]] = []  # each local layer's output height and width
+        a = x
+        for step in plan.local:
+            if isinstance(step, WindowLayer):  # channels last, as the copies' windows: the same kernels and rounding
+                a = step.pad(a).contiguous(memory_format=torch.channels_last)
+                self.sources.append(_Source(a))
+                a = step.apply(a)
+            else:  # an in-place module gets a copy: the tensor before it may be kept (or be the caller's x)
+                self.sources.append(None)
+                a = step(a.clone() if getattr(step, "inplace", False) else a)
+            self.sizes.append((a.shape[2], a.shape[3]))
+        self.output = _Source(a)
+        for m in plan.tail:
+            a = m(a)
+        self.scores = a  # the clean images' outputs computed the same way as the copies'
+
+    def copy_elements(self, h: int, w: int) -> int:
+        """The largest tensor, in elements per copy, that :meth:`forward` builds for ``h × w`` crops."""
+        most = self.output.c * self.output.height * self.output.width
+        for step, source, (oh, ow) in zip(self.plan.local, self.sources, self.sizes, strict=True):
+            if source is not None:
+                lh, lw, lh_in, lw_in = _extents(step, h, w, oh, ow)
+                most, h, w = max(most, source.c * lh_in * lw_in), lh, lw
+        return most
+
+    def forward(self, img: torch.Tensor, y: torch.Tensor, x: torch.Tensor, crop: torch.Tensor) -> torch.Tensor:
+        for step, source, (oh, ow) in zip(self.plan.local, self.sources, self.sizes, strict=True):
+            if source is None:
+                crop = step(crop)
+                continue
+            (sy, sx), (py, px) = step.stride, step.padding
+            lh, lw, lh_in, lw_in = _extents(step, crop.shape[2], crop.shape[3], oh, ow)
+            y0 = (-((step.reach(0) - py - y) // sy)).clamp(0, oh - lh)  # ⌈(y − d(k−1) + p) / s⌉, kept inside
+            x0 = (-((step.reach(1) - px - x) // sx)).clamp(0, ow - lw)
+            crop = step.apply(source.windows(img, y0 * sy, x0 * sx, lh_in, lw_in, crop, y + py, x + px))
+            y, x = y0, x0
+        zero = torch.zeros_like(y)
+        out = self.output.windows(img, zero, zero, self.output.height, self.output.width, crop, y, x).contiguous()
+        for m in self.plan.tail:
+            out = m(out)
+        return out

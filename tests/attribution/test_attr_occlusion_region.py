@@ -1,0 +1,142 @@
+"""Occlusion recomputing only the occluded region: equal to full forward passes on every kind of local layer."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+from attribution.cnn_models import random_cnn, random_images
+from torch import nn
+
+from nnsee.methods.attribution.occlusion import occlusion, region_batch_size
+from nnsee.methods.attribution.occlusion_region import RegionForward, WindowLayer, region_plan
+from nnsee.methods.base import MethodError
+
+
+def exotic(seed: int = 0) -> nn.Sequential:
+    """Every kind of local layer: nested Sequentials, a strided conv, batch norm, an in-place ReLU, a dilated conv, a
+    rectangular kernel, max pooling with padding, average pooling with padding, then a linear head."""
+    torch.manual_seed(seed)
+    model = nn.Sequential(
+        nn.Sequential(nn.Conv2d(2, 4, 3, stride=2, padding=1), nn.BatchNorm2d(4), nn.ReLU(inplace=True)),
+        nn.Conv2d(4, 5, 3, dilation=2, padding=3), nn.LeakyReLU(0.1), nn.MaxPool2d(3, 2, padding=1),
+        nn.AvgPool2d(2, padding=1), nn.Conv2d(5, 3, (3, 1), groups=1), nn.Tanh(),
+        nn.Flatten(), nn.Linear(3 * 2 * 4, 4),
+    ).double()
+    with torch.no_grad():
+        bn = model[0][1]
+        bn.running_mean.uniform_(-0.5, 0.5)
+        bn.running_var.uniform_(0.5, 2.0)
+        bn.weight.uniform_(0.5, 1.5)
+    return model.eval()
+
+
+def both(model, x, target, **kw):
+    return (occlusion(model, x, target, recompute="region", **kw),
+            occlusion(model, x, target, recompute="full", **kw))
+
+
+@pytest.mark.parametrize("window,stride", [((3, 4), (2, 3)), ((2, 1), 1), ((21, 19), 1), ((1, 5, 3), (1, 4, 2)),
+                                           ((5, 5), 5)])
+def test_region_equals_full_forward_passes_on_every_local_layer_kind(window, stride):
+    model = exotic()
+    x = random_images(3, (2, 21, 19))
+    plan = region_plan(model)
+    assert plan is not None and len(plan.local) == 9 and isinstance(plan.tail[0], nn.Flatten)
+    region, full = both(model, x, [0, 3, 1], window=window, stride=stride, batch_size=11,
+                        baseline=random_images(1, (2, 21, 19), seed=4)[0].numpy())
+    assert np.abs(full).max() > 1e-3
+    np.testing.assert_allclose(region, full, rtol=0, atol=1e-12 * np.abs(full).max())
+
+
+def test_region_scores_equal_model_outputs_copy_by_copy():
+    """The engine's output for every occluded copy is the model's output on that copy (float64)."""
+    model = random_cnn((3, 16, 12), channels=(4, 6), kernel=5, hidden=7)
+    x = random_images(2, (3, 16, 12))
+    with torch.no_grad():
+        engine = RegionForward(region_plan(model), x)
+        img = torch.tensor([0, 1, 1, 0, 1])
+        y, x0 = torch.tensor([0, 13, 5, 2, 0]), torch.tensor([9, 0, 4, 9, 7])
+        crops = random_images(5, (3, 3, 3), seed=9)
+        copies = x[img].clone()
+        for b in range(5):
+            copies[b, :, y[b]:y[b] + 3, x0[b]:x0[b] + 3] = crops[b]
+        np.testing.assert_allclose(engine.forward(img, y, x0, crops), model(copies), rtol=0, atol=1e-12)
+        np.testing.assert_allclose(engine.scores, model(x), rtol=0, atol=1e-12)
+
+
+def test_float32_region_stays_as_close_to_the_exact_map_as_full_passes():
+    model = random_cnn((1, 28, 28), n_classes=10, channels=(16, 32), kernel=5)
+    x64 = random_images(2, (1, 28, 28))
+    exact = occlusion(model, x64, [3, 7], window=4, stride=1).astype(np.float64)
+    model32, x32 = model.float(), x64.float()
+    region, full = both(model32, x32, [3, 7], window=4, stride=1)
+    scale = np.abs(exact).max()
+    err_region, err_full = np.abs(region - exact).max() / scale, np.abs(full - exact).max() / scale
+    assert err_region < 1e-5 and err_region < 3 * err_full, (err_region, err_full)
+
+
+def test_the_caller_images_are_left_alone_by_an_in_place_first_layer():
+    model = nn.Sequential(nn.ReLU(inplace=True), nn.Conv2d(1, 2, 3), nn.Flatten(), nn.Linear(2 * 6 * 6, 3)).double()
+    x = random_images(2, (1, 8, 8))
+    kept = x.clone()
+    region, full = both(model, x, 1, window=2, stride=2)
+    assert torch.equal(x, kept)
+    np.testing.assert_allclose(region, full, rtol=0, atol=1e-12)
+
+
+class NotSequential(nn.Module):
+    def __init__(self) -> None:
+        super().__init__()
+        self.conv = nn.Conv2d(1, 2, 3, padding=1)
+        self.out = nn.Linear(2 * 8 * 8, 2)
+
+    def forward(self, x):
+        return self.out(self.conv(x).flatten(1))
+
+
+class OwnForward(nn.Sequential):
+    def forward(self, x):  # e.g. a skip connection: the plan may not assume a chain
+        return super().forward(x) + x.flatten(1)[:, :2]
+
+
+def test_models_without_a_local_start_run_full_passes_and_region_says_why():
+    cases = [
+        NotSequential().double(),
+        OwnForward(nn.Conv2d(1, 1, 3, padding=1), nn.Flatten(), nn.Linear(64, 2)).double(),
+        nn.Sequential(nn.Flatten(), nn.Linear(64, 2)).double(),  # an MLP
+        nn.Sequential(nn.Conv2d(1, 2, 3, padding=1, padding_mode="reflect"), nn.Flatten(),
+                      nn.Linear(128, 2)).double(),
+        nn.Sequential(nn.MaxPool2d(2, ceil_mode=True), nn.Flatten(), nn.Linear(16, 2)).double(),
+    ]
+    x = random_images(1, (1, 8, 8))
+    for model in cases:
+        assert region_plan(model) is None
+        auto = occlusion(model, x, 1, window=2, stride=2)
+        full = occlusion(model, x, 1, window=2, stride=2, recompute="full")
+        np.testing.assert_array_equal(auto, full)
+        with pytest.raises(MethodError, match="cannot recompute only the occluded region: use recompute='full'"):
+            occlusion(model, x, 1, window=2, stride=2, recompute="region")
+    with pytest.raises(MethodError, match="recompute must be 'auto', 'region' or 'full', got 'fast'"):
+        occlusion(cases[0], x, 1, recompute="fast")
+
+
+def test_the_plan_stops_at_the_first_non_local_layer():
+    model = nn.Sequential(nn.Conv2d(1, 2, 3), nn.AdaptiveAvgPool2d(2), nn.Conv2d(2, 2, 1), nn.Flatten(),
+                          nn.Linear(8, 2))
+    plan = region_plan(model)
+    assert plan is not None and len(plan.local) == 1 and isinstance(plan.local[0], WindowLayer)
+    assert isinstance(plan.tail[0], nn.AdaptiveAvgPool2d) and len(plan.tail) == 4
+    x = random_images(2, (1, 9, 9), dtype=torch.float32)
+    region, full = both(model, x, 0, window=3, stride=2)
+    np.testing.assert_allclose(region, full, rtol=1e-5, atol=1e-6)
+
+
+def test_region_batch_size_follows_the_largest_tensor_per_copy():
+    model = random_cnn((1, 28, 28), n_classes=10, channels=(16, 32), kernel=5, dtype=torch.float32)
+    with torch.no_grad():
+        engine = RegionForward(region_plan(model), torch.zeros(1, 1, 28, 28))
+    # pool2 reads a 10 × 10 window of 32 channels for a 4 × 4 occluder (crops 8, 5, 9 after conv1, pool1, conv2)
+    assert engine.copy_elements(4, 4) == 32 * 10 * 10
+    assert region_batch_size(16 * 13 * 13) == 2**21 // (16 * 13 * 13)
+    assert region_batch_size(10**9) == 4 and region_batch_size(1) == 1024
