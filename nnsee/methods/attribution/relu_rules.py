@@ -10,10 +10,12 @@ backward rule (``g`` = gradient arriving at ``y``) becomes:
 Everything else keeps its gradient: max-pool backward *is* Zeiler's switch unpooling and conv backward *is* the
 transposed (flipped) filter, so these are exactly the deconvnet and guided backprop.
 
-How: every ``nn.ReLU`` module gets a forward pre-hook that keeps its input ``x`` (and hands the module a clone, as
-Captum does, so an in-place ReLU cannot overwrite ``x``) and a forward hook that replaces the module's output by
-``_RuleReLU(x)``: the same values ``max(x, 0)`` whose backward is the chosen rule. Unlike Captum's tensor hooks this
-stays right when one ReLU module is called several times in a forward pass.
+How: every ``nn.ReLU`` module gets a forward hook that wraps its output ``y`` in an identity autograd function
+whose backward applies the rule. Guided: ``relu(g)`` before the ReLU's own backward ``· 1[x > 0]``. Deconvnet:
+``relu(g)`` handed straight to the ReLU's input ``x``, so the ReLU's own backward is skipped (for an in-place ReLU, a
+pre-hook keeps ``x`` and hands the module a clone, as Captum does). So guided backprop costs one elementwise pass
+per ReLU over the plain gradient and the deconvnet none. Unlike Captum's tensor hooks this stays right when one ReLU
+module is called several times in a forward pass.
 
 Functional ReLUs (``F.relu``, ``torch.relu``, ``Tensor.relu``, in-place variants) cannot be hooked; Captum silently
 leaves them with the ordinary gradient. Here a ``TorchFunctionMode`` watches the forward pass and raises
@@ -40,24 +42,30 @@ RULES = ("deconvnet", "guided", "gradient")
 _FUNCTIONAL_RELUS = {F.relu, F.relu_, torch.relu, torch.relu_, torch.Tensor.relu, torch.Tensor.relu_}
 
 
-class _RuleReLU(torch.autograd.Function):
-    """Forward ``max(x, 0)``; backward per ``rule`` (see the module docstring)."""
+class _PositiveGrad(torch.autograd.Function):
+    """Identity forward; backward ``relu(g)``. After a ReLU's output, whose own backward then applies ``1[x > 0]``,
+    this is the guided rule ``relu(g) · 1[x > 0]``: one extra elementwise pass over the plain gradient."""
 
     @staticmethod
-    def forward(ctx: Any, x: torch.Tensor, rule: str) -> torch.Tensor:  # type: ignore[override]
-        ctx.rule = rule
-        if rule != "deconvnet":
-            ctx.save_for_backward(x > 0)
-        return x.clamp(min=0)
+    def forward(ctx: Any, y: torch.Tensor) -> torch.Tensor:  # type: ignore[override]
+        return y.view_as(y)
+
+    @staticmethod
+    def backward(ctx: Any, g: torch.Tensor) -> torch.Tensor:  # type: ignore[override]
+        return g.clamp(min=0)
+
+
+class _DeconvReLU(torch.autograd.Function):
+    """Forward: the ReLU's output ``y`` as it is; backward: ``relu(g)`` straight to the ReLU's input ``x``,
+    bypassing the ReLU's own backward (the deconvnet ignores the sign of ``x``)."""
+
+    @staticmethod
+    def forward(ctx: Any, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:  # type: ignore[override]
+        return y.view_as(y)
 
     @staticmethod
     def backward(ctx: Any, g: torch.Tensor) -> tuple[torch.Tensor, None]:  # type: ignore[override]
-        if ctx.rule == "deconvnet":
-            return g.clamp(min=0), None
-        (active,) = ctx.saved_tensors
-        if ctx.rule == "guided":
-            return g.clamp(min=0) * active, None
-        return g * active, None
+        return g.clamp(min=0), None
 
 
 class _WatchFunctionalReLU(TorchFunctionMode):
@@ -104,13 +112,20 @@ def relu_rule(model: nn.Module, rule: str) -> Iterator[nn.Module]:
         if len(inputs) != 1 or not isinstance(inputs[0], torch.Tensor):
             raise MethodError(f"a ReLU module must take one tensor, got {len(inputs)} inputs")
         state["inside"] += 1
-        stash.setdefault(id(module), []).append(inputs[0])
-        return (inputs[0].clone(),) if getattr(module, "inplace", False) else None
+        if rule == "deconvnet" and getattr(module, "inplace", False):
+            # an in-place ReLU would turn x itself into its output: keep x, hand the module a clone (as Captum does)
+            stash.setdefault(id(module), []).append(inputs[0])
+            return (inputs[0].clone(),)
+        return None
 
-    def hook(module: nn.Module, _inputs: tuple[Any, ...], _output: torch.Tensor) -> torch.Tensor:
+    def hook(module: nn.Module, inputs: tuple[Any, ...], output: torch.Tensor) -> torch.Tensor | None:
         state["inside"] -= 1
-        x = stash[id(module)].pop()
-        return _RuleReLU.apply(x, rule)
+        if rule == "gradient":
+            return None
+        if rule == "guided":
+            return _PositiveGrad.apply(output)
+        x = stash[id(module)].pop() if getattr(module, "inplace", False) else inputs[0]
+        return _DeconvReLU.apply(x, output)
 
     handles = []
     try:
