@@ -99,6 +99,8 @@ def integrated_gradients(model: nn.Module, x: np.ndarray | torch.Tensor,
     chunk = ig_batch_size(xt.shape[1:]) if batch_size is None else int(batch_size)
     if chunk < 1:
         raise MethodError(f"batch_size must be at least 1, got {batch_size}")
+    rows = len(alphas) * n  # row r: step r // n of image r % n (step-major, as Captum)
+    chunk = -(-rows // -(-rows // chunk))  # as many passes as chunks of `chunk` need, evenly filled: 50 = 4 × 12.5
     diff = xt - base
     alpha_t = torch.as_tensor(alphas, dtype=xt.dtype, device=xt.device)
     weight_t = torch.as_tensor(weights, dtype=xt.dtype, device=xt.device)
@@ -110,7 +112,6 @@ def integrated_gradients(model: nn.Module, x: np.ndarray | torch.Tensor,
             t = target_index(target, n, ends.shape[1] if ends.ndim == 2 else 0, xt.device)
             f = selected(ends, torch.cat([t, t]), output).double()
         total = torch.zeros_like(xt)
-        rows = len(alphas) * n  # row r: step r // n of image r % n (step-major, as Captum)
         for start in range(0, rows, chunk):
             r = torch.arange(start, min(start + chunk, rows), device=xt.device)
             step, img = r // n, r % n
