@@ -5,8 +5,9 @@ the view keeps, per channel, the ``k`` images with the highest ``s_if`` (ties: l
 in the map that maximum lies (first in row-major order on ties). For a flat layer (N, F) the score is ``A[i, f]``.
 
 Memory is independent of N: per batch, the maxima (B, F) are merged into a running top-k by one stable sort of
-(F, k + B) values, so no more than one batch of activations exists at a time (keeping every conv2 activation of a
-small CNN over 60k images would cost 3.6 GB). The forward pass stops at the layer.
+(F, k + B) values, and the position of the maximum is looked up only for the entries a batch brings into the top k.
+So no more than one batch of activations exists at a time (keeping every conv2 activation of a small CNN over 60k
+images would cost 3.6 GB). The forward pass stops at the layer.
 """
 
 from __future__ import annotations
@@ -77,26 +78,30 @@ def _merge_stream(read: Callable[[torch.Tensor], torch.Tensor], batches: Iterabl
         if len(batch) == 0:
             continue
         a = read(prepared(batch, model, transform))
-        if a.ndim == 4:
-            bv, bp = a.flatten(2).max(dim=2)  # (B, F); first maximum on ties
-        elif a.ndim == 2:
-            bv, bp = a, torch.zeros_like(a, dtype=torch.long)
-        else:
+        if a.ndim not in (2, 4):
             raise MethodError(f"layer {layer!r} gives shape {tuple(a.shape)}; expected (N, F, h, w) or (N, F)")
         n_channels, shape = a.shape[1], tuple(a.shape[2:])
-        del a  # free this batch's activations before the next forward pass
         if vals is None:
             map_shape = shape
         elif shape != map_shape or n_channels != vals.shape[0]:
             raise MethodError(f"layer {layer!r} changed shape between batches ({(n_channels, *shape)}); "
                               "give images of one size")
-        bv, bp = bv.T.float(), bp.T
+        bv = (a.amax(dim=(2, 3)) if a.ndim == 4 else a).T.float()  # (F, B): each map's maximum
         bi = torch.arange(seen, seen + bv.shape[1], device=bv.device).expand_as(bv)
         seen += bv.shape[1]
+        kept = 0 if vals is None else vals.shape[1]
         if vals is not None:  # running entries come first: a stable sort keeps lower indices first on ties
-            bv, bi, bp = torch.cat([vals, bv], 1), torch.cat([idx, bi], 1), torch.cat([pos, bp], 1)
+            bv, bi = torch.cat([vals, bv], 1), torch.cat([idx, bi], 1)
         order = torch.sort(bv, dim=1, descending=True, stable=True).indices[:, :k]
-        vals, idx, pos = bv.gather(1, order), bi.gather(1, order), bp.gather(1, order)
+        vals, idx = bv.gather(1, order), bi.gather(1, order)
+        # where the maximum lies, found only for the entries this batch brings into the top k (first on ties)
+        fresh = order >= kept
+        new_pos = torch.zeros_like(order)
+        if a.ndim == 4 and bool(fresh.any()):
+            channel, slot = fresh.nonzero(as_tuple=True)
+            new_pos[channel, slot] = a.flatten(2)[order[channel, slot] - kept, channel].argmax(dim=1)
+        pos = new_pos if pos is None else torch.where(fresh, new_pos, pos.gather(1, order.clamp(max=kept - 1)))
+        del a  # free this batch's activations before the next forward pass
     return vals, idx, pos, seen, map_shape
 
 
