@@ -7,6 +7,7 @@ import pytest
 import torch
 from attribution.zf_models import Boom, FunctionalReLUNet, NoReLUNet, inplace_cnn, random_cnn
 from torch import nn
+from torch.overrides import _get_current_function_mode_stack
 
 from nnsee.methods.attribution.deconvnet import deconvnet
 from nnsee.methods.attribution.guided_backprop import guided_backprop
@@ -90,6 +91,8 @@ def test_functional_relu_is_refused_and_hooks_released() -> None:
     with pytest.raises(MethodError, match="functional ReLU"):
         deconvnet(model, torch.randn(2, 1, 8, 8), 0)
     assert hooks_of(model) == 0
+    assert not _get_current_function_mode_stack()  # the watch ended with the failed forward pass
+    assert torch.relu(torch.tensor([-1.0, 2.0])).tolist() == [0.0, 2.0]
     with pytest.raises(MethodError, match="no nn.ReLU modules"):
         guided_backprop(NoReLUNet(), torch.randn(1, 1, 8, 8), 0)
     with pytest.raises(MethodError, match="rule must be"), relu_rule(random_cnn(), "zeiler"):

@@ -18,7 +18,7 @@ per ReLU over the plain gradient and the deconvnet none. Unlike Captum's tensor 
 module is called several times in a forward pass.
 
 Functional ReLUs (``F.relu``, ``torch.relu``, ``Tensor.relu``, in-place variants) cannot be hooked; Captum silently
-leaves them with the ordinary gradient. Here a ``TorchFunctionMode`` watches the forward pass and raises
+leaves them with the ordinary gradient. Here a ``TorchFunctionMode`` watches the model's forward pass and raises
 :class:`~nnsee.methods.base.MethodError` at the first ReLU called outside an ``nn.ReLU`` module. A ReLU written some
 other way (``clamp(min=0)``, ``x * (x > 0)``) cannot be recognized by anyone and keeps the ordinary gradient.
 """
@@ -127,13 +127,20 @@ def relu_rule(model: nn.Module, rule: str) -> Iterator[nn.Module]:
         x = stash[id(module)].pop() if getattr(module, "inplace", False) else inputs[0]
         return _DeconvReLU.apply(x, output)
 
-    handles = []
+    watch = _WatchFunctionalReLU(state)  # active during the model's forward pass only, not the backward
+
+    def enter(_module: nn.Module, _inputs: tuple[Any, ...]) -> None:
+        watch.__enter__()
+
+    def leave(_module: nn.Module, _inputs: tuple[Any, ...], _output: Any) -> None:
+        watch.__exit__(None, None, None)
+
+    handles = [model.register_forward_pre_hook(enter), model.register_forward_hook(leave, always_call=True)]
     try:
         for _, m in relus:
             handles.append(m.register_forward_pre_hook(pre_hook))
             handles.append(m.register_forward_hook(hook))
-        with _WatchFunctionalReLU(state):
-            yield model
+        yield model
     finally:
         for h in handles:
             h.remove()
