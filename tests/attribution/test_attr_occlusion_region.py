@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import importlib
+
 import numpy as np
 import pytest
 import torch
@@ -121,6 +123,42 @@ def test_models_without_a_local_start_run_full_passes_and_region_says_why():
         occlusion(cases[0], x, 1, recompute="fast")
 
 
+class WeightStandardizedConv(nn.Conv2d):
+    def _conv_forward(self, x, weight, bias):  # overrides the convolution itself, not forward
+        return super()._conv_forward(x, weight - weight.mean(), bias)
+
+
+def test_layers_the_plan_must_not_crop():
+    torch.manual_seed(0)
+    x = random_images(2, (1, 9, 9), dtype=torch.float32)
+    seen = []
+    hooked = nn.ReLU()
+    hooked.register_forward_hook(lambda m, i, o: seen.append(tuple(o.shape)))
+    cases = {  # model -> how many layers stay local
+        "a hooked ReLU starts the tail": (nn.Sequential(nn.Conv2d(1, 2, 3), hooked, nn.Conv2d(2, 2, 3),
+                                                        nn.Flatten(), nn.Linear(50, 2)), 1),
+        "batch norm with batch statistics": (nn.Sequential(nn.Conv2d(1, 2, 3), nn.BatchNorm2d(2, affine=False,
+                                                           track_running_stats=False), nn.Flatten(),
+                                                           nn.Linear(98, 2)), 1),
+        "a conv overriding _conv_forward": (nn.Sequential(WeightStandardizedConv(1, 2, 3), nn.Flatten(),
+                                                          nn.Linear(98, 2)), None),
+        "a kernel-1 stride-2 conv (gaps between windows)": (nn.Sequential(nn.Conv2d(1, 2, 1, stride=2), nn.ReLU(),
+                                                                          nn.Conv2d(2, 2, 3, padding=1),
+                                                                          nn.Flatten(), nn.Linear(50, 2)), 3),
+    }
+    for name, (model, n_local) in cases.items():
+        plan = region_plan(model)
+        assert (None if plan is None else len(plan.local)) == n_local, name
+        model.eval()
+        region = occlusion(model, x, 1, window=2, stride=1)
+        np.testing.assert_allclose(region, occlusion(model, x, 1, window=2, stride=1, recompute="full"),
+                                   rtol=1e-5, atol=1e-6, err_msg=name)
+    assert seen and all(shape[1:] == (2, 7, 7) for shape in seen)  # the hook saw whole activations only
+    top = nn.Sequential(nn.Conv2d(1, 2, 3), nn.Flatten(), nn.Linear(98, 2))
+    top.register_forward_hook(lambda m, i, o: None)
+    assert region_plan(top) is None  # the model's own hooks run only through its __call__
+
+
 def test_the_plan_stops_at_the_first_non_local_layer():
     model = nn.Sequential(nn.Conv2d(1, 2, 3), nn.AdaptiveAvgPool2d(2), nn.Conv2d(2, 2, 1), nn.Flatten(),
                           nn.Linear(8, 2))
@@ -140,3 +178,20 @@ def test_region_batch_size_follows_the_largest_tensor_per_copy():
     assert engine.copy_elements(4, 4) == 32 * 10 * 10
     assert region_batch_size(16 * 13 * 13) == 2**21 // (16 * 13 * 13)
     assert region_batch_size(10**9) == 4 and region_batch_size(1) == 1024
+
+
+def test_images_are_processed_in_groups_that_bound_the_stored_activations(monkeypatch):
+    occ = importlib.import_module("nnsee.methods.attribution.occlusion")  # the package's name is the function
+
+    model = random_cnn((1, 10, 10), channels=(3, 4), kernel=3, hidden=5)
+    x = random_images(5, (1, 10, 10))
+    full = occlusion(model, x, [0, 1, 2, 3, 0], window=3, stride=2, recompute="full")
+    with torch.no_grad():
+        per_image = RegionForward(region_plan(model), x[:1]).stored_elements()
+    monkeypatch.setattr(occ, "REGION_STORED", 2 * per_image)  # groups of 2, 2 and 1 images
+    built = []
+    monkeypatch.setattr(occ, "RegionForward", lambda plan, images: built.append(len(images)) or RegionForward(
+        plan, images))
+    region = occlusion(model, x, [0, 1, 2, 3, 0], window=3, stride=2, batch_size=4)
+    assert built == [1, 2, 2, 1]  # the probe, then the groups
+    np.testing.assert_allclose(region, full, rtol=0, atol=1e-12)

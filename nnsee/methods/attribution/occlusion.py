@@ -29,7 +29,7 @@ import torch
 from torch import nn
 
 from nnsee.methods.attribution.integrated_gradients import as_baseline
-from nnsee.methods.attribution.occlusion_region import RegionForward, region_plan
+from nnsee.methods.attribution.occlusion_region import RegionForward, RegionPlan, region_plan
 from nnsee.methods.attribution.target import as_input, selected, target_index
 from nnsee.methods.base import MethodError, evaluating, to_numpy
 
@@ -40,6 +40,8 @@ MIN_CHUNK, MAX_CHUNK = 4, 256
 # Elements of the largest tensor per pass when only the occluded region is recomputed: about 2 M ran fastest both
 # for copies of 28×28 images (256–512 per pass) and of 3×128×128 ones (64 per pass) on a 2-core CPU.
 REGION_ELEMENTS, REGION_MAX_CHUNK = 2**21, 1024
+# The clean activations kept per group of images for the region recomputation (elements; 128 MiB in float32).
+REGION_STORED = 2**25
 
 
 def occlusion_batch_size(image_shape: Sequence[int]) -> int:
@@ -193,24 +195,39 @@ def occlusion(model: nn.Module, x: np.ndarray | torch.Tensor, target: int | Sequ
                           "recompute='full' (or 'auto')")
     n = len(xt)
     with evaluating(model):
-        engine = None if plan is None else RegionForward(plan, xt)
-        if batch_size is not None:
-            chunk = int(batch_size)
-        elif engine is None:
-            chunk = occlusion_batch_size(xt.shape[1:])
-        else:
-            chunk = region_batch_size(engine.copy_elements(*grid.window[1:]))
-        # the clean scores computed as the copies' are (the same rounding cancels in the drops); a clone, so a model
-        # that changes its input in place cannot change the images the copies are made of
-        scores = model(xt.clone()) if engine is None else engine.scores
-        t = target_index(target, n, scores.shape[1] if scores.ndim == 2 else 0, xt.device)
-        clean = selected(scores, t, output)
-        drops = torch.empty(n * grid.size, dtype=clean.dtype, device=xt.device)
         if plan is None:
+            # a clone, so a model that changes its input in place cannot change the images the copies are made of
+            scores = model(xt.clone())
+            t = target_index(target, n, scores.shape[1] if scores.ndim == 2 else 0, xt.device)
+            clean = selected(scores, t, output)
+            drops = torch.empty(n * grid.size, dtype=clean.dtype, device=xt.device)
+            chunk = occlusion_batch_size(xt.shape[1:]) if batch_size is None else int(batch_size)
             for rows, img, copies in occluded_chunks(xt, base, grid, chunk):
                 drops[rows] = clean[img] - selected(model(copies), t[img], output)
         else:
-            for rows, img, y0, x0, crops in occluded_crops(xt, base, grid, chunk):
-                drops[rows] = clean[img] - selected(engine.forward(img, y0, x0, crops), t[img], output)
+            drops = _region_drops(plan, xt, base, grid, target, output, batch_size)
     total = grid.spread(drops.view(n, *grid.shape))
     return to_numpy(total / grid.count().to(total)).astype(np.float32)
+
+
+def _region_drops(plan: RegionPlan, x: torch.Tensor, baseline: torch.Tensor, grid: Grid,
+                  target: int | Sequence[int] | np.ndarray | torch.Tensor, output: str,
+                  batch_size: int | None) -> torch.Tensor:
+    """Every window's score drop (N · positions,) by the region recomputation, in groups of images whose clean
+    activations take at most ``REGION_STORED`` elements."""
+    probe = RegionForward(plan, x[:1])
+    n, group = len(x), max(1, REGION_STORED // probe.stored_elements())
+    chunk = region_batch_size(probe.copy_elements(*grid.window[1:])) if batch_size is None else int(batch_size)
+    scores = probe.scores
+    t = target_index(target, n, scores.shape[1] if scores.ndim == 2 else 0, x.device)
+    drops = torch.empty(n * grid.size, dtype=scores.dtype, device=x.device)
+    for first in range(0, n, group):
+        part = slice(first, first + group)
+        engine = RegionForward(plan, x[part])
+        # the clean scores computed as the copies' are: the same rounding cancels in the drops
+        tg = t[part]
+        clean = selected(engine.scores, tg, output)
+        for rows, img, y0, x0, crops in occluded_crops(x[part], baseline[part], grid, chunk):
+            drops[rows + first * grid.size] = clean[img] - selected(engine.forward(img, y0, x0, crops), tg[img],
+                                                                    output)
+    return drops

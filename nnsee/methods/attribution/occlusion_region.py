@@ -18,10 +18,10 @@ the scores equal full forward passes up to float rounding (the tests check it ag
 
 Local layers: ``Conv2d`` (zero padding, integer or ``"valid"`` padding), ``MaxPool2d`` / ``AvgPool2d`` (no
 ``ceil_mode``, no ``return_indices``; average pooling with padding only when ``count_include_pad``), and pointwise
-modules (activations, ``Dropout``, ``Identity``, ``BatchNorm2d`` in eval mode). The plan walks ``nn.Sequential``
-containers (nested ones flattened) that do not override ``forward``; any other model, or a model whose first
-layer is not local, gets no plan and occlusion runs full forward passes. Module forward hooks of the local layers
-are not called on crops (their functional form is applied).
+modules (activations, ``Dropout``, ``Identity``, ``BatchNorm2d`` with running statistics, in eval mode), without
+forward hooks (a hooked layer must see whole activations, so it starts the tail). The plan walks ``nn.Sequential``
+containers (nested ones flattened) that neither override ``forward`` nor have hooks; any other model, or a model
+whose first layer is not local, gets no plan and occlusion runs full forward passes.
 """
 
 from __future__ import annotations
@@ -66,7 +66,8 @@ def _pair(v: int | tuple[int, ...]) -> tuple[int, int]:
 
 def _window_layer(m: nn.Module) -> WindowLayer | None:
     """The module as a :class:`WindowLayer`, or None when it is not one this plan can crop."""
-    if isinstance(m, nn.Conv2d) and type(m).forward is nn.Conv2d.forward:
+    if (isinstance(m, nn.Conv2d) and type(m).forward is nn.Conv2d.forward
+            and type(m)._conv_forward is nn.Conv2d._conv_forward):
         if m.padding_mode != "zeros" or (isinstance(m.padding, str) and m.padding != "valid"):
             return None
         padding = (0, 0) if isinstance(m.padding, str) else _pair(m.padding)
@@ -104,8 +105,10 @@ def _max_pool(t: torch.Tensor, k: tuple[int, int], s: tuple[int, int], d: tuple[
 
 
 def _flat(model: nn.Module) -> list[nn.Module] | None:
-    """The chain of leaf modules an ``nn.Sequential`` runs, nested plain Sequentials flattened; None otherwise."""
-    if not isinstance(model, nn.Sequential) or type(model).forward is not nn.Sequential.forward:
+    """The chain of leaf modules an ``nn.Sequential`` runs, nested plain Sequentials flattened; None otherwise
+    (also for a Sequential with hooks of its own, which a flattened chain would skip)."""
+    if (not isinstance(model, nn.Sequential) or type(model).forward is not nn.Sequential.forward
+            or _hooked(model)):
         return None
     chain: list[nn.Module] = []
     for m in model:
@@ -122,17 +125,33 @@ class RegionPlan:
     tail: list[nn.Module]
 
 
+def _pointwise(m: nn.Module) -> bool:
+    """Whether ``m`` maps each element on its own in eval mode (batch norm only with running statistics)."""
+    return isinstance(m, _POINTWISE) and not (isinstance(m, nn.BatchNorm2d) and not m.track_running_stats)
+
+
+def _hooked(m: nn.Module) -> bool:
+    """Whether ``m`` has forward hooks (they would see crops, or be skipped by the functional form)."""
+    return bool(m._forward_hooks or m._forward_pre_hooks)
+
+
+def _global_hooks() -> bool:
+    from torch.nn.modules import module
+
+    return bool(module._global_forward_hooks or module._global_forward_pre_hooks)
+
+
 def region_plan(model: nn.Module) -> RegionPlan | None:
     """How to recompute occluded copies locally, or None when the model does not start with local layers."""
     chain = _flat(model)
-    if chain is None:
+    if chain is None or _global_hooks():
         return None
     local: list[WindowLayer | nn.Module] = []
     for i, m in enumerate(chain):
-        window = _window_layer(m)
+        window = None if _hooked(m) else _window_layer(m)  # a hooked layer must see whole activations: the tail
         if window is not None:
             local.append(window)
-        elif isinstance(m, _POINTWISE):
+        elif not _hooked(m) and _pointwise(m):
             local.append(m)
         else:
             return RegionPlan(local, chain[i:]) if any(isinstance(s, WindowLayer) for s in local) else None
@@ -207,6 +226,11 @@ class RegionForward:
         for m in plan.tail:
             a = m(a)
         self.scores = a  # the clean images' outputs computed the same way as the copies'
+
+    def stored_elements(self) -> int:
+        """The elements of the clean activations kept for the images (the memory this engine holds)."""
+        sources = [s for s in self.sources if s is not None] + [self.output]
+        return sum(s.clean_rows * s.c for s in sources)
 
     def copy_elements(self, h: int, w: int) -> int:
         """The largest tensor, in elements per copy, that :meth:`forward` builds for ``h × w`` crops."""
