@@ -195,3 +195,13 @@ def test_images_are_processed_in_groups_that_bound_the_stored_activations(monkey
     region = occlusion(model, x, [0, 1, 2, 3, 0], window=3, stride=2, batch_size=4)
     assert built == [1, 2, 2, 1]  # the probe, then the groups
     np.testing.assert_allclose(region, full, rtol=0, atol=1e-12)
+
+
+def test_occlusion_keeps_every_tensor_on_the_images_device(monkeypatch):
+    """The grid's masks are built on the CPU; spreading the drops must move them to the drops' device (a CUDA run
+    failed there). Checked here with a meta-device stand-in: ``spread`` must not mix devices."""
+    from nnsee.methods.attribution.occlusion import occlusion_grid
+
+    grid = occlusion_grid((1, 6, 6), (2, 2), 2)
+    values = torch.ones(1, *grid.shape, device="meta")
+    assert grid.spread(values).device.type == "meta"

@@ -92,7 +92,7 @@ class Grid:
 
     def spread(self, values: torch.Tensor) -> torch.Tensor:
         """(N, *shape) values per window → (N, C, H, W) sums over the windows covering each element."""
-        mc, my, mx = (m.to(values.dtype) for m in self.masks)
+        mc, my, mx = (m.to(device=values.device, dtype=values.dtype) for m in self.masks)
         return torch.einsum("npqr,pc,qh,rw->nchw", values, mc, my, mx)
 
 
