@@ -11,11 +11,11 @@ Everything else keeps its gradient: max-pool backward *is* Zeiler's switch unpoo
 transposed (flipped) filter, so these are exactly the deconvnet and guided backprop.
 
 How: every ``nn.ReLU`` module gets a forward hook that wraps its output ``y`` in an identity autograd function
-whose backward applies the rule. Guided: ``relu(g)`` before the ReLU's own backward ``· 1[x > 0]``. Deconvnet:
-``relu(g)`` handed straight to the ReLU's input ``x``, so the ReLU's own backward is skipped (for an in-place ReLU, a
-pre-hook keeps ``x`` and hands the module a clone, as Captum does). So guided backprop costs one elementwise pass
-per ReLU over the plain gradient and the deconvnet none. Unlike Captum's tensor hooks this stays right when one ReLU
-module is called several times in a forward pass.
+whose backward hands the rule's result straight to the ReLU's input ``x``, so the ReLU's own backward is skipped
+(for an in-place ReLU, a pre-hook keeps ``x`` and hands the module a clone, as Captum does). Guided:
+``relu(g · 1[y > 0])``, the second step in place; deconvnet: ``relu(g)``. So guided backprop costs one in-place
+elementwise pass per ReLU over the plain gradient and the deconvnet none. Unlike Captum's tensor hooks this stays
+right when one ReLU module is called several times in a forward pass.
 
 Functional ReLUs (``F.relu``, ``torch.relu``, ``Tensor.relu``, in-place variants) cannot be hooked; Captum silently
 leaves them with the ordinary gradient. Here a ``TorchFunctionMode`` watches the model's forward pass and raises
@@ -42,17 +42,20 @@ RULES = ("deconvnet", "guided", "gradient")
 _FUNCTIONAL_RELUS = {F.relu, F.relu_, torch.relu, torch.relu_, torch.Tensor.relu, torch.Tensor.relu_}
 
 
-class _PositiveGrad(torch.autograd.Function):
-    """Identity forward; backward ``relu(g)``. After a ReLU's output, whose own backward then applies ``1[x > 0]``,
-    this is the guided rule ``relu(g) · 1[x > 0]``: one extra elementwise pass over the plain gradient."""
+class _GuidedReLU(torch.autograd.Function):
+    """Forward: the ReLU's output ``y`` as it is; backward: ``relu(g · 1[y > 0])`` to the ReLU's input ``x``, in
+    place of the ReLU's own backward (the same two operations in the same order as the ReLU's backward followed by
+    Captum's hook, but the second one in place on the first one's fresh result)."""
 
     @staticmethod
-    def forward(ctx: Any, y: torch.Tensor) -> torch.Tensor:  # type: ignore[override]
+    def forward(ctx: Any, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:  # type: ignore[override]
+        ctx.save_for_backward(y)
         return y.view_as(y)
 
     @staticmethod
-    def backward(ctx: Any, g: torch.Tensor) -> torch.Tensor:  # type: ignore[override]
-        return g.clamp(min=0)
+    def backward(ctx: Any, g: torch.Tensor) -> tuple[torch.Tensor, None]:  # type: ignore[override]
+        (y,) = ctx.saved_tensors
+        return torch.ops.aten.threshold_backward(g, y, 0).clamp_(min=0), None
 
 
 class _DeconvReLU(torch.autograd.Function):
@@ -112,7 +115,7 @@ def relu_rule(model: nn.Module, rule: str) -> Iterator[nn.Module]:
         if len(inputs) != 1 or not isinstance(inputs[0], torch.Tensor):
             raise MethodError(f"a ReLU module must take one tensor, got {len(inputs)} inputs")
         state["inside"] += 1
-        if rule == "deconvnet" and getattr(module, "inplace", False):
+        if rule != "gradient" and getattr(module, "inplace", False):
             # an in-place ReLU would turn x itself into its output: keep x, hand the module a clone (as Captum does)
             stash.setdefault(id(module), []).append(inputs[0])
             return (inputs[0].clone(),)
@@ -122,10 +125,8 @@ def relu_rule(model: nn.Module, rule: str) -> Iterator[nn.Module]:
         state["inside"] -= 1
         if rule == "gradient":
             return None
-        if rule == "guided":
-            return _PositiveGrad.apply(output)
         x = stash[id(module)].pop() if getattr(module, "inplace", False) else inputs[0]
-        return _DeconvReLU.apply(x, output)
+        return (_GuidedReLU if rule == "guided" else _DeconvReLU).apply(x, output)
 
     watch = _WatchFunctionalReLU(state)  # active during the model's forward pass only, not the backward
 
