@@ -9,10 +9,9 @@ Rules:
   (``.DS_Store``), known non-image files (``.txt``), empty, truncated, garbage or unreadable files, images over
   ``MAX_PIXELS`` (rejected from the header, before decoding), files at the top level, and links that leave ``root``
   (never followed), broken links and link loops. Empty class folders are dropped with a note there too.
-* Each image: first frame (animated GIF, multi-page TIFF), EXIF orientation applied, transparency composited on
-  white, 16-bit grey scaled by 1/65535 (``I``/``I;16``), ``F`` clipped to 0..255, CMYK/palette/1-bit converted,
-  then converted to L or RGB and centre-cropped and resized to ``size`` x ``size`` (``ImageOps.fit``, Lanczos),
-  as float32 in [0, 1] of shape (C, size, size).
+* Each image is decoded by :func:`nnsee.data.image_decode.decode_stream` (shared with the live page's uploads):
+  first frame, EXIF orientation applied, transparency composited on white, 16-bit grey scaled by 1/65535, then L or
+  RGB, centre-cropped and resized to ``size`` x ``size``, as float32 in [0, 1] of shape (C, size, size).
 """
 
 from __future__ import annotations
@@ -22,8 +21,8 @@ import warnings
 from pathlib import Path
 
 import numpy as np
-from PIL import Image, ImageOps
 
+from nnsee.data.image_decode import UnusableImage, decode_stream
 from nnsee.data.imageset import ImageSet
 from nnsee.errors import DataError
 
@@ -105,30 +104,6 @@ def _not_an_image(name: str) -> str:
     return ""
 
 
-def _flatten_alpha(im: Image.Image) -> Image.Image:
-    """RGB with transparent pixels composited on white, if ``im`` has any transparency; else ``im``."""
-    has_alpha = im.mode in ("RGBA", "LA", "PA", "RGBa", "La") or "transparency" in im.info
-    if not has_alpha:
-        return im
-    rgba = im.convert("RGBA")
-    white = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
-    return Image.alpha_composite(white, rgba).convert("RGB")
-
-
-def _to_array(im: Image.Image, size: int, grayscale: bool) -> np.ndarray:
-    """Float32 (C, size, size) in [0, 1] from a loaded, upright image."""
-    if im.mode.startswith("I") or im.mode == "F":  # 16/32-bit integer grey or float grey: keep precision
-        a = np.asarray(im, dtype=np.float32)
-        a = a / np.float32(65535.0) if im.mode.startswith("I") else a / np.float32(255.0)
-        grey = Image.fromarray(np.clip(a, 0.0, 1.0).astype(np.float32), mode="F")
-        out = np.asarray(ImageOps.fit(grey, (size, size), Image.Resampling.LANCZOS), dtype=np.float32)
-        out = np.clip(out, 0.0, 1.0)[None]
-        return out if grayscale else np.repeat(out, 3, axis=0)
-    im = _flatten_alpha(im).convert("L" if grayscale else "RGB")
-    out = np.asarray(ImageOps.fit(im, (size, size), Image.Resampling.LANCZOS), dtype=np.float32) / np.float32(255.0)
-    return out[None] if grayscale else out.transpose(2, 0, 1)
-
-
 def decode_image(path: str | Path, size: int = 28, grayscale: bool = True) -> np.ndarray:
     """One image file as float32 (C, size, size) in [0, 1] (rules in the module docstring).
 
@@ -149,27 +124,11 @@ def _decode(path: str, size: int, grayscale: bool) -> np.ndarray:
         raise _Skip("cannot read the file (permission denied)") from None
     except OSError as e:
         raise _Skip(f"cannot read the file ({e.strerror or e})") from None
-    with f, warnings.catch_warnings():
-        warnings.simplefilter("error", Image.DecompressionBombWarning)
+    with f:
         try:
-            with Image.open(f) as im:
-                w, h = im.size
-                if w * h > MAX_PIXELS:
-                    raise _Skip(
-                        f"image declares {w}x{h} = {w * h / 1e6:.0f} megapixels, over the {MAX_PIXELS / 1e6:.0f} MP "
-                        "limit (a decompression bomb?); not decoded"
-                    )
-                im.draft(None, (size, size))  # JPEG: decode at a reduced scale still >= size (no-op for others)
-                upright = ImageOps.exif_transpose(im)  # loads the first frame
-                return _to_array(upright, size, grayscale)
-        except _Skip:
-            raise
-        except (Image.DecompressionBombError, Image.DecompressionBombWarning) as e:
-            raise _Skip(f"rejected as a decompression bomb ({e})") from None
-        except Image.UnidentifiedImageError:
-            raise _Skip("not an image Pillow can read (unknown format or garbage)") from None
-        except Exception as e:  # noqa: BLE001 - a damaged file can fail anywhere in a decoder
-            raise _Skip(f"cannot decode the image ({type(e).__name__}: {e})") from None
+            return decode_stream(f, size, grayscale, MAX_PIXELS)
+        except UnusableImage as e:
+            raise _Skip(str(e)) from None
 
 
 def load_folder(root: str | Path, size: int = 28, grayscale: bool = True) -> ImageSet:
