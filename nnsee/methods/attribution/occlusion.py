@@ -223,7 +223,7 @@ def _region_drops(plan: RegionPlan, x: torch.Tensor, baseline: torch.Tensor, gri
     drops = torch.empty(n * grid.size, dtype=scores.dtype, device=x.device)
     for first in range(0, n, group):
         part = slice(first, first + group)
-        engine = RegionForward(plan, x[part])
+        engine = probe if n == 1 else RegionForward(plan, x[part])  # one image: the probe is the engine
         # the clean scores computed as the copies' are: the same rounding cancels in the drops
         tg = t[part]
         clean = selected(engine.scores, tg, output)

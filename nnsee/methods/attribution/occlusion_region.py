@@ -148,12 +148,12 @@ def region_plan(model: nn.Module) -> RegionPlan | None:
         return None
     local: list[WindowLayer | nn.Module] = []
     for i, m in enumerate(chain):
-        window = None if _hooked(m) else _window_layer(m)  # a hooked layer must see whole activations: the tail
+        window = None if _hooked(m) else _window_layer(m)
         if window is not None:
             local.append(window)
-        elif not _hooked(m) and _pointwise(m):
+        elif _pointwise(m) and not _hooked(m):
             local.append(m)
-        else:
+        else:  # the first layer that is not local (or has hooks, which must see whole activations) starts the tail
             return RegionPlan(local, chain[i:]) if any(isinstance(s, WindowLayer) for s in local) else None
     return RegionPlan(local, []) if any(isinstance(s, WindowLayer) for s in local) else None
 
