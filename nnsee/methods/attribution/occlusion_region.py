@@ -19,9 +19,12 @@ the scores equal full forward passes up to float rounding (the tests check it ag
 Local layers: ``Conv2d`` (zero padding, integer or ``"valid"`` padding), ``MaxPool2d`` / ``AvgPool2d`` (no
 ``ceil_mode``, no ``return_indices``; average pooling with padding only when ``count_include_pad``), and pointwise
 modules (activations, ``Dropout``, ``Identity``, ``BatchNorm2d`` with running statistics, in eval mode), without
-forward hooks (a hooked layer must see whole activations, so it starts the tail). The plan walks ``nn.Sequential``
-containers (nested ones flattened) that neither override ``forward`` nor have hooks; any other model, or a model
-whose first layer is not local, gets no plan and occlusion runs full forward passes.
+forward hooks (a hooked layer must see whole activations, so it starts the tail). Every kind is accepted only when
+it runs that kind's own code: ``type(m).forward is Kind.forward`` (and ``_conv_forward`` for convolutions, and no
+``__call__`` override), so a subclass overriding ``forward`` (a "pointwise" layer that subtracts the spatial mean)
+starts the tail; subclasses that override only other methods (a batch norm's ``_check_input_dim``) stay local.
+The plan walks ``nn.Sequential`` containers (nested ones flattened) that neither override ``forward`` nor have
+hooks; any other model, or a model whose first layer is not local, gets no plan and occlusion runs full passes.
 """
 
 from __future__ import annotations
@@ -66,6 +69,8 @@ def _pair(v: int | tuple[int, ...]) -> tuple[int, int]:
 
 def _window_layer(m: nn.Module) -> WindowLayer | None:
     """The module as a :class:`WindowLayer`, or None when it is not one this plan can crop."""
+    if not _plain_call(m):
+        return None
     if (isinstance(m, nn.Conv2d) and type(m).forward is nn.Conv2d.forward
             and type(m)._conv_forward is nn.Conv2d._conv_forward):
         if m.padding_mode != "zeros" or (isinstance(m.padding, str) and m.padding != "valid"):
@@ -108,7 +113,7 @@ def _flat(model: nn.Module) -> list[nn.Module] | None:
     """The chain of leaf modules an ``nn.Sequential`` runs, nested plain Sequentials flattened; None otherwise
     (also for a Sequential with hooks of its own, which a flattened chain would skip)."""
     if (not isinstance(model, nn.Sequential) or type(model).forward is not nn.Sequential.forward
-            or _hooked(model)):
+            or not _plain_call(model) or _hooked(model)):
         return None
     chain: list[nn.Module] = []
     for m in model:
@@ -126,8 +131,16 @@ class RegionPlan:
 
 
 def _pointwise(m: nn.Module) -> bool:
-    """Whether ``m`` maps each element on its own in eval mode (batch norm only with running statistics)."""
-    return isinstance(m, _POINTWISE) and not (isinstance(m, nn.BatchNorm2d) and not m.track_running_stats)
+    """Whether ``m`` maps each element on its own in eval mode: a pointwise kind running that kind's own ``forward``
+    (a subclass overriding it may mix elements, e.g. subtract a mean), batch norm only with running statistics."""
+    if not any(isinstance(m, kind) and type(m).forward is kind.forward for kind in _POINTWISE):
+        return False
+    return _plain_call(m) and not (isinstance(m, nn.BatchNorm2d) and not m.track_running_stats)
+
+
+def _plain_call(m: nn.Module) -> bool:
+    """Whether calling ``m`` runs ``nn.Module``'s own call machinery (hence ``m.forward``), not an override."""
+    return type(m).__call__ is nn.Module.__call__ and type(m)._call_impl is nn.Module._call_impl
 
 
 def _hooked(m: nn.Module) -> bool:
