@@ -7,7 +7,8 @@ Starting from small seeded noise ``x₀ ~ 0.01·N(0, 1)`` (shape (1, C, H, W)), 
 
 where ``δ`` is a fresh random shift of up to ``jitter`` pixels per axis each step (``torch.roll``: the image wraps
 around) and ``s`` is the target: a class index (its logit or softmax probability, ``output``), or ``(layer, channel)``
-for the mean of that channel's activation map (the unit's value for a flat layer), as Lucent's channel objective.
+for the mean of that channel's activation map (the unit's value for a flat layer; a layer called more than once in
+the forward pass is read at its last call, as Captum reads layers), as Lucent's channel objective.
 Jitter and the two regularizers keep the image from turning into high-frequency noise; the defaults suit small
 grayscale inputs (28×28, standardized). Lucent's defaults (FFT parameterization, 128 px, 512 steps) are for
 ImageNet nets; see ``PEERS.md``.
@@ -16,18 +17,14 @@ ImageNet nets; see ``PEERS.md``.
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 import numpy as np
 import torch
 from torch import nn
 
 from nnsee.methods.attribution.target import selected, target_index
-from nnsee.methods.base import MethodError, get_module, param_of, resolve_input_shape
-
-
-class _Stop(Exception):
-    pass
+from nnsee.methods.base import MethodError, layer_reader, param_of, resolve_input_shape
 
 
 def total_variation(x: torch.Tensor) -> torch.Tensor:
@@ -35,24 +32,11 @@ def total_variation(x: torch.Tensor) -> torch.Tensor:
     return (x[..., 1:, :] - x[..., :-1, :]).pow(2).mean() + (x[..., :, 1:] - x[..., :, :-1]).pow(2).mean()
 
 
-def _score(model: nn.Module, x: torch.Tensor, target: int | tuple[str, int], output: str) -> torch.Tensor:
+def _score(model: nn.Module, x: torch.Tensor, target: int | tuple[str, int], output: str,
+           read: Callable[[torch.Tensor], torch.Tensor] | None) -> torch.Tensor:
     if isinstance(target, tuple):
         layer, channel = target
-        box: dict[str, torch.Tensor] = {}
-
-        def hook(_m: nn.Module, _i: object, out: torch.Tensor) -> None:
-            box["a"] = out
-            raise _Stop
-
-        handle = get_module(model, layer).register_forward_hook(hook)
-        try:
-            with contextlib.suppress(_Stop):
-                model(x)
-        finally:
-            handle.remove()
-        if "a" not in box:
-            raise MethodError(f"layer {layer!r} was not called in the forward pass")
-        a = box["a"]
+        a = read(x)
         if not 0 <= channel < a.shape[1]:
             raise MethodError(f"layer {layer!r} has {a.shape[1]} channels, got channel {channel}")
         return a[:, channel].mean()
@@ -82,11 +66,12 @@ def activation_maximization(model: nn.Module, target: int | tuple[str, int], inp
     was_training = model.training
     model.eval()
     try:
-        with torch.enable_grad():
+        reader = layer_reader(model, target[0]) if isinstance(target, tuple) else contextlib.nullcontext()
+        with torch.enable_grad(), reader as read:
             for _ in range(steps):
                 shift = torch.randint(-jitter, jitter + 1, (2,), generator=gen).tolist() if jitter else [0, 0]
                 moved = torch.roll(x, shifts=shift, dims=(-2, -1))
-                objective = _score(model, moved, target, output) - l2 * x.pow(2).mean() - tv * total_variation(x)
+                objective = _score(model, moved, target, output, read) - l2 * x.pow(2).mean() - tv * total_variation(x)
                 (grad,) = torch.autograd.grad(-objective, x)
                 x.grad = grad
                 opt.step()

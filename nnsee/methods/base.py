@@ -11,8 +11,8 @@ between them, the last ``Linear`` giving the logits. nnsee's ``softmax`` and ``m
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field
 from math import prod
 
@@ -137,6 +137,50 @@ def capture(model: nn.Module, layer_name: str) -> Iterator[Captured]:
     handle = get_module(model, layer_name).register_forward_hook(hook)
     try:
         yield box
+    finally:
+        handle.remove()
+
+
+class _Stop(Exception):
+    """Raised by :func:`layer_reader`'s hook to end the forward pass after the layer's last call."""
+
+
+@contextmanager
+def layer_reader(model: nn.Module, layer: str) -> Iterator[Callable[[torch.Tensor], torch.Tensor]]:
+    """``with layer_reader(model, "conv2") as read: a = read(x)``: the output of ``layer`` at its **last** call in the
+    forward pass, the rule of every nnsee method for a layer called more than once (Captum's: its layer and neuron
+    methods keep the last call's output).
+
+    The first read runs the whole forward pass and counts the layer's calls, ``k``; later reads of the block stop
+    the forward pass right after the ``k``-th call (nothing after it is computed), so they must call the layer as
+    often as the first (the same model; a later pass with fewer calls still gives its last). The hook is always
+    removed; the output is returned as the layer gave it (with its autograd graph when gradients are on).
+    """
+    module = get_module(model, layer)
+    box: dict[str, torch.Tensor] = {}
+    count = {"calls": 0, "per_pass": 0}
+
+    def hook(_m: nn.Module, _i: object, out: object) -> None:
+        if not isinstance(out, torch.Tensor):
+            raise MethodError(f"layer {layer!r} returns a {type(out).__name__}, not one tensor")
+        box["out"] = out
+        count["calls"] += 1
+        if count["calls"] == count["per_pass"]:
+            raise _Stop
+
+    def read(x: torch.Tensor) -> torch.Tensor:
+        box.clear()
+        count["calls"] = 0
+        with suppress(_Stop):
+            model(x)
+        if "out" not in box:
+            raise MethodError(f"layer {layer!r} was not called in the forward pass")
+        count["per_pass"] = count["per_pass"] or count["calls"]
+        return box.pop("out")
+
+    handle = module.register_forward_hook(hook)
+    try:
+        yield read
     finally:
         handle.remove()
 

@@ -8,8 +8,7 @@ gradient under the ReLU rule of :mod:`nnsee.methods.attribution.relu_rules`: :fu
 
 from __future__ import annotations
 
-import contextlib
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Sequence
 
 import numpy as np
 import torch
@@ -17,7 +16,7 @@ from torch import nn
 
 from nnsee.methods.attribution.relu_rules import relu_rule, rule_gradient
 from nnsee.methods.attribution.target import as_input
-from nnsee.methods.base import MethodError, get_module
+from nnsee.methods.base import MethodError, layer_reader
 
 
 def deconvnet(model: nn.Module, x: np.ndarray | torch.Tensor, target: int | Sequence[int] | np.ndarray,
@@ -27,19 +26,6 @@ def deconvnet(model: nn.Module, x: np.ndarray | torch.Tensor, target: int | Sequ
     Each ReLU passes ``relu(g)`` of the gradient ``g`` arriving at it, whatever the sign of its forward input.
     """
     return rule_gradient(model, x, target, output, "deconvnet")
-
-
-class _Stop(Exception):
-    """Raised by a forward hook to end the forward pass once the layer is computed."""
-
-
-@contextlib.contextmanager
-def _hooked(module: nn.Module, hook: Callable[..., object]) -> Iterator[None]:
-    handle = module.register_forward_hook(hook)
-    try:
-        yield
-    finally:
-        handle.remove()
 
 
 def _per_image(value: int | Sequence[int] | np.ndarray, n: int, what: str) -> torch.Tensor:
@@ -62,30 +48,19 @@ def project_activation(model: nn.Module, x: np.ndarray | torch.Tensor, layer: st
     for guided backprop), the same as Captum's ``NeuronDeconvolution(model, layer).attribute(x, (channel, y, x))``
     (``NeuronGuidedBackprop``). ``channel`` and ``position`` are one for all images or one per image;
     ``position=None`` takes each image's maximum of that channel's map (first in row-major order on ties). For a
-    layer with flat output (N, F), ``channel`` is the unit and ``position`` is ignored.
+    layer with flat output (N, F), ``channel`` is the unit and ``position`` is ignored. A layer called more than once
+    in the forward pass is read at its last call, as Captum's neuron methods read it (the whole pass is run).
     """
     t = as_input(x, model)
     n = len(t)
-    module = get_module(model, layer)
-    seen: dict[str, torch.Tensor] = {}
-
-    def hook(_m: nn.Module, _i: object, out: torch.Tensor) -> None:
-        if not isinstance(out, torch.Tensor):
-            raise MethodError(f"layer {layer!r} returns a {type(out).__name__}, not one tensor")
-        seen["a"] = out
-        raise _Stop
-
     was_training = model.training
     model.eval()
     try:
-        # The capture hook goes on after the rule's hooks, so a ReLU layer hands it the rule-following output.
-        with relu_rule(model, rule), _hooked(module, hook), torch.enable_grad():
+        # The reader's hook goes on after the rule's hooks, so a ReLU layer hands it the rule-following output; the
+        # model runs on a copy of the leaf ``t`` (an in-place first layer may then change it).
+        with relu_rule(model, rule), layer_reader(model, layer) as read, torch.enable_grad():
             t = t.requires_grad_(True)
-            with contextlib.suppress(_Stop):
-                model(t)
-            if "a" not in seen:
-                raise MethodError(f"layer {layer!r} was not called in the forward pass")
-            a = seen["a"]
+            a = read(t.clone())
             ch = _per_image(channel, n, "channels").to(a.device)
             if (ch < 0).any() or (ch >= a.shape[1]).any():
                 raise MethodError(f"layer {layer!r} has {a.shape[1]} channels, got channel {ch.tolist()}")

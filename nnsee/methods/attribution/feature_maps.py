@@ -2,7 +2,8 @@
 
 The layer is read by a forward hook (:func:`nnsee.methods.base.capture`, always released). A second hook passes a
 *clone* of the output on to the rest of the model, so an in-place op after the layer (``nn.ReLU(inplace=True)``)
-cannot change the maps read: they are the layer's own output, as Captum's ``LayerActivation`` gives.
+cannot change the maps read: they are the layer's own output, as Captum's ``LayerActivation`` gives (for a layer
+called more than once in the forward pass, its last call's, as Captum's).
 """
 
 from __future__ import annotations

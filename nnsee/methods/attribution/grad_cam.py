@@ -9,7 +9,8 @@ min-max scaling is applied (pytorch-grad-cam scales each map to [0, 1]).
 
 The layer is any module (dotted ``named_modules()`` name) whose output is ``(N, K, h, w)``. Its output is read by a
 forward hook that passes a *clone* on, so an in-place ReLU after the layer does not change the maps read (as Captum
-clones its layer evaluations); functional ``F.relu`` needs nothing special, the gradient being the ordinary one.
+clones its layer evaluations); functional ``F.relu`` needs nothing special, the gradient being the ordinary one. A
+layer called more than once in the forward pass is read at its last call, as Captum's ``LayerGradCam`` reads it.
 """
 
 from __future__ import annotations

@@ -11,7 +11,8 @@ grey for standardized inputs):
   with the strongest response (largest single activation) on the unoccluded image, ``strongest_channel`` (Fig. 7b).
 
 Maps are indexed by position ``(N, Py, Px)``; ``positions_y``/``positions_x`` are the occluder's top-left row and
-column at each grid index. The layer's output is summed inside its forward hook, before any later in-place op.
+column at each grid index. The layer's output is summed inside its forward hook, before any later in-place op; a
+layer called more than once in the forward pass is read at its last call (Captum's rule for layers).
 """
 
 from __future__ import annotations

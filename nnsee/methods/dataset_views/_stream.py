@@ -1,8 +1,8 @@
-"""Shared plumbing of the dataset views: images as a stream of batches, and a forward pass that stops at a layer."""
+"""Shared plumbing of the dataset views: images as a stream of batches, and :func:`~nnsee.methods.base.layer_reader`
+(a layer's output at its last call, the forward pass stopped there)."""
 
 from __future__ import annotations
 
-import contextlib
 from collections.abc import Callable, Iterable, Iterator
 
 import numpy as np
@@ -10,7 +10,7 @@ import torch
 from torch import nn
 
 from nnsee.methods.attribution.target import as_input
-from nnsee.methods.base import MethodError, get_module
+from nnsee.methods.base import MethodError, layer_reader
 
 Batch = np.ndarray | torch.Tensor
 Images = np.ndarray | torch.Tensor | Iterable[Batch] | Callable[[], Iterable[Batch]]
@@ -45,33 +45,4 @@ def prepared(batch: Batch, model: nn.Module, transform: Transform | None) -> tor
     return as_input(batch, model)
 
 
-class _Stop(Exception):
-    """Raised by a forward hook to end the forward pass once the layer is computed."""
-
-
-@contextlib.contextmanager
-def layer_reader(model: nn.Module, layer: str) -> Iterator[Callable[[torch.Tensor], torch.Tensor]]:
-    """``with layer_reader(model, "conv2") as read: a = read(x)``: the layer's output; the forward pass stops there
-    (nothing after the layer is computed). The hook is always removed."""
-    module = get_module(model, layer)
-    box: dict[str, torch.Tensor] = {}
-
-    def hook(_m: nn.Module, _i: object, out: object) -> None:
-        if not isinstance(out, torch.Tensor):
-            raise MethodError(f"layer {layer!r} returns a {type(out).__name__}, not one tensor")
-        box["out"] = out
-        raise _Stop
-
-    def read(x: torch.Tensor) -> torch.Tensor:
-        box.clear()
-        with contextlib.suppress(_Stop):
-            model(x)
-        if "out" not in box:
-            raise MethodError(f"layer {layer!r} was not called in the forward pass")
-        return box.pop("out")
-
-    handle = module.register_forward_hook(hook)
-    try:
-        yield read
-    finally:
-        handle.remove()
+__all__ = ["Batch", "Images", "Transform", "layer_reader", "prepared", "stream"]

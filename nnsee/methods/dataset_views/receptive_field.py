@@ -70,7 +70,10 @@ def _chain(model: nn.Module, layer: str, input_shape: Sequence[int]) -> list[tup
     device, dtype = param_of(model)
     try:
         with evaluating(model), layer_reader(model, layer) as read:
-            read(torch.zeros(1, *input_shape, device=device, dtype=dtype))
+            probe = torch.zeros(1, *input_shape, device=device, dtype=dtype)
+            read(probe)  # the whole pass, counting the layer's calls
+            calls.clear()
+            read(probe)  # stopped after the layer's last call: the chain up to it
     finally:
         for h in handles:
             h.remove()

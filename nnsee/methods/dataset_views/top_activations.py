@@ -59,7 +59,9 @@ def auto_batch_size(model: nn.Module, x: torch.Tensor, layer: str) -> int:
     handles = [m.register_forward_hook(hook) for m in model.modules() if not list(m.children())]
     try:
         with layer_reader(model, layer) as read:
-            read(x[:1])
+            read(x[:1])  # the whole pass, counting the layer's calls
+            largest[0] = x[:1].numel() * x.element_size()
+            read(x[:1])  # stopped after the layer's last call
     finally:
         for h in handles:
             h.remove()
