@@ -47,7 +47,8 @@ def resolve_target(target: str | None, class_names: list[str]) -> int | None:
 
 def explain_files(run: Any, paths: Sequence[Path], out: Path, method: str = LINEAR_METHOD,
                   target: str | None = None, output: str = "logit") -> list[dict[str, Any]]:
-    """One dict per image (prediction, per-class scores or the map's statistics) and ``out/<stem>-<method>.png``."""
+    """One dict per image (prediction, per-class scores or the map: its values and statistics) and
+    ``out/<stem>-<method>.png``."""
     from nnsee.render import save_png, why_image
     from nnsee.train.evaluate import predict_logits
 
@@ -78,7 +79,8 @@ def explain_files(run: Any, paths: Sequence[Path], out: Path, method: str = LINE
             maps, captions = shown[None], [f"{method} of {names[k]} ({output})"]
             entry.update(target=names[k], output=output, map={
                 "shape": list(attribution.shape[1:]), "sum": float(attribution.sum()),
-                "min": float(attribution.min()), "max": float(attribution.max())}, **extra)
+                "min": float(attribution.min()), "max": float(attribution.max()),
+                "values": attribution[0].tolist()}, **extra)
             entry["probabilities"] = {n: float(p) for n, p in zip(names, probabilities[i], strict=True)}
             title = f"{path.name}: predicted {names[predicted]} ({probabilities[i, predicted]:.1%}); {method}"
         png = save_png(why_image(images[i], maps, captions, title, upscale=upscale),
