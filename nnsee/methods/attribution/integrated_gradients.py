@@ -116,8 +116,8 @@ def integrated_gradients(model: nn.Module, x: np.ndarray | torch.Tensor,
             r = torch.arange(start, min(start + chunk, rows), device=xt.device)
             step, img = r // n, r % n
             points = (base[img] + alpha_t[step].view(-1, 1, 1, 1) * diff[img]).requires_grad_(True)
-            with torch.enable_grad():
-                value = selected(model(points), t[img], output)
+            with torch.enable_grad():  # the model runs on a copy: an in-place first layer may change it
+                value = selected(model(points.clone()), t[img], output)
                 (grad,) = torch.autograd.grad(value.sum(), points)
             total.index_add_(0, img, grad * weight_t[step].view(-1, 1, 1, 1))
     finally:

@@ -73,7 +73,7 @@ def occlusion_maps(model: nn.Module, x: np.ndarray | torch.Tensor,
     handle = get_module(model, layer).register_forward_hook(hook)
     try:
         with evaluating(model):
-            scores = model(xt)
+            scores = model(xt.clone())  # a model working in place on its input must not change the copies' source
             if "peak" not in state:
                 raise MethodError(f"layer {layer!r} was not called in the model's forward pass")
             t = target_index(true_class, n, scores.shape[1] if scores.ndim == 2 else 0, xt.device)

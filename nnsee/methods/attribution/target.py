@@ -18,18 +18,19 @@ OUTPUTS = ("logit", "softmax")
 
 
 def as_input(x: np.ndarray | torch.Tensor, model: nn.Module) -> torch.Tensor:
-    """A float tensor (N, C, H, W) on the model's device and dtype (a single (C, H, W) image gets N = 1)."""
+    """A float tensor (N, C, H, W) on the model's device and dtype (a single (C, H, W) image gets N = 1), detached,
+    and never sharing memory with ``x``: a model that works in place on its input (``nn.ReLU(inplace=True)`` first)
+    changes this tensor, not the caller's tensor or array (a copy is made only where no conversion made one)."""
     param = next(model.parameters(), None)
-    t = torch.as_tensor(np.asarray(x) if not isinstance(x, torch.Tensor) else x)
-    if t.ndim == 3:
-        t = t[None]
+    source = x.detach() if isinstance(x, torch.Tensor) else torch.as_tensor(np.asarray(x))
+    t = source[None] if source.ndim == 3 else source
     if t.ndim != 4:
         raise MethodError(f"expected images of shape (N, C, H, W) or (C, H, W), got {tuple(t.shape)}")
     if param is not None:
         t = t.to(device=param.device, dtype=param.dtype)
-    return t.detach()
-
-
+    if t.device == source.device and t.untyped_storage().data_ptr() == source.untyped_storage().data_ptr():
+        t = t.clone()
+    return t
 def target_index(target: int | Sequence[int] | np.ndarray | torch.Tensor, n: int, n_outputs: int,
                  device: torch.device | None = None) -> torch.Tensor:
     """``target`` as a long tensor (n,), checked against the number of outputs."""
@@ -57,14 +58,15 @@ def gradient(model: nn.Module, x: torch.Tensor, target: int | Sequence[int] | np
              output: str = "logit") -> tuple[torch.Tensor, torch.Tensor]:
     """``(∂ f_target(x) / ∂x, f_target(x))`` for a batch, in eval mode; the model's training flag is restored.
 
-    Inputs are independent, so one backward pass of ``Σ_i f_{target_i}(x_i)`` gives every input's gradient.
+    Inputs are independent, so one backward pass of ``Σ_i f_{target_i}(x_i)`` gives every input's gradient. The
+    model runs on a copy of ``x`` (a leaf that requires grad may not enter an in-place op, and ``x`` is kept).
     """
     was_training = model.training
     model.eval()
     try:
         x = x.detach().requires_grad_(True)
         with torch.enable_grad():
-            out = model(x)
+            out = model(x.clone())  # a non-leaf copy: an in-place first layer changes it, and ∂/∂x stays defined
             t = target_index(target, len(x), out.shape[1] if out.ndim == 2 else 0, out.device)
             value = selected(out, t, output)
             (grad,) = torch.autograd.grad(value.sum(), x)
