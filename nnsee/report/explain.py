@@ -68,7 +68,7 @@ def explain_files(run: Any, paths: Sequence[Path], out: Path, method: str = LINE
                                  "probability": float(probabilities[i, predicted])}
         if method == LINEAR_METHOD:
             maps, captions, extra = _contributions(run, x_std[i], names)
-            entry["classes"] = extra
+            entry.update(extra)
             title = f"{path.name}: predicted {names[predicted]} ({probabilities[i, predicted]:.1%})"
         else:
             from nnsee.methods.attribution.catalog import attribute
@@ -91,6 +91,8 @@ def explain_files(run: Any, paths: Sequence[Path], out: Path, method: str = LINE
 
 
 def _contributions(run: Any, x_std: np.ndarray, names: list[str]) -> tuple[np.ndarray, list[str], dict[str, Any]]:
+    """The maps drawn, their captions, and the JSON: ``classes`` (with each class's map ``x ⊙ W_k`` for a linear
+    model) and, for an MLP, ``units`` (the top units, each with its map ``x ⊙ W_1[j]``)."""
     from nnsee.methods import LinearExplanation, explain
 
     e = explain(run.model, x_std, run.input_shape)
@@ -104,4 +106,11 @@ def _contributions(run: Any, x_std: np.ndarray, names: list[str]) -> tuple[np.nd
         captions = [f"unit {u} h={e.hidden[u]:.2f}" for u in e.top_units]
     classes = {n: {"probability": float(e.probabilities[k]), "logit": float(e.logits[k]), "bias": float(bias[k]),
                    "contribution_sum": float(e.contribution_sum[k])} for k, n in enumerate(names)}
-    return maps, captions, classes
+    if linear:
+        for k, n in enumerate(names):
+            classes[n]["map"] = maps[k].tolist()
+        return maps, captions, {"classes": classes}
+    units = [{"unit": int(u), "activation": float(e.hidden[u]), "pre_activation": float(e.pre_activation[u]),
+              "votes": {n: float(v) for n, v in zip(names, e.votes[:, u], strict=True)}, "map": maps[j].tolist()}
+             for j, u in enumerate(e.top_units)]
+    return maps, captions, {"classes": classes, "units": units}

@@ -127,8 +127,11 @@ def test_cli_attribution_maps_equal_the_library(serve_runs: dict[str, Path], ima
 @pytest.mark.parametrize("kind", ["softmax", "mlp"])
 def test_cli_contributions_equal_the_library(serve_runs: dict[str, Path], image_files: list[Path], tmp_path: Path,
                                             kind: str) -> None:
+    """Scores against the model's own logits and weights; maps ``x ⊙ W`` from the weights; units as the library's."""
     model = load_run(serve_runs[kind]).model
-    last = [m for m in model.modules() if isinstance(m, nn.Linear)][-1]
+    linears = [m for m in model.modules() if isinstance(m, nn.Linear)]
+    first, last = (m.weight.detach().double().numpy() for m in (linears[0], linears[-1]))
+    bias = linears[-1].bias.detach().double().numpy()
     for x, got in zip(map(_standardized, IMAGES), _cli(serve_runs[kind], image_files, tmp_path), strict=True):
         z, p = _probabilities(model, x)
         e = explain(model, x[0], (1, SIDE, SIDE))
@@ -136,9 +139,21 @@ def test_cli_contributions_equal_the_library(serve_runs: dict[str, Path], image_
         assert got["predicted"] == HOSTILE_NAMES[int(np.argmax(p))]
         _close([c["probability"] for c in classes], p, 1e-6)
         _close([c["logit"] for c in classes], z)
-        _close([c["bias"] for c in classes], last.bias.detach().numpy())
-        _close([c["contribution_sum"] for c in classes], e.contribution_sum)
-        _close([c["contribution_sum"] for c in classes], z - last.bias.detach().double().numpy())
+        _close([c["bias"] for c in classes], bias)
+        _close([c["contribution_sum"] for c in classes], z - bias)
+        products = x.reshape(1, -1).astype(np.float64) * first  # x ⊙ W_k (softmax) or x ⊙ W_1[j] (MLP)
+        if kind == "softmax":
+            _close([c["map"] for c in classes], products.reshape(-1, 1, SIDE, SIDE))
+            continue
+        assert [u["unit"] for u in got["units"]] == [int(u) for u in e.top_units]
+        with torch.no_grad():
+            h = model.act1(model.fc1(torch.from_numpy(x).flatten(1))).double().numpy()[0]
+        for u in got["units"]:
+            j = u["unit"]
+            _close(u["map"], products[j].reshape(1, SIDE, SIDE))
+            _close([u["pre_activation"]], [products[j].sum() + model.fc1.bias[j].item()])
+            _close([u["activation"]], [h[j]])
+            _close([u["votes"][n] for n in HOSTILE_NAMES], last[:, j] * h[j])
 
 
 # The page: its maps come as PNG tiles on RdBu_r with a symmetric scale (DESIGN.md, "Drawing conventions").
