@@ -91,3 +91,25 @@ def softmax_wrapped(model: nn.Module) -> nn.Module:
 def functional_cnn(c: int = 1, seed: int = 0) -> FunctionalCNN:
     torch.manual_seed(seed)
     return FunctionalCNN(c).double().eval()
+
+
+def captum_occlusion64(model: nn.Module, x: torch.Tensor, window: tuple[int, int, int],
+                       stride: tuple[int, int, int], target: object) -> np.ndarray:
+    """Captum's occlusion in the model's dtype. Captum's ``Occlusion`` divides by the window counts after
+    ``.float()`` (``feature_ablation.py``), so its maps are float32 even for a float64 model: here each window's drop
+    ``f(x) − f(x_occluded)`` comes from Captum's ``FeatureAblation`` (one feature: that window, baseline 0), and the
+    drops are averaged over the windows covering each element (PEERS.md: sum ÷ count)."""
+    from captum.attr import FeatureAblation
+
+    starts = [range(0, max(d - w, 0) + s, s) for d, w, s in zip(x.shape[1:], window, stride, strict=True)]
+    total = torch.zeros_like(x)
+    count = torch.zeros_like(x[:1])
+    ablation = FeatureAblation(model)
+    for c0 in starts[0]:
+        for y0 in starts[1]:
+            for x0 in starts[2]:
+                mask = torch.zeros_like(x[:1], dtype=torch.long)
+                mask[:, c0:c0 + window[0], y0:y0 + window[1], x0:x0 + window[2]] = 1
+                total += ablation.attribute(x, target=target, feature_mask=mask) * mask
+                count += mask
+    return (total / count).detach().numpy()

@@ -16,7 +16,7 @@ captum_attr = pytest.importorskip("captum.attr")
 def test_first_layer_filters_are_the_first_conv_weights():
     model = random_cnn((3, 10, 10), channels=(5, 4))
     filters = first_layer_filters(model)
-    assert filters.shape == (5, 3, 3, 3) and filters.dtype == np.float32
+    assert filters.shape == (5, 3, 3, 3) and filters.dtype == np.float64  # the model's dtype
     np.testing.assert_allclose(filters, model.conv1.weight.detach().numpy(), rtol=1e-6)
     np.testing.assert_allclose(first_layer_filters(model, "conv2"), model.conv2.weight.detach().numpy(), rtol=1e-6)
 

@@ -1,12 +1,13 @@
 """Models whose first layer works in place: every method leaves the caller's tensor and array untouched, and gives
-the maps of the same model without in-place ops (Captum's, where Captum has the method)."""
+the maps of the same model without in-place ops (Captum's, where Captum has the method). And every method returns
+maps in the model's dtype: float64 maps of a float64 model equal Captum's to 1e-12 of the largest value."""
 
 from __future__ import annotations
 
 import numpy as np
 import pytest
 import torch
-from attribution.cnn_models import random_images
+from attribution.cnn_models import captum_occlusion64, random_images
 from torch import nn
 
 from nnsee.methods.attribution import (
@@ -61,7 +62,8 @@ def ours(name: str, model: nn.Module, x: np.ndarray | torch.Tensor) -> list[np.n
     if name == "gradient_x_input":
         return [gradient_x_input(model, x, TARGET)]
     if name == "integrated_gradients":
-        return [integrated_gradients(model, x, TARGET, steps=8).attributions]
+        # Riemann midpoints of 8 steps: weights and points exact in float32, which Captum casts its weights to
+        return [integrated_gradients(model, x, TARGET, steps=8, method="riemann_middle").attributions]
     if name == "guided_backprop":
         return [guided_backprop(model, x, TARGET)]
     if name == "deconvnet":
@@ -92,7 +94,7 @@ def captums(name: str, model: nn.Module, x: torch.Tensor) -> list[np.ndarray] | 
     if name == "gradient_x_input":
         return [a.InputXGradient(model).attribute(x, target=TARGET)]
     if name == "integrated_gradients":
-        return [a.IntegratedGradients(model).attribute(x, target=TARGET, n_steps=8)]
+        return [a.IntegratedGradients(model).attribute(x, target=TARGET, n_steps=8, method="riemann_middle")]
     if name == "guided_backprop":
         return [a.GuidedBackprop(model).attribute(x, target=TARGET)]
     if name == "deconvnet":
@@ -100,7 +102,9 @@ def captums(name: str, model: nn.Module, x: torch.Tensor) -> list[np.ndarray] | 
     if name == "grad_cam":
         return [a.LayerGradCam(model, model[4]).attribute(x, target=TARGET)[:, 0]]
     if name == "occlusion":
-        ref = a.Occlusion(model).attribute(x, sliding_window_shapes=(2, 3, 3), strides=(2, 2, 2), target=TARGET)
+        ref = captum_occlusion64(model, x, (2, 3, 3), (2, 2, 2), TARGET)
+        assert np.abs(ref - a.Occlusion(model).attribute(x, sliding_window_shapes=(2, 3, 3), strides=(2, 2, 2),
+                                                          target=TARGET).numpy()).max() <= 1e-6 * np.abs(ref).max()
         return [ref, ref]
     if name == "project_activation":
         peaks = a.LayerActivation(model, model[4]).attribute(x)[:, 1].flatten(1).argmax(1).tolist()
@@ -115,11 +119,16 @@ METHODS = ["saliency", "gradient_x_input", "integrated_gradients", "guided_backp
            "occlusion", "occlusion_maps", "project_activation", "feature_maps", "top_activations"]
 
 
+def as_array(a: np.ndarray | torch.Tensor) -> np.ndarray:
+    return a.detach().numpy() if isinstance(a, torch.Tensor) else np.asarray(a)
+
+
 def close(got: np.ndarray, want: np.ndarray | torch.Tensor, what: str) -> None:
-    want = want.detach().numpy() if isinstance(want, torch.Tensor) else np.asarray(want)
-    assert got.shape == want.shape, what
+    """Equal shapes and dtypes, and max |got − want| ≤ 1e-12 · max |want| (float64)."""
+    want = as_array(want)
+    assert got.shape == want.shape and got.dtype == want.dtype, (what, got.dtype, want.dtype)
     scale = max(np.abs(want).max(), 1e-300)
-    np.testing.assert_allclose(got, want, rtol=0, atol=1e-6 * scale, err_msg=what)
+    np.testing.assert_allclose(got, want, rtol=0, atol=1e-12 * scale, err_msg=what)
 
 
 @pytest.mark.parametrize("first", ["relu", "normalize"])
@@ -140,3 +149,47 @@ def test_inputs_untouched_and_maps_equal_those_without_in_place_ops(name, first)
                 close(g, reference[i], f"{name} output {i} vs Captum")
     assert torch.equal(x, kept), "the caller's tensor was changed"
     assert np.array_equal(array, kept_array), "the caller's array was changed"
+
+
+@pytest.mark.parametrize("name", [m for m in METHODS if m not in ("occlusion_maps", "top_activations")])
+def test_float64_maps_of_a_float64_model_equal_captums(name):
+    _, model = model_pair("relu")
+    x = random_images(2, (2, 8, 8), seed=6)
+    got, reference = ours(name, model, x), captums(name, model, x)
+    assert np.abs(as_array(reference[0])).max() > 1e-3
+    for i, (g, r) in enumerate(zip(got, reference, strict=True)):
+        assert g.dtype == np.float64, (name, i, g.dtype)
+        close(g, r, f"{name} output {i} vs Captum")
+
+
+def test_occlusion_maps_in_float64_equal_forward_passes_on_the_occluded_copies():
+    _, model = model_pair("normalize")
+    x = random_images(1, (2, 8, 8), seed=7)
+    maps = occlusion_maps(model, x, 1, window=5, stride=5, layer="4")
+    assert maps.prob_true.dtype == maps.strongest_map_activity.dtype == np.float64
+    for i, y in enumerate((0, 5)):
+        for j, x0 in enumerate((0, 5)):
+            copy = x.clone()
+            copy[:, :, y:y + 5, x0:x0 + 5] = 0.0
+            with torch.no_grad():
+                p = model(copy).softmax(1)[0, 1]
+                activity = model[:5](copy)[0, maps.strongest_channel[0]].sum()
+            assert abs(maps.prob_true[0, i, j] - p.item()) <= 1e-15
+            assert abs(maps.strongest_map_activity[0, i, j] - activity.item()) <= 1e-12 * abs(activity.item())
+
+
+@pytest.mark.parametrize("name", METHODS)
+def test_float32_models_give_float32_maps(name):
+    model = model_pair("relu")[1].float()
+    for g in ours(name, model, random_images(2, (2, 8, 8), seed=6, dtype=torch.float32)):
+        assert g.dtype in (np.float32, np.int64), (name, g.dtype)
+
+
+def test_float64_integrated_gradients_gauss_legendre_is_captums_up_to_its_float32_weights():
+    """Captum multiplies by ``torch.tensor(step_sizes).float()``: its float64 maps carry float32-rounded weights."""
+    _, model = model_pair("relu")
+    x = random_images(2, (2, 8, 8), seed=6)
+    got = integrated_gradients(model, x, TARGET, steps=20).attributions
+    ref = captum_attr.IntegratedGradients(model).attribute(x, target=TARGET, n_steps=20).detach().numpy()
+    assert got.dtype == np.float64
+    np.testing.assert_allclose(got, ref, rtol=0, atol=1e-6 * np.abs(ref).max())

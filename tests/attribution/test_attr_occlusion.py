@@ -47,7 +47,7 @@ def test_occlusion_equals_captum_on_rgb(window, stride, captum_window, captum_st
     x, target = random_images(3, (3, 10, 10)), [0, 3, 2]
     ref = captum_occlusion(model, x, target, captum_window, captum_stride)
     ours = occlusion(model, x, target, window=window, stride=stride, batch_size=13, recompute=recompute)
-    assert ours.dtype == np.float32
+    assert ours.dtype == np.float64  # the model's
     assert_captum_close(ours, ref)
 
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
-from attribution.cnn_models import random_images
+from attribution.cnn_models import captum_occlusion64, random_images
 from torch import nn
 
 from nnsee.methods.attribution.occlusion import occlusion
@@ -52,14 +52,13 @@ def test_subclasses_overriding_forward_end_the_local_prefix(layer, local):
     model = model_with(layer)
     x = random_images(2, (2, 10, 10))
     window, stride = (3, 3), (2, 1)
-    ref = captum_attr.Occlusion(model).attribute(x, sliding_window_shapes=(2, *window), strides=(2, *stride),
-                                                 target=[1, 3], perturbations_per_eval=64).numpy()
+    captum32 = captum_attr.Occlusion(model).attribute(x, sliding_window_shapes=(2, *window), strides=(2, *stride),
+                                                      target=[1, 3], perturbations_per_eval=64).numpy()
+    ref = captum_occlusion64(model, x, (2, *window), (2, *stride), [1, 3])  # Captum's Occlusion returns float32
     scale = np.abs(ref).max()
-    assert scale > 1e-3
-    for recompute in ("auto", "full"):
+    assert scale > 1e-3 and np.abs(captum32 - ref).max() <= 1e-6 * scale
+    for recompute in ("auto", "full", "region"):
         ours = occlusion(model, x, [1, 3], window=window, stride=stride, recompute=recompute)
-        np.testing.assert_allclose(ours, ref, rtol=0, atol=1e-6 * scale, err_msg=recompute)
-    region = occlusion(model, x, [1, 3], window=window, stride=stride, recompute="region")
-    np.testing.assert_allclose(region, ref, rtol=0, atol=1e-6 * scale)
+        np.testing.assert_allclose(ours, ref, rtol=0, atol=1e-12 * scale, err_msg=recompute)
     plan = region_plan(model)  # conv, [layer, conv, ReLU]: only what the planner can prove local
     assert plan is not None and len(plan.local) == (4 if local else 1)

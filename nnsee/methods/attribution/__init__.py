@@ -1,4 +1,5 @@
-"""Attribution methods for any ``torch.nn.Module`` (CNNs included): one file per method, numpy arrays out.
+"""Attribution methods for any ``torch.nn.Module`` (CNNs included): one file per method, numpy arrays
+out, in the model's dtype (float64 maps for a float64 model).
 
 Each takes ``(model, x, target, output="logit"|"softmax")``; ``catalog.METHODS`` lists them by their CLI names.
 """

@@ -17,7 +17,7 @@ from nnsee.methods.base import MethodError, capture, evaluating, get_module, to_
 
 
 def feature_maps(model: nn.Module, x: np.ndarray | torch.Tensor, layer: str) -> np.ndarray:
-    """The output of ``layer`` (dotted ``named_modules()`` name) for ``x``, float32, e.g. ``(N, F, h, w)``."""
+    """The output of ``layer`` (dotted ``named_modules()`` name) for ``x``, e.g. ``(N, F, h, w)``, model dtype."""
     xt = as_input(x, model)
     module = get_module(model, layer)
     with capture(model, layer) as seen:
@@ -30,4 +30,4 @@ def feature_maps(model: nn.Module, x: np.ndarray | torch.Tensor, layer: str) -> 
             handle.remove()
     if seen.output is None:
         raise MethodError(f"layer {layer!r} was not called in the model's forward pass")
-    return to_numpy(seen.output).astype(np.float32)
+    return to_numpy(seen.output)

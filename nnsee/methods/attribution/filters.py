@@ -1,7 +1,7 @@
 """First-layer filters as images (Zeiler & Fergus Fig. 2, layer 1): the weights of the first convolution.
 
-Returned raw, ``(F, C, kh, kw)`` float32, one filter per output channel; scaling for display (a symmetric diverging
-scale, shared or per filter) is the renderer's job.
+Returned raw, ``(F, C, kh, kw)`` in the model's dtype, one filter per output channel; scaling for display (a
+symmetric diverging scale, shared or per filter) is the renderer's job.
 """
 
 from __future__ import annotations
@@ -28,4 +28,4 @@ def first_layer_filters(model: nn.Module, layer: str | None = None) -> np.ndarra
         if not isinstance(module, nn.Conv2d):
             raise MethodError(f"layer {layer!r} is a {type(module).__name__}, not an nn.Conv2d: filters are the "
                               "weights of a 2-D convolution")
-    return to_numpy(module.weight).astype(np.float32)
+    return to_numpy(module.weight)

@@ -78,4 +78,4 @@ def grad_cam(model: nn.Module, x: np.ndarray | torch.Tensor, target: int | Seque
         cam = F.relu(cam)
     if upsample:
         cam = F.interpolate(cam, size=tuple(xt.shape[2:]), mode="bilinear", align_corners=False)
-    return to_numpy(cam[:, 0]).astype(np.float32)
+    return to_numpy(cam[:, 0])

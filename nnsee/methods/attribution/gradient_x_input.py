@@ -22,4 +22,4 @@ def gradient_x_input(model: nn.Module, x: np.ndarray | torch.Tensor,
     """``x ⊙ ∂f_target/∂x``, shape ``(N, C, H, W)`` (a single ``(C, H, W)`` image gets ``N = 1``)."""
     xt = as_input(x, model)
     grad, _ = gradient(model, xt, target, output)
-    return to_numpy(xt * grad).astype(np.float32)
+    return to_numpy(xt * grad)

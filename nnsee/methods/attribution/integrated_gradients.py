@@ -37,7 +37,7 @@ MAX_CHUNK = 512
 
 @dataclass(frozen=True)
 class IGResult:
-    """``attributions`` (N, C, H, W) float32; ``delta`` (N,) float64 = Σ attributions − (f(x) − f(baseline))."""
+    """``attributions`` (N, C, H, W) in the model's dtype; ``delta`` (N,) float64 = Σ attributions − (f(x) − f(x′))."""
 
     attributions: np.ndarray
     delta: np.ndarray
@@ -124,4 +124,4 @@ def integrated_gradients(model: nn.Module, x: np.ndarray | torch.Tensor,
         model.train(was_training)
     attributions = total * diff
     delta = attributions.double().flatten(1).sum(1) - (f[:n] - f[n:])
-    return IGResult(to_numpy(attributions).astype(np.float32), to_numpy(delta))
+    return IGResult(to_numpy(attributions), to_numpy(delta))

@@ -207,7 +207,7 @@ def occlusion(model: nn.Module, x: np.ndarray | torch.Tensor, target: int | Sequ
         else:
             drops = _region_drops(plan, xt, base, grid, target, output, batch_size)
     total = grid.spread(drops.view(n, *grid.shape))
-    return to_numpy(total / grid.count().to(total)).astype(np.float32)
+    return to_numpy(total / grid.count().to(total))
 
 
 def _region_drops(plan: RegionPlan, x: torch.Tensor, baseline: torch.Tensor, grid: Grid,

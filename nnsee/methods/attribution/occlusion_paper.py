@@ -34,9 +34,9 @@ from nnsee.methods.base import MethodError, evaluating, get_module, to_numpy
 class OcclusionMaps:
     """Zeiler & Fergus Fig. 7 maps by occluder position (N images, Py × Px positions)."""
 
-    prob_true: np.ndarray  # (N, Py, Px) float32: softmax probability of the true class with the occluder there
+    prob_true: np.ndarray  # (N, Py, Px), model dtype: softmax probability of the true class with the occluder there
     most_probable: np.ndarray  # (N, Py, Px) int64: argmax class with the occluder there
-    strongest_map_activity: np.ndarray  # (N, Py, Px) float32: Σ over space of feature map strongest_channel
+    strongest_map_activity: np.ndarray  # (N, Py, Px), model dtype: Σ over space of map strongest_channel
     strongest_channel: np.ndarray  # (N,) int64: the channel of `layer` with the largest activation unoccluded
     positions_y: np.ndarray  # (Py,) int64: the occluder's first row at each grid row
     positions_x: np.ndarray  # (Px,) int64: the occluder's first column at each grid column
@@ -90,9 +90,9 @@ def occlusion_maps(model: nn.Module, x: np.ndarray | torch.Tensor,
     finally:
         handle.remove()
     return OcclusionMaps(
-        prob_true=to_numpy(prob.view(n, py, px)).astype(np.float32),
+        prob_true=to_numpy(prob.view(n, py, px)),
         most_probable=to_numpy(best.view(n, py, px)).astype(np.int64),
-        strongest_map_activity=to_numpy(activity.view(n, py, px)).astype(np.float32),
+        strongest_map_activity=to_numpy(activity.view(n, py, px)),
         strongest_channel=to_numpy(channel).astype(np.int64),
         positions_y=to_numpy(grid.starts[1]).astype(np.int64),
         positions_x=to_numpy(grid.starts[2]).astype(np.int64),

@@ -31,4 +31,4 @@ def saliency(model: nn.Module, x: np.ndarray | torch.Tensor, target: int | Seque
     grad = grad.abs()
     if reduce == "max":
         grad = grad.amax(dim=1, keepdim=True)
-    return to_numpy(grad).astype(np.float32)
+    return to_numpy(grad)
