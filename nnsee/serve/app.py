@@ -20,7 +20,7 @@ from nnsee.errors import NnseeError
 from nnsee.methods import MethodError
 from nnsee.serve import views
 from nnsee.serve.decode import ImageRejected, decode_bytes, is_blank
-from nnsee.serve.guard import Guard
+from nnsee.serve.guard import Guard, SecurityHeaders
 
 STATIC = Path(__file__).parent / "static"
 MAX_BODY = 2 * 1024 * 1024
@@ -28,7 +28,14 @@ CSP = ("default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' 
        "base-uri 'none'; form-action 'none'; frame-ancestors 'none'")
 SECURITY_HEADERS = {"content-security-policy": CSP, "x-content-type-options": "nosniff",
                     "referrer-policy": "no-referrer", "x-frame-options": "DENY",
-                    "cross-origin-resource-policy": "same-origin"}
+                    "cross-origin-resource-policy": "same-origin", "cache-control": "no-store"}
+
+
+class _App(FastAPI):
+    """FastAPI with :class:`SecurityHeaders` outside everything, Starlette's 500 handler included."""
+
+    def build_middleware_stack(self):  # type: ignore[no-untyped-def]
+        return SecurityHeaders(super().build_middleware_stack(), SECURITY_HEADERS)
 
 
 def _names(paths: Sequence[Path]) -> list[str]:
@@ -59,15 +66,7 @@ def create_app(run_paths: Iterable[str | os.PathLike[str]], *, max_body: int = M
         raise NnseeError("name at least one run folder to serve")
     runs = {name: views.load(p, name) for name, p in zip(_names(paths), paths, strict=True)}
 
-    app = FastAPI(title="nnsee", docs_url=None, redoc_url=None, openapi_url=None)
-
-    @app.middleware("http")
-    async def security_headers(request: Request, call_next):  # type: ignore[no-untyped-def]
-        response = await call_next(request)
-        for k, v in SECURITY_HEADERS.items():
-            response.headers.setdefault(k, v)
-        response.headers.setdefault("cache-control", "no-store")
-        return response
+    app = _App(title="nnsee", docs_url=None, redoc_url=None, openapi_url=None)
 
     def get(name: str) -> views.LoadedRun:
         if name not in runs:

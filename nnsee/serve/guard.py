@@ -7,6 +7,8 @@
 * a POST to an image route whose ``Content-Type`` is not an image → 415.
 
 The allowed hosts default to ``127.0.0.1``, ``localhost`` and ``[::1]`` at the port the server is bound to.
+
+:class:`SecurityHeaders` adds the security headers to every response, these refusals and server errors included.
 """
 
 from __future__ import annotations
@@ -74,3 +76,26 @@ class Guard:
                 await _refuse(send, 415, f"send the image as the body with Content-Type {' or '.join(IMAGE_TYPES)}")
                 return
         await self.app(scope, receive, send)
+
+
+class SecurityHeaders:
+    """Adds ``headers`` to every HTTP response that does not set them itself: pages, files, JSON, the refusals
+    above and the 500s of Starlette's error middleware (so it must wrap the whole stack)."""
+
+    def __init__(self, app: Any, headers: dict[str, str]) -> None:
+        self.app = app
+        self.headers = [(k.lower().encode("latin-1"), v.encode("latin-1")) for k, v in headers.items()]
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+
+        async def send_with_headers(message: dict[str, Any]) -> None:
+            if message["type"] == "http.response.start":
+                headers = list(message.get("headers", []))
+                present = {bytes(k).lower() for k, _ in headers}
+                message = {**message, "headers": headers + [(k, v) for k, v in self.headers if k not in present]}
+            await send(message)
+
+        await self.app(scope, receive, send_with_headers)

@@ -28,6 +28,12 @@ class Server:
     def raw(self, method: str, path: str, body: bytes | None = None, headers: dict[str, str] | None = None,
             skip_host: bool = False) -> tuple[int, bytes]:
         """One request with http.client: the path and headers are sent exactly as given (no normalization)."""
+        status, _, data = self.exchange(method, path, body, headers, skip_host)
+        return status, data
+
+    def exchange(self, method: str, path: str, body: bytes | None = None, headers: dict[str, str] | None = None,
+                 skip_host: bool = False) -> tuple[int, http.client.HTTPMessage, bytes]:
+        """As :meth:`raw`, with the response's headers."""
         conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=30)
         try:
             conn.putrequest(method, path, skip_host=skip_host, skip_accept_encoding=True)
@@ -37,9 +43,30 @@ class Server:
                 conn.putheader("Content-Length", str(len(body)))
             conn.endheaders(body)
             r = conn.getresponse()
-            return r.status, r.read()
+            return r.status, r.headers, r.read()
         finally:
             conn.close()
+
+
+def post_chunked_over_limit(server: Server, mib: int = 3) -> bytes:
+    """POST ``mib`` MiB of chunked body to /api/explain on a raw socket; the reply's status line and headers."""
+    with socket.create_connection(("127.0.0.1", server.port), timeout=10) as s:
+        s.sendall(f"POST /api/explain?run=softmax HTTP/1.1\r\nHost: 127.0.0.1:{server.port}\r\n"
+                  "Content-Type: image/png\r\nTransfer-Encoding: chunked\r\n\r\n".encode())
+        chunk = b"\0" * (1024 * 1024)
+        try:
+            for _ in range(mib):
+                s.sendall(b"%x\r\n" % len(chunk) + chunk + b"\r\n")
+            s.sendall(b"0\r\n\r\n")
+        except OSError:
+            pass  # the server may close once it has refused
+        reply = b""
+        while b"\r\n\r\n" not in reply:
+            data = s.recv(4096)
+            if not data:
+                break
+            reply += data
+    return reply.split(b"\r\n\r\n")[0]
 
 
 def start_server(runs: list[Path], *extra: str) -> Server:

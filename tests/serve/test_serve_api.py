@@ -27,7 +27,7 @@ def test_serve_runs_lists_the_named_runs(server):
     assert data["runs"][0]["class_names"] == list(HOSTILE_NAMES) and data["runs"][0]["input_shape"] == [1, 8, 8]
 
 
-def test_serve_page_has_a_strict_csp(server):
+def test_serve_page_and_its_script(server):  # the headers: test_serve_security_headers.py
     status, body = server.raw("GET", "/")
     assert status == 200 and b"<canvas" in body
     conn_status, js = server.raw("GET", "/static/app.js")
