@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import itertools
+
 import numpy as np
 import torch
 import torch.nn.functional as F
@@ -97,19 +99,23 @@ def captum_occlusion64(model: nn.Module, x: torch.Tensor, window: tuple[int, int
                        stride: tuple[int, int, int], target: object) -> np.ndarray:
     """Captum's occlusion in the model's dtype. Captum's ``Occlusion`` divides by the window counts after
     ``.float()`` (``feature_ablation.py``), so its maps are float32 even for a float64 model: here each window's drop
-    ``f(x) − f(x_occluded)`` comes from Captum's ``FeatureAblation`` (one feature: that window, baseline 0), and the
-    drops are averaged over the windows covering each element (PEERS.md: sum ÷ count)."""
+    ``f(x) − f(x_occluded)`` comes from Captum's ``FeatureAblation`` (the window one feature, baseline 0), and the
+    drops are averaged over the windows covering each element (PEERS.md: sum ÷ count). Windows whose indices agree
+    modulo ``ceil(w / s)`` along every axis never overlap, so each such group is one ``FeatureAblation`` call (the
+    elements no window of the group covers form one more feature, left out of the sums)."""
     from captum.attr import FeatureAblation
 
-    starts = [range(0, max(d - w, 0) + s, s) for d, w, s in zip(x.shape[1:], window, stride, strict=True)]
-    total = torch.zeros_like(x)
-    count = torch.zeros_like(x[:1])
-    ablation = FeatureAblation(model)
-    for c0 in starts[0]:
-        for y0 in starts[1]:
-            for x0 in starts[2]:
-                mask = torch.zeros_like(x[:1], dtype=torch.long)
-                mask[:, c0:c0 + window[0], y0:y0 + window[1], x0:x0 + window[2]] = 1
-                total += ablation.attribute(x, target=target, feature_mask=mask) * mask
-                count += mask
+    starts = [list(range(0, max(d - w, 0) + s, s)) for d, w, s in zip(x.shape[1:], window, stride, strict=True)]
+    groups = [-(-w // s) for w, s in zip(window, stride, strict=True)]
+    total, count = torch.zeros_like(x), torch.zeros_like(x[:1])
+    for group in itertools.product(*(range(g) for g in groups)):
+        mask = torch.full_like(x[:1], -1, dtype=torch.long)
+        chosen = [s[g::n] for s, g, n in zip(starts, group, groups, strict=True)]
+        for k, (c0, y0, x0) in enumerate(itertools.product(*chosen)):
+            mask[:, c0:c0 + window[0], y0:y0 + window[1], x0:x0 + window[2]] = k
+        covered = mask >= 0
+        mask[~covered] = int(mask.max()) + 1
+        drops = FeatureAblation(model).attribute(x, target=target, feature_mask=mask, perturbations_per_eval=64)
+        total += drops * covered
+        count += covered
     return (total / count).detach().numpy()
