@@ -5,7 +5,6 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
-import torch.nn.functional as F
 from attribution.cnn_models import (
     Dense,
     assert_captum_close,
@@ -53,14 +52,41 @@ def test_grad_cam_softmax_target_and_inplace_relu_after_the_layer():
     assert_captum_close(grad_cam(model, x, 0, layer="conv1", output="softmax"), ref[:, 0])
 
 
-def test_grad_cam_upsampled_to_the_input_bilinearly():
-    model = random_cnn((1, 12, 12))
-    x = random_images(2, (1, 12, 12))
+def bilinear(small: np.ndarray, height: int, width: int) -> np.ndarray:
+    """Bilinear resize of maps (N, h, w) from the definition, in float64: output pixel i's centre i + 0.5 sits at
+    input coordinate (i + 0.5) · h / height − 0.5 (half-pixel centres; clamped to 0 below), which is interpolated
+    between its two neighbouring input pixels, the last pixel repeated past the edge."""
+    n, h, w = small.shape
+
+    def taps(i: int, size_in: int, size_out: int) -> tuple[int, int, float]:
+        src = max((i + 0.5) * size_in / size_out - 0.5, 0.0)
+        lo = min(int(np.floor(src)), size_in - 1)
+        return lo, min(lo + 1, size_in - 1), src - lo
+
+    out = np.zeros((n, height, width))
+    for i in range(height):
+        y0, y1, ly = taps(i, h, height)
+        for j in range(width):
+            x0, x1, lx = taps(j, w, width)
+            out[:, i, j] = ((1 - ly) * ((1 - lx) * small[:, y0, x0] + lx * small[:, y0, x1])
+                            + ly * ((1 - lx) * small[:, y1, x0] + lx * small[:, y1, x1]))
+    return out
+
+
+@pytest.mark.parametrize("shape", [(1, 12, 12), (3, 13, 11)])
+def test_grad_cam_upsampled_to_the_input_bilinearly(shape):
+    """Against a bilinear resize written from the definition, and Captum's ``LayerAttribution.interpolate(...,
+    "bilinear")`` (``F.interpolate`` with its default ``align_corners=False``: half-pixel centres, as cv2.resize)."""
+    model = random_cnn(shape)
+    x = random_images(2, shape)
     small = grad_cam(model, x, 1)
     big = grad_cam(model, x, 1, upsample=True)
-    assert small.shape == (2, 6, 6) and big.shape == (2, 12, 12)
-    expected = F.interpolate(torch.as_tensor(small)[:, None], size=(12, 12), mode="bilinear", align_corners=False)
-    np.testing.assert_allclose(big, expected[:, 0].numpy(), rtol=1e-6, atol=1e-7)
+    assert small.shape == (2, shape[1] // 2, shape[2] // 2) and big.shape == (2, *shape[1:])
+    assert big.dtype == np.float64 and np.abs(big).max() > 1e-3
+    scale = np.abs(big).max()
+    np.testing.assert_allclose(big, bilinear(small, *shape[1:]), rtol=0, atol=1e-12 * scale)
+    captum = captum_attr.LayerAttribution.interpolate(torch.as_tensor(small)[:, None], shape[1:], "bilinear")
+    np.testing.assert_allclose(big, captum[:, 0].numpy(), rtol=0, atol=1e-12 * scale)
 
 
 def test_grad_cam_errors():
