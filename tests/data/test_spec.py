@@ -84,7 +84,8 @@ def test_named_spec_keeps_official_test(h, tmp_path, monkeypatch):
     assert d["n"] == 70 and d["classes"] == ["x", "y", "z"] and d["shape"] == [1, 5, 5]
     assert d["splits"] == {"train": 54, "val": 6, "test": 10}
     assert d["class_counts"][0] == {"class": "x", "train": 18, "val": 2, "test": 4}
-    assert 0.0 <= d["pixel_range"][0] <= d["pixel_range"][1] <= 1.0 and d["source"] == "tiny"
+    every = np.concatenate([part.images.ravel() for part in (s.train, s.val, s.test)])
+    assert d["pixel_range"] == [float(every.min()), float(every.max())] and d["source"] == "tiny"
 
 
 def test_unknown_spec_lists_forms(tmp_path):

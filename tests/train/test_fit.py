@@ -120,7 +120,16 @@ def test_zero_epochs_saves_the_initial_model_and_scores_it(tiny_splits: Splits, 
     result = fit(model, tiny_splits, TrainConfig(epochs=0), tmp_path / "run", progress=False)
     assert result.epoch == 0 and result.history["epoch"] == []
     _assert_bitwise_equal(before, _weights(load_run(tmp_path / "run").model))
-    assert 0 <= result.metrics["test"]["accuracy"] <= 1
+    # The scores are the initial model's, recomputed here in float64 numpy from its weights.
+    w = {k: v.double().numpy() for k, v in before.items()}
+    x = result.standardizer.transform(tiny_splits.test.images).reshape(len(tiny_splits.test), -1).astype(np.float64)
+    logits = np.tanh(x @ w["fc1.weight"].T + w["fc1.bias"]) @ w["out.weight"].T + w["out.bias"]
+    y = tiny_splits.test.labels
+    test = result.metrics["test"]
+    assert test["accuracy"] == np.mean(logits.argmax(1) == y)
+    shifted = logits - logits.max(1, keepdims=True)
+    loss = np.mean(np.log(np.exp(shifted).sum(1)) - shifted[np.arange(len(y)), y])
+    assert test["loss"] == pytest.approx(loss, rel=1e-5)
 
 
 def test_batch_larger_than_the_data_trains_full_batch_with_a_warning(tiny_splits: Splits) -> None:
