@@ -194,6 +194,11 @@ class Target:
                 "skip": self.skip or None}
 
 
+def exit_status(targets: Sequence[Target]) -> int:
+    """The process's exit status: 1 when any judged target failed, else 0 (unjudged targets never fail a run)."""
+    return int(any(t.passed is False for t in targets))
+
+
 @dataclass
 class Section:
     """One benchmark's printed result: a table (header + rows), notes, and targets."""
