@@ -114,8 +114,10 @@ def _run(args: argparse.Namespace, torch: Any) -> int:
     print(f"targets: {len(judged) - len(failed)}/{len(judged)} pass"
           + (f" ({len(targets) - len(judged)} not judged)" if len(judged) < len(targets) else "")
           + f"; total {time.perf_counter() - started:.0f}s")
-    for t in failed:
-        print(f"FAILED: {t.name}: {format(t.value, t.fmt)} {t.op} {format(t.bound, t.fmt)}")
+    if failed:
+        print("failed targets (exit status 1):")
+        for t in failed:
+            print(t.line())
     if args.json:
         args.json.parent.mkdir(parents=True, exist_ok=True)
         args.json.write_text(json.dumps({"quick": quick, "env": env, "sections": [s.to_dict() for s in sections]},

@@ -172,12 +172,15 @@ class Target:
     bound: float
     fmt: str = ".2f"
     note: str = ""
-    skip: str = ""  # reason the target is not judged (e.g. --quick)
+    skip: str = ""  # reason the target is not judged (e.g. --quick); without one, an unmeasured value fails
 
     @property
     def passed(self) -> bool | None:
-        if self.skip or self.value is None or not np.isfinite(self.value):
+        """None when not judged (``skip`` says why); a value that could not be measured (None, NaN) fails."""
+        if self.skip:
             return None
+        if self.value is None or not np.isfinite(self.value):
+            return False
         return self.value >= self.bound if self.op == ">=" else self.value <= self.bound
 
     @property

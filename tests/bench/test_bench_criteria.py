@@ -188,3 +188,11 @@ def test_exit_status_counts_only_judged_failures() -> None:
     assert exit_status(section.targets) == 0
     section.targets.append(Target("bad", 3.0, "<=", 2.0))
     assert exit_status(section.targets) == 1
+
+
+@pytest.mark.parametrize("value", [None, float("nan")])
+def test_an_unmeasured_value_fails_unless_skipped(value: float | None) -> None:
+    """A measurement that crashed (the top-9 memory child, say) must not turn into a silent n/a."""
+    assert Target("memory", value, "<=", 128.0).verdict == "FAIL"
+    assert exit_status([Target("memory", value, "<=", 128.0)]) == 1
+    assert Target("memory", value, "<=", 128.0, skip="--quick").verdict == "n/a"
