@@ -74,17 +74,17 @@ def _run(args: argparse.Namespace, torch: Any) -> int:
         watch = CpuWatch()
         sections.append(mlp_epoch.run(data, batch_sizes, epochs, args.seed, quick,
                                       check_public=not quick and not args.no_public_check, gate=gate, log=_log))
-        sections[-1].others_cores = watch.others_cores()
+        sections[-1].others_cores, sections[-1].seconds = watch.others_cores(), watch.elapsed()
     if args.only in (None, "lbfgs"):
         _log(f"L-BFGS softmax: {iterations} iterations, {repeats} interleaved repeats")
         watch = CpuWatch()
         sections.append(lbfgs_softmax.run(data, iterations, repeats, args.seed, quick, gate=gate, log=_log))
-        sections[-1].others_cores = watch.others_cores()
+        sections[-1].others_cores, sections[-1].seconds = watch.others_cores(), watch.elapsed()
     if args.only in (None, "report"):
         _log("report vs training epochs: 3 alternating rounds")
         watch = CpuWatch()
         sections.append(report_time.run(1 if quick else 3, args.seed, quick, gate=gate, log=_log))
-        sections[-1].others_cores = watch.others_cores()
+        sections[-1].others_cores, sections[-1].seconds = watch.others_cores(), watch.elapsed()
     if args.only is None or args.only == "attribution" or args.only in attribution.BENCHES:
         _log("attribution methods vs Captum and plain autograd, interleaved")
         only = attribution.BENCHES if args.only in (None, "attribution") else (args.only,)

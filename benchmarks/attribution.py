@@ -56,7 +56,7 @@ def run(quick: bool, seed: int, gate: IdleGate, log: Any, only: tuple[str, ...] 
         others = watch.others_cores()
         if others is not None:  # our own measuring subprocesses are not "other processes"
             others = max(0.0, others - (_children_cpu() - children) / max(time.perf_counter() - watch.wall, 1e-9))
-        section.others_cores = others
+        section.others_cores, section.seconds = others, watch.elapsed()
         sections.append(section)
     return sections
 

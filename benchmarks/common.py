@@ -95,6 +95,10 @@ class CpuWatch:
     def __init__(self) -> None:
         self.wall, self.busy, self.own = time.perf_counter(), _busy_cpu_seconds(), _own_cpu_seconds()
 
+    def elapsed(self) -> float:
+        """Wall seconds since the watch started."""
+        return time.perf_counter() - self.wall
+
     def others_cores(self) -> float | None:
         """Cores' worth of CPU the other processes used on average since the watch started."""
         busy = _busy_cpu_seconds()
@@ -213,6 +217,7 @@ class Section:
     targets: list[Target] = field(default_factory=list)
     raw: dict[str, Any] = field(default_factory=dict)
     others_cores: float | None = None  # CPU other processes used meanwhile (cores, on average)
+    seconds: float | None = None  # wall time the benchmark took
 
     def render(self) -> str:
         widths = [max(len(str(r[i])) for r in [self.header, *self.rows]) for i in range(len(self.header))]
@@ -226,11 +231,14 @@ class Section:
         lines += [fmt(r) for r in self.rows]
         lines += [f"  * {n}" for n in self.notes]
         lines += [t.line() for t in self.targets]
+        if self.seconds is not None:
+            lines.append(f"  ({self.seconds:.0f}s)")
         return "\n".join(lines)
 
     def to_dict(self) -> dict[str, Any]:
         return {"title": self.title, "header": self.header, "rows": self.rows, "notes": self.notes,
-                "targets": [t.to_dict() for t in self.targets], "others_cores": self.others_cores, "raw": self.raw}
+                "targets": [t.to_dict() for t in self.targets], "others_cores": self.others_cores,
+                "seconds": self.seconds, "raw": self.raw}
 
 
 def fmt_s(seconds: float) -> str:
