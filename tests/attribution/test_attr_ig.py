@@ -77,3 +77,26 @@ def test_integrated_gradients_errors():
         integrated_gradients(model, x, 0, baseline=np.zeros((3, 10, 10)))
     with pytest.raises(MethodError, match="batch_size must be at least 1"):
         integrated_gradients(model, x, 0, batch_size=0)
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+def test_conv_first_with_an_in_place_relu_after_it_and_a_hooked_model_equal_captum(dtype):
+    """The pull-back through the first layer (a Sequential starting with a convolution) keeps an in-place second
+    layer working and the input untouched; a hooked model takes the general path; all give Captum's numbers (8
+    Riemann midpoints: weights exact in float32, which Captum casts them to)."""
+    torch.manual_seed(4)
+    layers = [torch.nn.Conv2d(3, 4, 3, padding=1), torch.nn.ReLU(), torch.nn.MaxPool2d(2), torch.nn.Flatten(),
+              torch.nn.Linear(4 * 4 * 4, 3)]
+    plain = torch.nn.Sequential(*layers).to(dtype).eval()
+    inplace = torch.nn.Sequential(layers[0], torch.nn.ReLU(inplace=True), *layers[2:]).to(dtype).eval()
+    x = random_images(2, (3, 8, 8), seed=5, dtype=dtype)
+    kept = x.clone()
+    ref = captum_attr.IntegratedGradients(plain).attribute(x, target=[2, 1], n_steps=8, method="riemann_middle")
+    hooked = torch.nn.Sequential(*layers).to(dtype).eval()
+    hooked.register_forward_hook(lambda module, inputs, out: None)
+    for model in (inplace, hooked, plain):
+        got = integrated_gradients(model, x, [2, 1], steps=8, method="riemann_middle", batch_size=3)
+        assert got.attributions.dtype == x.numpy().dtype
+        np.testing.assert_allclose(got.attributions, ref.detach().numpy(), rtol=0,
+                                   atol=(1e-6 if dtype == torch.float32 else 1e-12) * float(ref.abs().max()))
+    assert torch.equal(x, kept)
