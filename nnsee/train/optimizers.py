@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import torch
 from torch import nn
 
@@ -33,7 +35,71 @@ def make_optimizer(model: nn.Module, config: TrainConfig) -> torch.optim.Optimiz
         return torch.optim.SGD(groups, lr=config.lr, momentum=config.momentum)
     # The fused kernel updates all parameters in one pass with no temporaries: the step costs as much as a
     # backward pass otherwise.
-    return torch.optim.Adam(groups, lr=config.lr, fused=_fused_ok(model))
+    return FusedAdam(groups, lr=config.lr, fused=_fused_ok(model))
+
+
+class FusedAdam(torch.optim.Adam):
+    """``torch.optim.Adam`` whose step, once its state exists, calls the fused kernel directly.
+
+    ``Adam.step`` spends about as long in Python (grouping tensors by device and dtype, checks for options we
+    never set) as a small model's update takes; here each group is one ``_foreach_add_`` on the step counters and
+    one ``_fused_adam_`` call, the same two calls ``Adam`` makes, with the same arguments: the weights come out
+    bitwise the same. Anything else (the first step, a closure, amsgrad, maximize, tensor learning rates, a
+    grad scaler, parameters of mixed devices or dtypes) goes through ``Adam.step`` unchanged. Step hooks run
+    either way (torch wraps ``step`` in them); ``state_dict`` is Adam's.
+    """
+
+    def step(self, closure: Any = None) -> Any:
+        calls = self._fused_calls() if closure is None else None
+        if calls is None:
+            return super().step(closure)
+        with torch.no_grad():
+            for group, params, grads, exp_avgs, exp_avg_sqs, steps in calls:
+                beta1, beta2 = group["betas"]
+                torch._foreach_add_(steps, 1)
+                torch._fused_adam_(
+                    params, grads, exp_avgs, exp_avg_sqs, [], steps,
+                    lr=group["lr"], beta1=beta1, beta2=beta2, weight_decay=group["weight_decay"],
+                    eps=group["eps"], amsgrad=False, maximize=False,
+                )
+        return None
+
+    def _fused_calls(self) -> list[tuple] | None:
+        """Per group, the tensor lists for the direct call; None where ``Adam.step`` must do the step."""
+        if not _HAS_FUSED_ADAM or getattr(self, "grad_scale", None) is not None \
+                or getattr(self, "found_inf", None) is not None:
+            return None
+        calls = []
+        for group in self.param_groups:
+            if not group["fused"] or any(group[k] for k in _PLAIN_OPTIONS) or isinstance(group["lr"], torch.Tensor) \
+                    or any(isinstance(b, torch.Tensor) for b in group["betas"]):
+                return None
+            params, grads, exp_avgs, exp_avg_sqs, steps = [], [], [], [], []
+            for p in group["params"]:
+                grad = p.grad
+                if grad is None:
+                    continue
+                state = self.state.get(p)
+                if not state or grad.is_sparse or p.is_complex():
+                    return None
+                params.append(p)
+                grads.append(grad)
+                exp_avgs.append(state["exp_avg"])
+                exp_avg_sqs.append(state["exp_avg_sq"])
+                steps.append(state["step"])
+            if not params:
+                continue
+            first = params[0]
+            if any(t.device != first.device or t.dtype != first.dtype for t in params) \
+                    or any(s.device != first.device for s in steps):
+                return None
+            calls.append((group, params, grads, exp_avgs, exp_avg_sqs, steps))
+        return calls
+
+
+_HAS_FUSED_ADAM = hasattr(torch, "_fused_adam_")
+#: Adam options that change the update (any of them set: Adam.step does the step)
+_PLAIN_OPTIONS = ("amsgrad", "maximize", "capturable", "differentiable", "decoupled_weight_decay", "foreach")
 
 
 def _fused_ok(model: nn.Module) -> bool:
