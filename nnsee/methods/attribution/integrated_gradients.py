@@ -187,7 +187,9 @@ def integrated_gradients(model: nn.Module, x: np.ndarray | torch.Tensor,
                     first, layers = split
                     with torch.no_grad():
                         leaf = first(points)
-                    out = leaf.requires_grad_(True).clone()  # a non-leaf copy, for an in-place second layer
+                    out = leaf.requires_grad_(True)
+                    if type(layers[0]) not in NHWC_SAFE or getattr(layers[0], "inplace", False):
+                        out = out.clone()  # a non-leaf copy, which an in-place second layer may change
                     for layer in layers:
                         out = layer(out)
                 value = selected(out, t[img], output)
