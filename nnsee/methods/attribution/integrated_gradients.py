@@ -90,7 +90,7 @@ NHWC_SAFE = (nn.Conv2d, nn.ReLU, nn.LeakyReLU, nn.ELU, nn.GELU, nn.SiLU, nn.Sigm
              nn.Identity, nn.Flatten, nn.Linear)
 # First layers that are affine in their input: the gradient through them is a linear map of the gradient at their
 # output, so the step-weighted sum of those output gradients goes through their backward once, not once per step.
-AFFINE_FIRST = (nn.Conv1d, nn.Conv2d, nn.Conv3d, nn.Linear)
+AFFINE_FIRST = (nn.Conv2d, nn.Linear)
 
 
 def _hooked(module: nn.Module) -> bool:
