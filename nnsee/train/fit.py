@@ -203,9 +203,13 @@ class _Trainer:
             return self.lbfgs_step()
         n, size = len(self.x), self.batch_size
         order = torch.randperm(n, generator=self.generator).to(self.device)
-        model, optimizer, hits = self.model, self.optimizer, self.hits
-        # Per step only what the step needs: no host syncs (.item()), no extra kernels. The batch losses are kept
-        # as tensors and the hits written into one buffer; both are summed once, after the last step.
+        model, hits = self.model, self.hits
+        # Per step only what the step needs: no host syncs (.item()), no extra kernels, no profiler labels. The
+        # batch losses are kept as tensors and the hits written into one buffer; both are summed once, after the
+        # last step. Gradients are set to None, not zeroed: backward then hands each one over instead of adding it
+        # to zeros (what optimizer.zero_grad() does, without its profiler label).
+        params = [p for group in self.optimizer.param_groups for p in group["params"]]
+        step = getattr(self.optimizer, "unlabelled_step", self.optimizer.step)
         losses: list[torch.Tensor] = []
         for start in range(0, n, size):
             rows = order[start : start + size]
@@ -213,10 +217,10 @@ class _Trainer:
             yb = torch.index_select(self.y, 0, rows, out=self.y_batch[: len(rows)])
             logits = model(xb)
             loss = F.cross_entropy(logits, yb)
-            # None, not zeros: backward then hands each gradient over instead of adding it to a zeroed one.
-            optimizer.zero_grad(set_to_none=True)
+            for p in params:
+                p.grad = None
             loss.backward()
-            optimizer.step()
+            step()
             losses.append(loss.detach())
             torch.eq(logits.detach().argmax(1), yb, out=hits[start : start + len(rows)])
         sizes = torch.full((len(losses),), float(size), dtype=torch.float64, device=self.device)

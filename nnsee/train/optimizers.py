@@ -53,6 +53,23 @@ class FusedAdam(torch.optim.Adam):
         calls = self._fused_calls() if closure is None else None
         if calls is None:
             return super().step(closure)
+        self._fused_step(calls)
+        return None
+
+    def unlabelled_step(self) -> None:
+        """``step()`` for a training loop, without the wrapper torch puts around every optimizer's ``step``.
+
+        That wrapper opens a profiler label and looks for step hooks, at each call: tens of microseconds, as much
+        as a small model's update. It only matters when hooks are registered or the profiler runs; then (and
+        whenever the direct call does not apply) this is ``step()`` itself.
+        """
+        calls = None if _step_observed(self) else self._fused_calls()
+        if calls is None:
+            self.step()
+        else:
+            self._fused_step(calls)
+
+    def _fused_step(self, calls: list[tuple]) -> None:
         with torch.no_grad():
             for group, params, grads, exp_avgs, exp_avg_sqs, steps in calls:
                 beta1, beta2 = group["betas"]
@@ -62,7 +79,6 @@ class FusedAdam(torch.optim.Adam):
                     lr=group["lr"], beta1=beta1, beta2=beta2, weight_decay=group["weight_decay"],
                     eps=group["eps"], amsgrad=False, maximize=False,
                 )
-        return None
 
     def _fused_calls(self) -> list[tuple] | None:
         """Per group, the tensor lists for the direct call; None where ``Adam.step`` must do the step."""
@@ -95,6 +111,19 @@ class FusedAdam(torch.optim.Adam):
                 return None
             calls.append((group, params, grads, exp_avgs, exp_avg_sqs, steps))
         return calls
+
+
+def _step_observed(optimizer: torch.optim.Optimizer) -> bool:
+    """Whether anything watches ``optimizer.step``: step hooks (its own or global ones), or the profiler."""
+    from torch.autograd import profiler
+    from torch.optim import optimizer as torch_optimizer
+
+    return bool(
+        optimizer._optimizer_step_pre_hooks or optimizer._optimizer_step_post_hooks
+        or getattr(torch_optimizer, "_global_optimizer_pre_hooks", True)
+        or getattr(torch_optimizer, "_global_optimizer_post_hooks", True)
+        or getattr(profiler, "_is_profiler_enabled", True)
+    )
 
 
 _HAS_FUSED_ADAM = hasattr(torch, "_fused_adam_")
