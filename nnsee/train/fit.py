@@ -148,12 +148,13 @@ class _Trainer:
             )
         self.optimizer = make_optimizer(self.model, config)
         self.generator = torch.Generator().manual_seed(config.seed)
-        # Reused every step: one batch, gathered straight from the training set in the epoch's shuffled order
-        # (fresh allocations are 7x slower here, and a batch-sized buffer stays in cache for the step's products);
-        # and whether each image of the epoch was classified right, summed once at the epoch's end.
+        # Reused every step: one batch of images, gathered straight from the training set in the epoch's shuffled
+        # order (fresh allocations are 7x slower here, and a batch-sized buffer stays in cache for the step's
+        # products). Reused every epoch: the labels in that order, and each image's predicted class, compared
+        # with its label once at the epoch's end.
         self.x_batch = torch.empty((self.batch_size, *self.x.shape[1:]), dtype=self.x.dtype, device=self.device)
-        self.y_batch = torch.empty((self.batch_size, *self.y.shape[1:]), dtype=self.y.dtype, device=self.device)
-        self.hits = torch.empty(len(self.x), dtype=torch.bool, device=self.device)
+        self.y_shuffled = torch.empty_like(self.y)
+        self.predicted = torch.empty(len(self.x), dtype=torch.int64, device=self.device)
 
     # -- the loop -------------------------------------------------------------------------------------------
     def train(self, until: int) -> FitResult:
@@ -203,30 +204,32 @@ class _Trainer:
             return self.lbfgs_step()
         n, size = len(self.x), self.batch_size
         order = torch.randperm(n, generator=self.generator).to(self.device)
-        model, hits = self.model, self.hits
+        model, predicted, y_shuffled = self.model, self.predicted, self.y_shuffled
+        torch.index_select(self.y, 0, order, out=y_shuffled)
         # Per step only what the step needs: no host syncs (.item()), no extra kernels, no profiler labels. The
-        # batch losses are kept as tensors and the hits written into one buffer; both are summed once, after the
-        # last step. Gradients are set to None, not zeroed: backward then hands each one over instead of adding it
-        # to zeros (what optimizer.zero_grad() does, without its profiler label).
+        # batch losses are kept as tensors and the predicted classes written into one buffer; both are summed
+        # once, after the last step. Gradients are set to None, not zeroed: backward then hands each one over
+        # instead of adding it to zeros (what optimizer.zero_grad() does, without its profiler label).
         params = [p for group in self.optimizer.param_groups for p in group["params"]]
         step = getattr(self.optimizer, "unlabelled_step", self.optimizer.step)
         losses: list[torch.Tensor] = []
         for start in range(0, n, size):
             rows = order[start : start + size]
             xb = torch.index_select(self.x, 0, rows, out=self.x_batch[: len(rows)])
-            yb = torch.index_select(self.y, 0, rows, out=self.y_batch[: len(rows)])
+            yb = y_shuffled[start : start + size]
             logits = model(xb)
             loss = F.cross_entropy(logits, yb)
+            # Scored while the logits are still in cache (after the update they are not).
+            losses.append(loss.detach())
+            torch.argmax(logits, 1, out=predicted[start : start + len(rows)])
             for p in params:
                 p.grad = None
             loss.backward()
             step()
-            losses.append(loss.detach())
-            torch.eq(logits.detach().argmax(1), yb, out=hits[start : start + len(rows)])
         sizes = torch.full((len(losses),), float(size), dtype=torch.float64, device=self.device)
         sizes[-1] = n - size * (len(losses) - 1)
         total_loss = torch.dot(torch.stack(losses).to(torch.float64), sizes)
-        return total_loss.item() / n, hits.sum().item() / n
+        return total_loss.item() / n, (predicted == y_shuffled).sum().item() / n
 
     def lbfgs_step(self) -> tuple[float, float]:
         def closure() -> torch.Tensor:
