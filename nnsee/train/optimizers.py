@@ -6,6 +6,8 @@ from typing import Any
 
 import torch
 from torch import nn
+from torch.autograd import profiler
+from torch.optim import optimizer as torch_optimizer
 
 from nnsee.train.config import TrainConfig
 from nnsee.train.objective import penalized_parameters
@@ -52,7 +54,11 @@ class FusedAdam(torch.optim.Adam):
     def step(self, closure: Any = None) -> Any:
         calls = self._fused_calls() if closure is None else None
         if calls is None:
-            return super().step(closure)
+            # Adam.step itself, not the copy torch wraps in hooks once any Adam exists: ours is wrapped already.
+            adam_step = torch.optim.Adam.step
+            if getattr(adam_step, "hooked", False):
+                adam_step = adam_step.__wrapped__
+            return adam_step(self, closure)
         self._fused_step(calls)
         return None
 
@@ -115,9 +121,6 @@ class FusedAdam(torch.optim.Adam):
 
 def _step_observed(optimizer: torch.optim.Optimizer) -> bool:
     """Whether anything watches ``optimizer.step``: step hooks (its own or global ones), or the profiler."""
-    from torch.autograd import profiler
-    from torch.optim import optimizer as torch_optimizer
-
     return bool(
         optimizer._optimizer_step_pre_hooks or optimizer._optimizer_step_post_hooks
         or getattr(torch_optimizer, "_global_optimizer_pre_hooks", True)
