@@ -1,5 +1,5 @@
-"""Shared plumbing of the dataset views: images as a stream of batches, and :func:`~nnsee.methods.base.layer_reader`
-(a layer's output at its last call, the forward pass stopped there)."""
+"""Shared plumbing of the dataset views: images as a stream of batches (a layer's output is read with
+:func:`nnsee.methods.base.layer_reader`)."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ import torch
 from torch import nn
 
 from nnsee.methods.attribution.target import as_input
-from nnsee.methods.base import MethodError, layer_reader
+from nnsee.methods.base import MethodError
 
 Batch = np.ndarray | torch.Tensor
 Images = np.ndarray | torch.Tensor | Iterable[Batch] | Callable[[], Iterable[Batch]]
@@ -44,5 +44,3 @@ def prepared(batch: Batch, model: nn.Module, transform: Transform | None) -> tor
         batch = transform(arr)
     return as_input(batch, model)
 
-
-__all__ = ["Batch", "Images", "Transform", "layer_reader", "prepared", "stream"]

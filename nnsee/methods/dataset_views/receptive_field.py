@@ -20,8 +20,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from nnsee.methods.base import ELEMENTWISE, MethodError, evaluating, get_module, param_of
-from nnsee.methods.dataset_views._stream import layer_reader
+from nnsee.methods.base import ELEMENTWISE, MethodError, evaluating, get_module, layer_reader, param_of
 
 _PASS_THROUGH = (*ELEMENTWISE, nn.BatchNorm2d, nn.Dropout2d, nn.LocalResponseNorm, nn.Identity)
 _WINDOWED = (nn.Conv2d, nn.MaxPool2d, nn.AvgPool2d)

@@ -19,8 +19,8 @@ import numpy as np
 import torch
 from torch import nn
 
-from nnsee.methods.base import MethodError, evaluating
-from nnsee.methods.dataset_views._stream import Batch, Images, Transform, layer_reader, prepared, stream
+from nnsee.methods.base import MethodError, evaluating, layer_reader
+from nnsee.methods.dataset_views._stream import Batch, Images, Transform, prepared, stream
 
 # Budget for the largest intermediate output of one batch when batch_size is chosen automatically.
 AUTO_BATCH_BYTES = 16 * 2**20
