@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+
 
 class NnseeError(Exception):
     """Base class of every error nnsee raises on purpose."""
@@ -17,3 +19,12 @@ class RunError(NnseeError):
 
 class TrainingError(NnseeError):
     """Training settings are unusable, or training had to stop (e.g. the loss became non-finite)."""
+
+
+class MethodError(NnseeError, ValueError):
+    """A way of seeing does not apply to this model or these inputs (the message says what to use instead)."""
+
+
+def not_one_of(what: str, value: object, choices: Iterable[object]) -> str:
+    """The one message for a value outside its choices: ``"<what> must be one of a, b, c; got 'x'"``."""
+    return f"{what} must be one of {', '.join(str(c) for c in choices)}; got {value!r}"
