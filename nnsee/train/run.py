@@ -29,6 +29,7 @@ from functools import cached_property
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+import numpy as np
 import torch
 from torch import nn
 
@@ -168,6 +169,23 @@ class Run:
             raise
         except Exception as exc:
             raise RunError(f"{self.path / RUN_JSON}: unreadable 'standardization' ({exc})") from exc
+
+    def standardize(self, images: np.ndarray) -> np.ndarray:
+        """``images`` ((N, C, H, W) or one (C, H, W)) as the model saw its training data: the run's standardizer
+        applied, a float32 copy; without a standardizer, the images themselves as float32 (identity)."""
+        if self.standardizer is None:
+            return np.asarray(images, dtype=np.float32)
+        return self.standardizer.transform(images)
+
+    @property
+    def snapshot_epochs(self) -> list[int]:
+        """The epochs whose weights ``RUN/snapshots/`` holds, in increasing order."""
+        return list(list_snapshots(self.path))
+
+    def snapshot_state(self, epoch: int) -> dict[str, torch.Tensor]:
+        """The weights saved at ``epoch`` (a state dict for ``self.model``), shape-checked against the model."""
+        expect = {k: tuple(v.shape) for k, v in self.model.state_dict().items()}
+        return load_snapshot(self.path, epoch, expect_shapes=expect)
 
     def state(self) -> dict[str, Any]:
         """The resume state (``state.pt``), read with ``weights_only=True``."""

@@ -310,3 +310,42 @@ def test_snapshot_before_the_first_save_needs_class_names(tmp_path: Path) -> Non
         save_snapshot(tmp_path, 0, tiny())
     save_snapshot(tmp_path, 0, tiny(), class_names=CLASSES)
     assert set(load_snapshot(tmp_path, 0)) == set(tiny().state_dict())
+
+
+# ---------------------------------------------------------------------------------------------- the typed Run
+
+
+def test_run_standardize_applies_the_runs_standardizer_or_nothing(tmp_path: Path) -> None:
+    import numpy as np
+
+    from nnsee.data.standardize import Standardizer
+
+    path, _, _ = saved(tmp_path)
+    run = load_run(path)
+    images = np.arange(2 * 4, dtype=np.float64).reshape(2, 1, 2, 2) ** 2
+    expected = Standardizer("image").transform(images)
+    got = run.standardize(images)
+    assert got.dtype == np.float32 and np.array_equal(got, expected)
+    assert not np.array_equal(got, images.astype(np.float32))
+    run.meta["standardization"] = None
+    bare = Run(path, run.model, run.meta)
+    assert np.array_equal(bare.standardize(images), images.astype(np.float32))
+    assert bare.standardize(images).dtype == np.float32
+
+
+def test_run_snapshot_epochs_and_state(tmp_path: Path) -> None:
+    path, model, _ = saved(tmp_path)
+    run = load_run(path)
+    assert run.snapshot_epochs == []
+    for epoch in (12, 0, 5):
+        with torch.no_grad():
+            model.out.bias.fill_(epoch)
+        save_snapshot(path, epoch, model)
+    assert run.snapshot_epochs == [0, 5, 12]
+    state = run.snapshot_state(5)
+    assert set(state) == set(model.state_dict()) and torch.equal(state["out.bias"], torch.full((3,), 5.0))
+    with pytest.raises(RunError, match=r"no snapshot of epoch 7 \(snapshots: 0, 5, 12\)"):
+        run.snapshot_state(7)
+    save_snapshot(path, 3, tiny(hidden=4))
+    with pytest.raises(RunError, match="'fc1.weight' has shape"):
+        run.snapshot_state(3)
