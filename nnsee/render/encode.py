@@ -10,7 +10,7 @@ from pathlib import Path
 
 from PIL import Image
 
-from nnsee.train.atomic import atomic_write_bytes
+from nnsee.io import atomic_write_bytes
 
 
 def png_bytes(img: Image.Image) -> bytes:

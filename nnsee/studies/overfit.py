@@ -33,9 +33,9 @@ from torch import nn
 
 from nnsee.data.imageset import ImageSet, Splits
 from nnsee.errors import DataError
+from nnsee.io import atomic_write_text
 from nnsee.methods.noisiness import noisiness
 from nnsee.models.registry import build_model, model_spec
-from nnsee.train.atomic import atomic_write_text
 from nnsee.train.config import TrainConfig
 from nnsee.train.evaluate import evaluate
 from nnsee.train.fit import FitResult, fit

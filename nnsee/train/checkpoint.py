@@ -25,7 +25,7 @@ import torch
 from torch import nn
 
 from nnsee.errors import RunError
-from nnsee.train.atomic import atomic_write_bytes
+from nnsee.io import atomic_write_bytes
 
 WEIGHTS_FORMAT_VERSION = 1
 MIN_WEIGHTS_FORMAT_VERSION = 1

@@ -34,7 +34,7 @@ import torch
 from torch import nn
 
 from nnsee.errors import NnseeError, RunError
-from nnsee.train.atomic import atomic_write_text, clean_stale_tmp, fsync_dir
+from nnsee.io import atomic_write_text, clean_stale_tmp, fsync_dir
 from nnsee.train.checkpoint import StateDict, load_state, load_weights, save_state, save_weights
 
 if TYPE_CHECKING:

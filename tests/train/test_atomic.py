@@ -17,11 +17,21 @@ import pytest
 import torch
 from torch import nn
 
-import nnsee.train.atomic as atomic
+import nnsee.io as atomic
 from nnsee.errors import RunError
-from nnsee.train.atomic import atomic_path, atomic_write, atomic_write_bytes, atomic_write_text, clean_stale_tmp
+from nnsee.io import atomic_path, atomic_write, atomic_write_bytes, atomic_write_text, clean_stale_tmp
 from nnsee.train.checkpoint import load_state, save_state, save_weights
 from nnsee.train.run import load_run, save_run
+
+
+def test_io_is_the_bottom_floor() -> None:
+    """``nnsee.io`` needs only ``nnsee.errors``; writing an image file does not import the training package."""
+    code = (
+        "import sys, nnsee.io; loaded = sorted(m for m in sys.modules if m.startswith('nnsee')); "
+        "import nnsee.render.encode; print(loaded, any(m.startswith('nnsee.train') for m in sys.modules))"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=120).stdout
+    assert out.split() == ["['nnsee',", "'nnsee.errors',", "'nnsee.io']", "False"], out
 
 
 def tmp_files(folder: Path) -> list[Path]:
@@ -167,7 +177,7 @@ CHILD = textwrap.dedent(
     import os, sys, time
     import torch
     from torch import nn
-    import nnsee.train.atomic as atomic
+    import nnsee.io as atomic
     from nnsee.train.run import save_run
 
     out, slow = sys.argv[1], sys.argv[2] == "slow"

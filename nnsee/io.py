@@ -1,4 +1,5 @@
-"""Atomic file writes: a temporary file in the same folder, fsync, then ``os.replace``.
+"""Atomic file writes (the bottom floor: any layer may use it): a temporary file in the same folder, fsync, then
+``os.replace``.
 
 A reader sees either the old file or the complete new one, never a half-written file. A killed process can
 leave a ``.tmp-<name>-<random>`` file behind; :func:`clean_stale_tmp` removes those when a folder is next
