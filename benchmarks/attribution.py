@@ -295,7 +295,7 @@ def memory_child(what: str, n: int | None, seed: int, threads: int) -> None:
     """Run in a fresh process: load the images, reset the peak RSS, run one pass, print its extra peak (JSON)."""
     import torch
 
-    from nnsee.methods.dataset_views.top_activations import auto_batch_size, top_activations
+    from nnsee.methods.dataset_views.top_images import auto_batch_size, top_images_per_channel
     from nnsee.models import build_model
 
     torch.set_num_threads(threads)
@@ -308,7 +308,7 @@ def memory_child(what: str, n: int | None, seed: int, threads: int) -> None:
     before = _status_mib()
     started = time.perf_counter()
     if what == "top9":
-        top_activations(model, images, LAYER, k=9)
+        top_images_per_channel(model, images, LAYER, k=9)
     else:
         _forward_loop(_prefix(model, LAYER), images, batch)
     seconds = time.perf_counter() - started
@@ -335,7 +335,7 @@ def _memory(what: str, n: int | None, seed: int) -> dict[str, float] | None:
 def _top9(quick: bool, seed: int, gate: IdleGate, log: Any) -> Section:
     import torch
 
-    from nnsee.methods.dataset_views.top_activations import auto_batch_size, top_activations
+    from nnsee.methods.dataset_views.top_images import auto_batch_size, top_images_per_channel
     from nnsee.models import build_model
 
     skip = "--quick" if quick else ""
@@ -347,14 +347,14 @@ def _top9(quick: bool, seed: int, gate: IdleGate, log: Any) -> Section:
     prefix = _prefix(model, LAYER)
     contenders = [
         (f"forward to {LAYER}", lambda: _forward_loop(prefix, images, batch)),
-        ("top-9 streaming", lambda: top_activations(model, images, LAYER, k=9)),
+        ("top-9 streaming", lambda: top_images_per_channel(model, images, LAYER, k=9)),
         ("forward, whole model", lambda: _forward_loop(model, images, batch)),
     ]
     log(f"top-9 over {len(images):,} Fashion-MNIST images at {LAYER!r} (batch {batch}): warm-up, then {rounds} "
         "interleaved rounds")
     warm = images[: 16 * batch]
     _forward_loop(model, warm, batch)
-    top_activations(model, warm, LAYER, k=9)
+    top_images_per_channel(model, warm, LAYER, k=9)
     times, results, kept = interleaved(contenders, rounds, gate, log, "top-9")
     top = results["top-9 streaming"][-1]
     log("top-9: peak memory in fresh subprocesses (forward only, then top-9)")
@@ -378,7 +378,7 @@ def _top9(quick: bool, seed: int, gate: IdleGate, log: Any) -> Section:
         rows=rows,
         notes=[f"pixels / 255, not standardized (the same for all); nnsee cnn with seeded random weights; "
                f"{top.values.shape[0]} channels x k={top.k}, map {shape[1]}x{shape[2]}; batch size chosen by "
-               "top_activations' auto_batch_size, the forward loops use the same",
+               "top_images_per_channel's auto_batch_size, the forward loops use the same",
                "peak extra = VmHWM after the pass - VmRSS before it, in a fresh process each (peak reset through "
                "/proc/self/clear_refs after loading the images); the forward-only figure is the floor of any pass",
                f"keeping every {LAYER} activation instead would take {keep_all:,.0f} MiB"],

@@ -26,7 +26,7 @@ from nnsee.methods.attribution import (
     saliency,
 )
 from nnsee.methods.attribution.deconvnet import project_activation
-from nnsee.methods.dataset_views.top_activations import top_activations
+from nnsee.methods.dataset_views.top_images import top_images_per_channel
 from nnsee.models import build_model
 
 BOUND = 1e-4
@@ -75,7 +75,7 @@ def check_maps(shape: tuple[int, int, int], dev: torch.device) -> int:
         "occlusion full": lambda m, xx: occlusion(m, xx, t, window=4, stride=2, recompute="full"),
         "paper occlusion maps": lambda m, xx: occlusion_maps(m, xx, t, window=4, stride=2).prob_true,
         "projection": lambda m, xx: project_activation(m, xx, "conv2", 3),
-        "top-9 values": lambda m, xx: top_activations(m, xx, "conv2", k=3).values,
+        "top-9 values": lambda m, xx: top_images_per_channel(m, xx, "conv2", k=3).values,
     }
     failures = 0
     for name, fn in checks.items():

@@ -8,11 +8,10 @@ from nnsee.methods.activation_max import activation_maximization
 from nnsee.methods.base import MethodError, capture, dense_stages, evaluating, linear_layers, to_batch, zero_units
 from nnsee.methods.class_units import ClassUnits, class_units, class_view
 from nnsee.methods.contributions import LinearExplanation, MLPExplanation, explain, explain_linear, explain_mlp
-from nnsee.methods.dataset_views.evolution import EpochFeatures, features_over_training
+from nnsee.methods.dataset_views.feature_evolution import EpochFeatures, features_over_training
 from nnsee.methods.dataset_views.projections import TopProjections, top9_projections
 from nnsee.methods.dataset_views.receptive_field import ReceptiveField, crop, receptive_field
-from nnsee.methods.dataset_views.top_activations import TopK, top_activations
-from nnsee.methods.evolution import snapshot_weights, templates_over_training, weight_images
+from nnsee.methods.dataset_views.top_images import TopK, top_images_per_channel
 from nnsee.methods.hidden_units import (
     UnitCard,
     ablation_effect,
@@ -21,12 +20,13 @@ from nnsee.methods.hidden_units import (
     incoming_weights,
     outgoing_weights,
     per_class_accuracy,
-    top_activating,
+    top_images_per_unit,
     unit_cards,
 )
 from nnsee.methods.sanity import cascading_randomization, randomization_check
 from nnsee.methods.standardization_view import standardization_norms, standardization_views
 from nnsee.methods.templates import class_templates, effective_linear, effective_templates
+from nnsee.methods.weight_evolution import templates_over_training, weight_images
 
 __all__ = [
     "EpochFeatures",
@@ -40,7 +40,7 @@ __all__ = [
     "randomization_check",
     "receptive_field",
     "top9_projections",
-    "top_activations",
+    "top_images_per_channel",
     "ClassUnits",
     "LinearExplanation",
     "MLPExplanation",
@@ -64,12 +64,11 @@ __all__ = [
     "linear_layers",
     "outgoing_weights",
     "per_class_accuracy",
-    "snapshot_weights",
     "standardization_norms",
     "standardization_views",
     "templates_over_training",
     "to_batch",
-    "top_activating",
+    "top_images_per_unit",
     "unit_cards",
     "weight_images",
     "zero_units",

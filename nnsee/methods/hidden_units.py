@@ -94,10 +94,12 @@ def hidden_activations(
     return torch.cat(out).numpy() if out else np.zeros((0, stages[i].linear.out_features), np.float32)
 
 
-def top_activating(
+def top_images_per_unit(
     model: nn.Module, images_std: np.ndarray, layer: str = "fc1", k: int = 9, batch_size: int = 1024
 ) -> tuple[np.ndarray, np.ndarray]:
-    """Per unit, the ``k`` images with the largest activation ``h_j``: ``(indices (U, k), values (U, k))``.
+    """Per unit of the dense hidden layer ``layer``, the ``k`` images with the largest activation ``h_j``:
+    ``(indices (U, k), values (U, k))``. (For any layer's channels, scored by their maps' maxima, see
+    :func:`nnsee.methods.dataset_views.top_images.top_images_per_channel`.)
 
     One streaming pass; memory is O(U·(k + batch_size)), independent of N. Ties go to the lower image index;
     NaN activations rank lowest (as −inf). With fewer than ``k`` images, k = N.
@@ -281,7 +283,7 @@ def unit_cards(
         raise MethodError(
             f"{what} apply to a hidden layer that reads the image and feeds the output layer (a one-hidden-layer MLP, "
             f"e.g. nnsee's mlp with one --hidden size, layer {stages[0].name!r}); this model's Linear layers are "
-            f"{', '.join(s.name for s in stages)}. Use incoming_weights/top_activating/ablation_effect per layer"
+            f"{', '.join(s.name for s in stages)}. Use incoming_weights/top_images_per_unit/ablation_effect per layer"
         )
     n_classes = stages[-1].linear.out_features
     if len(class_names) != n_classes:
@@ -289,7 +291,7 @@ def unit_cards(
     incoming = incoming_weights(model, shape, layer)
     outgoing = outgoing_weights(model, layer)
     bias = hidden_biases(model, layer)
-    top_i, top_v = top_activating(model, images_std_train, layer, k, batch_size)
+    top_i, top_v = top_images_per_unit(model, images_std_train, layer, k, batch_size)
     ablation = ablation_effect(model, val_images_std, val_labels, layer, n_classes, batch_size)
     norms = np.linalg.norm(outgoing.astype(np.float64), axis=0)
     with np.errstate(all="ignore"):

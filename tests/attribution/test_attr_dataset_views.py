@@ -12,14 +12,14 @@ from torch.overrides import TorchFunctionMode
 
 from nnsee.methods.attribution.deconvnet import project_activation
 from nnsee.methods.base import MethodError
-from nnsee.methods.dataset_views.evolution import features_over_training
+from nnsee.methods.dataset_views.feature_evolution import features_over_training
 from nnsee.methods.dataset_views.projections import top9_projections
 from nnsee.methods.dataset_views.receptive_field import ReceptiveField, crop, receptive_field
-from nnsee.methods.dataset_views.top_activations import auto_batch_size, top_activations
+from nnsee.methods.dataset_views.top_images import auto_batch_size, top_images_per_channel
 from nnsee.models.cnn import CNN
 from nnsee.train.config import TrainConfig
 from nnsee.train.fit import fit
-from nnsee.train.run import load_run
+from nnsee.train.run import list_snapshots, load_run, load_snapshot
 
 
 def reference_topk(acts: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -39,7 +39,7 @@ def test_streaming_topk_equals_full_sort_with_ties(batch_size: int) -> None:
     rng = np.random.default_rng(batch_size)
     acts = rng.integers(0, 4, size=(173, 5, 3, 4)).astype(np.float32)  # few values: many ties everywhere
     model = nn.Sequential(nn.Identity())
-    got = top_activations(model, acts, "0", k=9, batch_size=batch_size)
+    got = top_images_per_channel(model, acts, "0", k=9, batch_size=batch_size)
     vals, idx, pos = reference_topk(acts, 9)
     np.testing.assert_array_equal(got.values, vals)
     np.testing.assert_array_equal(got.image_index, idx)
@@ -53,14 +53,14 @@ def test_generator_input_flat_layer_small_n_and_errors() -> None:
     acts = images.reshape(40, 6)
     model = nn.Sequential(nn.Flatten())  # a flat layer: the score is the unit's value, no position
     pairs = ((images[s : s + 16], np.zeros(16)) for s in range(0, 40, 16))  # (images, labels) like a DataLoader
-    got = top_activations(model, pairs, "0", k=3)
+    got = top_images_per_channel(model, pairs, "0", k=3)
     np.testing.assert_array_equal(got.image_index, np.argsort(-acts, axis=0, kind="stable")[:3].T)
     assert (got.position == 0).all()
-    assert top_activations(model, images[:2], "0", k=9).k == 2
+    assert top_images_per_channel(model, images[:2], "0", k=9).k == 2
     with pytest.raises(MethodError, match="no images"):
-        top_activations(model, iter([]), "0")
+        top_images_per_channel(model, iter([]), "0")
     with pytest.raises(MethodError, match="no layer"):
-        top_activations(model, images, "conv9")
+        top_images_per_channel(model, images, "conv9")
 
 
 class _LargestTensor(TorchFunctionMode):
@@ -88,7 +88,7 @@ def test_memory_is_independent_of_the_number_of_images() -> None:
             yield rng.normal(size=(batch, 1, 12, 12)).astype(np.float32)
 
     with _LargestTensor() as watch:
-        got = top_activations(model, batches, "conv2", k=9)
+        got = top_images_per_channel(model, batches, "conv2", k=9)
     all_acts = n * 6 * 6 * 6  # what keeping every conv2 activation would take
     per_batch = batch * 4 * 12 * 12  # the largest intermediate of one batch (conv1's output)
     assert got.n_images == n and len(consumed) == n // batch
@@ -126,7 +126,7 @@ def test_crop_pads_at_the_borders() -> None:
 def test_top9_projections_match_single_projections_and_crops() -> None:
     model = random_cnn(1, size=12, seed=4)
     images = np.random.default_rng(2).normal(size=(30, 1, 12, 12)).astype(np.float32)
-    top = top_activations(model, images, "conv2", k=3)
+    top = top_images_per_channel(model, images, "conv2", k=3)
     proj = top9_projections(model, images, top, batch_size=7)
     f = top.values.shape[0]
     assert proj.projections.shape == (f, 3, 1, 12, 12) and proj.image_crops.shape == (f, 3, 1, 8, 8)
@@ -148,12 +148,15 @@ def test_features_over_training(tmp_path) -> None:  # noqa: ANN001
     torch.manual_seed(0)
     model = CNN((1, 12, 12), 3, channels=(3, 4), kernel=3)
     fit(model, data, TrainConfig(epochs=2, batch_size=4, snapshots=[0, 2]), tmp_path, progress=False)
-    views = features_over_training(tmp_path, data.train.images, "conv2", k=4)
+    run = load_run(tmp_path)
+    snaps = {epoch: load_snapshot(tmp_path, epoch) for epoch in list_snapshots(tmp_path)}
+    transform = run.standardizer.transform
+    views = features_over_training(run.model, snaps, data.train.images, "conv2", k=4, transform=transform)
     assert list(views) == [0, 2]
     assert views[0].topk.values.shape == (4, 4) and views[2].projections.projections.shape == (4, 4, 1, 12, 12)
     assert not np.array_equal(views[0].topk.values, views[2].topk.values)  # the weights changed
-    run = load_run(tmp_path)
-    last = top_activations(run.model, data.train.images, "conv2", k=4, transform=run.standardizer.transform)
+    last = top_images_per_channel(run.model, data.train.images, "conv2", k=4, transform=transform)
     np.testing.assert_allclose(views[2].topk.values, last.values, rtol=1e-5)
-    only = features_over_training(tmp_path, data.train.images, "conv2", epochs=[2], k=2, projections=False)
+    only = features_over_training(run.model, {2: snaps[2]}, data.train.images, "conv2", k=2, projections=False,
+                                  transform=transform)
     assert list(only) == [2] and only[2].projections is None

@@ -23,7 +23,7 @@ from nnsee.methods.attribution import (
     saliency,
 )
 from nnsee.methods.dataset_views.projections import top9_projections
-from nnsee.methods.dataset_views.top_activations import top_activations
+from nnsee.methods.dataset_views.top_images import top_images_per_channel
 
 captum_attr = pytest.importorskip("captum.attr")
 pytestmark = pytest.mark.filterwarnings("ignore::UserWarning:captum.*")
@@ -79,7 +79,7 @@ def ours(name: str, model: nn.Module, x: np.ndarray | torch.Tensor) -> list[np.n
         return [project_activation(model, x, "4", 1)]
     if name == "feature_maps":
         return [feature_maps(model, x, "4")]
-    topk = top_activations(model, x, "4", k=2, batch_size=1)
+    topk = top_images_per_channel(model, x, "4", k=2, batch_size=1)
     if not isinstance(model[0], nn.ReLU):  # receptive fields (for the projections' crops) follow known layers only
         return [topk.values, topk.image_index]
     return [topk.values, topk.image_index, top9_projections(model, x, topk).projections]
@@ -116,7 +116,7 @@ def captums(name: str, model: nn.Module, x: torch.Tensor) -> list[np.ndarray] | 
 
 
 METHODS = ["saliency", "gradient_x_input", "integrated_gradients", "guided_backprop", "deconvnet", "grad_cam",
-           "occlusion", "occlusion_maps", "project_activation", "feature_maps", "top_activations"]
+           "occlusion", "occlusion_maps", "project_activation", "feature_maps", "top_images_per_channel"]
 
 
 def as_array(a: np.ndarray | torch.Tensor) -> np.ndarray:
@@ -151,7 +151,7 @@ def test_inputs_untouched_and_maps_equal_those_without_in_place_ops(name, first)
     assert np.array_equal(array, kept_array), "the caller's array was changed"
 
 
-@pytest.mark.parametrize("name", [m for m in METHODS if m not in ("occlusion_maps", "top_activations")])
+@pytest.mark.parametrize("name", [m for m in METHODS if m not in ("occlusion_maps", "top_images_per_channel")])
 def test_float64_maps_of_a_float64_model_equal_captums(name):
     _, model = model_pair("relu")
     x = random_images(2, (2, 8, 8), seed=6)

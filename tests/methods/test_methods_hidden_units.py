@@ -14,7 +14,7 @@ from nnsee.methods import (
     hidden_biases,
     incoming_weights,
     outgoing_weights,
-    top_activating,
+    top_images_per_unit,
     unit_cards,
 )
 from nnsee.methods.base import dense_stages, zero_units
@@ -61,18 +61,18 @@ def test_layer_errors_say_what_applies():
     with pytest.raises(MethodError, match="no hidden layer 'fc1'.*use class_templates"):
         incoming_weights(softmax_2x2())
     with pytest.raises(MethodError, match="softmax and mlp"):
-        top_activating(nn.Sequential(nn.Conv2d(1, 1, 1), nn.Flatten(), nn.Linear(4, 2)), FOUR_IMAGES, "2")
+        top_images_per_unit(nn.Sequential(nn.Conv2d(1, 1, 1), nn.Flatten(), nn.Linear(4, 2)), FOUR_IMAGES, "2")
     with pytest.raises(MethodError, match="one-hidden-layer MLP"):
         unit_cards(deep, FOUR_IMAGES, FOUR_IMAGES, FOUR_LABELS, ["a", "b"])
 
 
-def test_top_activating_golden_with_ties():
-    idx, val = top_activating(mlp_2x2(), FOUR_IMAGES, k=3, batch_size=1)
+def test_top_images_per_unit_golden_with_ties():
+    idx, val = top_images_per_unit(mlp_2x2(), FOUR_IMAGES, k=3, batch_size=1)
     # unit 0: h = [2,0,1,2] → 0 and 3 tie at 2 (lower index first), then 2
     # unit 1: h = [0,2,1,1] → 1, then the tie 2, 3;  unit 2: h = [0,0,1.5,0] → 2, then 0, 1 (ties at 0)
     assert idx.tolist() == [[0, 3, 2], [1, 2, 3], [2, 0, 1]]
     np.testing.assert_array_equal(val, [[2, 2, 1], [2, 1, 1], [1.5, 0, 0]])
-    idx, _ = top_activating(mlp_2x2(), FOUR_IMAGES, k=9)
+    idx, _ = top_images_per_unit(mlp_2x2(), FOUR_IMAGES, k=9)
     assert idx.shape == (3, 4)  # k capped at N
 
 
@@ -88,10 +88,10 @@ def identity_net(d: int, dtype: torch.dtype = torch.float32) -> nn.Sequential:
 
 @pytest.mark.parametrize("batch_size", [1, 2, 7, 64, 1000])
 @pytest.mark.parametrize("k", [1, 5, 60])
-def test_top_activating_streaming_equals_a_full_sort(batch_size, k):
+def test_top_images_per_unit_streaming_equals_a_full_sort(batch_size, k):
     rng = np.random.default_rng(batch_size * 100 + k)
     values = rng.integers(-3, 4, size=(50, 1, 2, 3)).astype(np.float32) / 4  # many ties
-    idx, val = top_activating(identity_net(6), values, "fc1", k=k, batch_size=batch_size)
+    idx, val = top_images_per_unit(identity_net(6), values, "fc1", k=k, batch_size=batch_size)
     flat = values.reshape(50, 6)
     k_eff = min(k, 50)
     for j in range(6):

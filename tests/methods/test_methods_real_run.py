@@ -10,12 +10,12 @@ from nnsee.methods import (
     class_templates,
     effective_templates,
     explain,
-    snapshot_weights,
     templates_over_training,
     unit_cards,
 )
 from nnsee.models import MLP, SoftmaxRegression
 from nnsee.train import TrainConfig, fit, load_run
+from nnsee.train.run import list_snapshots, load_snapshot
 
 EPS32 = float(np.finfo(np.float32).eps)  # 2u: twice float32's unit roundoff
 
@@ -83,10 +83,15 @@ def test_softmax_run_templates_and_contributions(softmax_run, digits):
         assert e.probabilities.sum() == pytest.approx(1, abs=1e-6)
 
 
+def snapshot_weights(run) -> dict[int, dict[str, torch.Tensor]]:  # noqa: ANN001
+    """``{epoch: state_dict}`` of every snapshot of a loaded run, as the report passes them to the views."""
+    return {epoch: load_snapshot(run.path, epoch) for epoch in list_snapshots(run.path)}
+
+
 def test_softmax_run_evolution(softmax_run):
-    snaps = snapshot_weights(softmax_run.path)
+    snaps = snapshot_weights(softmax_run)
     assert list(snaps) == [0, 2]
-    strip = templates_over_training(softmax_run.path)
+    strip = templates_over_training(softmax_run.model, snaps, softmax_run.input_shape)
     assert list(strip) == [0, 2] and all(v.shape == (10, 1, 28, 28) for v in strip.values())
     np.testing.assert_array_equal(strip[2], class_templates(softmax_run.model))  # epoch 2 is the final model
     assert not np.array_equal(strip[0], strip[2])
@@ -99,7 +104,7 @@ def test_mlp_run_cards_and_evolution(mlp_run, digits):
                        digits.val.labels, run.class_names, sort_by="ablation")
     assert len(cards) == 20 and cards[0].incoming.shape == (1, 28, 28) and cards[0].outgoing.shape == (10,)
     assert all(0 <= i < len(digits.train) for c in cards for i in c.top_images)
-    strip = templates_over_training(run.path, n_units=8)
+    strip = templates_over_training(run.model, snapshot_weights(run), run.input_shape, n_units=8)
     assert list(strip) == [0, 2] and strip[2].shape == (8, 1, 28, 28)
     image = std.transform(digits.test.images[0]).reshape(-1).astype(np.float64)
     e = explain(run.model, std.transform(digits.test.images[0]))
@@ -128,4 +133,5 @@ def test_mlp_run_cards_and_evolution(mlp_run, digits):
 def test_run_without_snapshots_has_no_evolution(digits, tmp_path):
     torch.manual_seed(0)
     fit(SoftmaxRegression((1, 28, 28), 10), digits, TrainConfig(epochs=1), tmp_path, progress=False)
-    assert templates_over_training(tmp_path) == {} and snapshot_weights(tmp_path) == {}
+    run = load_run(tmp_path)
+    assert snapshot_weights(run) == {} and templates_over_training(run.model, snapshot_weights(run)) == {}

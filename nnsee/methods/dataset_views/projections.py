@@ -1,10 +1,10 @@
 """Zeiler & Fergus Fig. 2: each top activation projected back to pixels by the deconvnet, beside its image patch.
 
-For channel ``f`` and its ``j``-th best image ``i`` (from :func:`~nnsee.methods.dataset_views.top_activations
-.top_activations`), the projection is :func:`~nnsee.methods.attribution.deconvnet.project_activation` of the single
-activation ``A[i, f, y, x]`` at the recorded maximum: ``∂A[i, f, y, x] / ∂x_i`` under the deconvnet ReLU rule, all
-other activations of the layer zeroed. Both the projection and the image are also cropped to that unit's receptive
-field, as in the paper's figure.
+For channel ``f`` and its ``j``-th best image ``i`` (from
+:func:`~nnsee.methods.dataset_views.top_images.top_images_per_channel`), the projection is
+:func:`~nnsee.methods.attribution.deconvnet.project_activation` of the single activation ``A[i, f, y, x]`` at the
+recorded maximum: ``∂A[i, f, y, x] / ∂x_i`` under the deconvnet ReLU rule, all other activations of the layer
+zeroed. Both the projection and the image are also cropped to that unit's receptive field, as in the paper's figure.
 """
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ from nnsee.methods.attribution.deconvnet import project_activation
 from nnsee.methods.base import MethodError
 from nnsee.methods.dataset_views._stream import Images, Transform, stream
 from nnsee.methods.dataset_views.receptive_field import ReceptiveField, crop, receptive_field
-from nnsee.methods.dataset_views.top_activations import TopK
+from nnsee.methods.dataset_views.top_images import TopK
 
 
 @dataclass(frozen=True)
@@ -41,7 +41,7 @@ def gather(images: Images, index: np.ndarray) -> np.ndarray:
         return picked.detach().cpu().numpy() if isinstance(picked, torch.Tensor) else np.asarray(picked)
     if not callable(images) and iter(images) is images:
         raise MethodError("to fetch the top images again, give the images as an array or as a callable that streams "
-                          "them (a one-shot iterator was used up by top_activations)")
+                          "them (a one-shot iterator was used up by top_images_per_channel)")
     wanted = {int(i) for i in index.reshape(-1)}
     found: dict[int, np.ndarray] = {}
     start = 0

@@ -1,4 +1,8 @@
-"""The top-k images per channel of a layer over a whole data set (Zeiler & Fergus Fig. 2), in one streaming pass.
+"""The top-k images per channel of any layer over a whole data set (Zeiler & Fergus Fig. 2), in one streaming pass.
+
+(The dense-chain counterpart, per hidden unit ``h_j`` of an MLP, is
+:func:`nnsee.methods.hidden_units.top_images_per_unit`; this one reads any layer through a hook, scores a
+convolutional channel by its map's maximum and says where that maximum lies.)
 
 For channel ``f`` of a layer with output ``A`` (N, F, h, w), image ``i`` scores ``s_if = max_{y,x} A[i, f, y, x]``;
 the view keeps, per channel, the ``k`` images with the highest ``s_if`` (ties: lower image index first) and where
@@ -107,8 +111,8 @@ def _merge_stream(read: Callable[[torch.Tensor], torch.Tensor], batches: Iterabl
     return vals, idx, pos, seen, map_shape
 
 
-def top_activations(model: nn.Module, images: Images, layer: str, k: int = 9, batch_size: int | None = None,
-                    transform: Transform | None = None) -> TopK:
+def top_images_per_channel(model: nn.Module, images: Images, layer: str, k: int = 9, batch_size: int | None = None,
+                           transform: Transform | None = None) -> TopK:
     """The ``k`` images with the highest maximum activation in each channel of ``layer`` (see the module doc).
 
     ``images``: an array (N, C, H, W) as the model sees them, or an iterable of such batches, or a callable giving

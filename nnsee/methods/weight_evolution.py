@@ -1,0 +1,49 @@
+"""Weight evolution: the weight images of a model at each weight snapshot taken during training.
+
+For softmax regression the images are the class templates ``W[k]`` (K, C, H, W). For an MLP they are the incoming
+weights ``W_1[j]`` of the first ``n_units`` units of the first hidden layer (n_units, C, H, W): the same units at
+every epoch, so a strip shows each one forming. (What the *feature maps* of a CNN do over training is
+:mod:`nnsee.methods.dataset_views.feature_evolution`.)
+
+The snapshots come by value, ``{epoch: state_dict}`` (a run's ``snapshots/`` folder loaded by the caller); the views
+read no files.
+"""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import Mapping, Sequence
+
+import numpy as np
+import torch
+from torch import nn
+
+from nnsee.methods.base import dense_stages
+from nnsee.methods.hidden_units import incoming_weights
+from nnsee.methods.templates import class_templates
+
+Snapshots = Mapping[int, Mapping[str, torch.Tensor]]  # epoch → the model's state dict at that epoch
+
+
+def weight_images(model: nn.Module, input_shape: Sequence[int] | None = None, n_units: int = 16) -> np.ndarray:
+    """Class templates of a softmax model, or the first ``n_units`` hidden units' incoming weights of an MLP."""
+    stages = dense_stages(model, input_shape, "weight images")
+    if len(stages) == 1:
+        return class_templates(model, input_shape)
+    return incoming_weights(model, input_shape, stages[0].name)[:n_units]
+
+
+def templates_over_training(model: nn.Module, snapshots: Snapshots, input_shape: Sequence[int] | None = None,
+                            n_units: int = 16) -> dict[int, np.ndarray]:
+    """``{epoch: weight_images(model with the weights of epoch)}`` in epoch order (empty for no snapshots).
+
+    Each state dict is loaded (strictly) into one copy of ``model``; ``model`` itself is not modified.
+    """
+    if not snapshots:
+        return {}
+    work = copy.deepcopy(model)
+    out = {}
+    for epoch in sorted(snapshots):
+        work.load_state_dict(snapshots[epoch])
+        out[int(epoch)] = weight_images(work, input_shape, n_units)
+    return out
