@@ -51,9 +51,9 @@ def _filters(model: nn.Module) -> dict[str, Any]:
 
 def _top9(inp: ReportInput, layer: str, max_channels: int) -> dict[str, Any]:
     from nnsee.methods.dataset_views.projections import top9_projections
-    from nnsee.methods.dataset_views.top_activations import top_activations
+    from nnsee.methods.dataset_views.top_images import top_images_per_channel
 
-    topk = top_activations(inp.run.model, inp.train_std, layer, k=9)
+    topk = top_images_per_channel(inp.run.model, inp.train_std, layer, k=9)
     channels = min(max_channels, len(topk.values))
     projections = top9_projections(inp.run.model, inp.train_std, topk, layer)
     rf = projections.rf
@@ -111,13 +111,18 @@ def _occlusion(inp: ReportInput, layer: str, n: int) -> dict[str, Any] | None:
 
 
 def _evolution(inp: ReportInput, layer: str) -> dict[str, Any] | None:
-    from nnsee.methods.dataset_views.evolution import features_over_training
-    from nnsee.train.run import list_snapshots
+    from nnsee.methods.dataset_views.feature_evolution import features_over_training
+    from nnsee.train.run import list_snapshots, load_snapshot
 
-    if len(list_snapshots(inp.run.path)) < 2:
+    run = inp.run
+    epochs = list(list_snapshots(run.path))
+    if len(epochs) < 2:
         return None
+    expect = {name: tuple(v.shape) for name, v in run.model.state_dict().items()}
+    snapshots = {epoch: load_snapshot(run.path, epoch, expect_shapes=expect) for epoch in epochs}
+    transform = run.standardizer.transform if run.standardizer is not None else None
     subset = inp.splits.train.images[: min(len(inp.splits.train), 2000)]
-    by_epoch = features_over_training(inp.run.path, subset, layer, k=1, projections=True)
+    by_epoch = features_over_training(run.model, snapshots, subset, layer, k=1, projections=True, transform=transform)
     epochs = sorted(by_epoch)
     channels = min(8, by_epoch[epochs[-1]].topk.values.shape[0])
     up = max(2, upscale_for(inp.shape, 56))
