@@ -1,23 +1,24 @@
-"""Weights (safetensors) and resume state (``torch.save``), written atomically and read with suspicion.
+"""Weights and resume state as safetensors, written atomically and read with suspicion.
 
 Weights files carry string metadata: ``nnsee_format_version``, ``class_names`` (JSON list) and ``model`` (JSON
-spec, or ``"custom"``). :func:`load_weights` checks the file's header by hand before safetensors sees it, so
-every malformed file gives a :class:`RunError` that names it, and it refuses NaN/Inf weights.
+spec, or ``"custom"``). State files hold the state's tensors as safetensors and everything else as JSON in the
+metadata entry ``state``, where ``{"$tensor": name}`` stands for a tensor, ``{"$tuple": [...]}`` for a tuple,
+``{"$float": "nan"}`` for a non-finite float and ``{"$items": [[key, value], ...]}`` for a dict whose keys are
+not all strings (an optimizer's parameter ids). The ``safetensors`` library checks the layout (header length,
+JSON, dtypes, shapes against offsets, no gaps or overlaps, no trailing bytes); on top of it every malformed file
+gives a one-line :class:`RunError` naming it, shapes are checked from the header before any tensor is read, and
+NaN/Inf weights are refused.
 
-Resume state is read only by ``torch.load(..., weights_only=True)``, after a scan of the pickle that refuses
-any global outside a small allowlist: a second lock, so neither ``TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD`` nor a
-widened ``torch.serialization.add_safe_globals`` list can let code run.
+Run format 1 kept its state in ``state.pt`` (``torch.save``): it is read only by ``torch.load(weights_only=True)``,
+with the safe globals the process may have added suspended, so nothing but tensors and plain data comes out.
 """
 
 from __future__ import annotations
 
-import io
 import json
+import math
 import os
-import pickletools
-import struct
-import zipfile
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -29,19 +30,9 @@ from nnsee.io import atomic_write_bytes
 
 WEIGHTS_FORMAT_VERSION = 1
 MIN_WEIGHTS_FORMAT_VERSION = 1
-MAX_HEADER_BYTES = 100 * 1024 * 1024  # safetensors' own limit
-
-DTYPE_SIZES: dict[str, int] = {
-    "F64": 8, "F32": 4, "F16": 2, "BF16": 2,
-    "I64": 8, "I32": 4, "I16": 2, "I8": 1,
-    "U64": 8, "U32": 4, "U16": 2, "U8": 1, "BOOL": 1,
-}  # fmt: skip
-_FLOAT_DTYPES = {"F64", "F32", "F16", "BF16"}
+STATE_FORMAT_VERSION = 1
 
 StateDict = dict[str, torch.Tensor]
-
-
-# ---------------------------------------------------------------------------------------------- weights
 
 
 def _tensors_of(model_or_state_dict: nn.Module | Mapping[str, torch.Tensor]) -> StateDict:
@@ -52,9 +43,11 @@ def _tensors_of(model_or_state_dict: nn.Module | Mapping[str, torch.Tensor]) -> 
         if not isinstance(value, torch.Tensor):
             raise RunError(f"cannot save weight {key!r}: it is a {type(value).__name__}, not a tensor")
         t = value.detach().to("cpu").contiguous()
-        if t.numel() and t.data_ptr() in seen:  # safetensors refuses shared memory (tied weights)
+        storage = t.untyped_storage().data_ptr()
+        if t.numel() and storage in seen:  # safetensors refuses shared memory (tied weights, views)
             t = t.clone()
-        seen.add(t.data_ptr())
+            storage = t.untyped_storage().data_ptr()
+        seen.add(storage)
         tensors[key] = t
     return tensors
 
@@ -68,6 +61,56 @@ def _names(keys: list[str], limit: int = 5) -> str:
     return shown + (f" and {len(keys) - limit} more" if len(keys) > limit else "")
 
 
+def _one_line(exc: BaseException) -> str:
+    lines = [line.strip() for line in str(exc).splitlines() if line.strip()]
+    return lines[0] if lines else type(exc).__name__
+
+
+def _serialize(path: Path, tensors: StateDict, metadata: dict[str, str], what: str) -> bytes:
+    from safetensors.torch import save
+
+    try:
+        return save(tensors, metadata=metadata)
+    except Exception as exc:  # safetensors' own error types
+        raise RunError(f"could not serialize the {what} for {path}: {_one_line(exc)}") from exc
+
+
+def _head(path: Path) -> bytes:
+    """The first two bytes (``PK`` starts a zip from ``torch.save``, ``\\x80`` a pickle); empty if unreadable."""
+    try:
+        with open(path, "rb") as f:
+            return f.read(2)
+    except OSError:
+        return b""
+
+
+def _read(
+    path: Path,
+    missing: str,
+    check: Callable[[dict[str, str], dict[str, list[int]]], None] | None = None,
+) -> tuple[StateDict, dict[str, str]]:
+    """A safetensors file's tensors (CPU) and metadata; ``check(metadata, shapes)`` runs before any tensor is read."""
+    from safetensors import safe_open
+
+    try:
+        with safe_open(path, framework="pt", device="cpu") as f:
+            metadata = f.metadata() or {}
+            keys = list(f.keys())
+            if check is not None:
+                check(metadata, {k: f.get_slice(k).get_shape() for k in keys})
+            return {k: f.get_tensor(k) for k in keys}, metadata
+    except RunError:
+        raise
+    except FileNotFoundError:
+        raise RunError(f"{path} does not exist; {missing}") from None
+    except Exception as exc:  # safetensors' SafetensorError, OSError, ...
+        hint = " (is it a pickle/torch file renamed .safetensors?)" if _head(path)[:1] in (b"P", b"\x80") else ""
+        raise RunError(f"{path} is not a valid safetensors file: {_one_line(exc)}{hint}") from exc
+
+
+# ---------------------------------------------------------------------------------------------- weights
+
+
 def save_weights(
     path: str | os.PathLike[str],
     model_or_state_dict: nn.Module | Mapping[str, torch.Tensor],
@@ -79,8 +122,6 @@ def save_weights(
     spec (JSON) or ``"custom"``; ``nnsee_format_version`` is always set. Non-string values are stored as JSON.
     Non-finite weights are refused: nothing is written.
     """
-    from safetensors.torch import save
-
     path = Path(path)
     tensors = _tensors_of(model_or_state_dict)
     bad = _nonfinite(tensors)
@@ -93,78 +134,7 @@ def save_weights(
         spec = getattr(model_or_state_dict, "nnsee_spec", None)
         meta["model"] = json.dumps(dict(spec)) if spec is not None else "custom"
     meta["nnsee_format_version"] = str(WEIGHTS_FORMAT_VERSION)
-    try:
-        data = save(tensors, metadata=meta)
-    except Exception as exc:  # safetensors' own error types
-        raise RunError(f"could not serialize the weights for {path}: {exc}") from exc
-    return atomic_write_bytes(path, data)
-
-
-def _check_header(path: Path, raw: bytes) -> tuple[dict[str, dict[str, Any]], dict[str, str]]:
-    """Validate the safetensors layout by hand; return (tensor entries, metadata)."""
-    size = len(raw)
-    if size == 0:
-        raise RunError(f"{path} is empty, not a safetensors file; save the run again")
-    if size < 8:
-        raise RunError(f"{path} is truncated ({size} bytes), not a safetensors file")
-    (n,) = struct.unpack("<Q", raw[:8])
-    if n == 0 or n > size - 8 or n > MAX_HEADER_BYTES:
-        hint = " (is it a pickle/torch file renamed .safetensors?)" if raw[:2] == b"PK" or raw[:1] == b"\x80" else ""
-        raise RunError(
-            f"{path} is not a valid safetensors file: header length {n} does not fit the file size "
-            f"{size}{hint}; it is truncated or not safetensors"
-        )
-    try:
-        header = json.loads(raw[8 : 8 + n].decode("utf-8"))
-    except (UnicodeDecodeError, ValueError) as exc:
-        raise RunError(f"{path} is not a valid safetensors file: its header is not JSON ({exc})") from exc
-    if not isinstance(header, dict):
-        raise RunError(f"{path} is not a valid safetensors file: its header is not a JSON object")
-    metadata = header.pop("__metadata__", None) or {}
-    if not isinstance(metadata, dict) or not all(isinstance(v, str) for v in metadata.values()):
-        raise RunError(f"{path} is not a valid safetensors file: '__metadata__' must map strings to strings")
-    data_len = size - 8 - n
-    spans = []
-    for key, entry in header.items():
-        where = f"{path}: tensor {key!r}"
-        if not isinstance(entry, dict):
-            raise RunError(f"{where} has a malformed header entry")
-        dtype, shape, offsets = entry.get("dtype"), entry.get("shape"), entry.get("data_offsets")
-        if dtype not in DTYPE_SIZES:
-            raise RunError(
-                f"{where} has an unknown or unsupported dtype {dtype!r}; expected one of {', '.join(DTYPE_SIZES)}"
-            )
-        if not isinstance(shape, list) or not all(
-            isinstance(d, int) and not isinstance(d, bool) and d >= 0 for d in shape
-        ):
-            raise RunError(f"{where} has an invalid shape {shape!r}")
-        if (
-            not isinstance(offsets, list)
-            or len(offsets) != 2
-            or not all(isinstance(o, int) and not isinstance(o, bool) for o in offsets)
-            or not 0 <= offsets[0] <= offsets[1]
-        ):
-            raise RunError(f"{where} has invalid data offsets {offsets!r}")
-        numel = 1
-        for d in shape:
-            numel *= d
-        if numel * DTYPE_SIZES[dtype] != offsets[1] - offsets[0]:
-            raise RunError(
-                f"{where}: shape {shape} of {dtype} needs {numel * DTYPE_SIZES[dtype]} bytes, "
-                f"the offsets give {offsets[1] - offsets[0]} (shape overflow or corrupt header)"
-            )
-        spans.append((offsets[0], offsets[1], key))
-    cursor = 0
-    for begin, end, key in sorted(spans):
-        if begin < cursor:
-            raise RunError(f"{path}: tensor {key!r} overlaps the previous tensor's data (offsets {begin}-{end})")
-        if begin > cursor:
-            raise RunError(f"{path}: a gap of unaccounted bytes before tensor {key!r}; the file is corrupt")
-        cursor = end
-    if cursor != data_len:
-        what = "truncated" if cursor > data_len else "followed by extra bytes"
-        raise RunError(f"{path} is {what}: the header describes {cursor} bytes of data, the file holds {data_len}")
-    return header, metadata
+    return atomic_write_bytes(path, _serialize(path, tensors, meta, "weights"))
 
 
 def _check_metadata(path: Path, metadata: dict[str, str]) -> None:
@@ -228,25 +198,17 @@ def load_weights(
     """Read a weights file written by :func:`save_weights`; return ``(state_dict, metadata)`` on the CPU.
 
     Refuses (with a :class:`RunError` naming ``path``) a malformed file, one without nnsee metadata or from a
-    newer nnsee, NaN/Inf weights, and, given ``expect_shapes`` (key -> shape), any tensor that does not fit.
+    newer nnsee, NaN/Inf weights, and, given ``expect_shapes`` (key -> shape), any tensor that does not fit
+    (checked from the header, before the tensors are read).
     """
-    from safetensors.torch import load
-
     path = Path(path)
-    try:
-        raw = path.read_bytes()
-    except FileNotFoundError:
-        raise RunError(f"{path} does not exist; the run has no weights there") from None
-    except OSError as exc:
-        raise RunError(f"could not read {path}: {exc.strerror or exc}") from exc
-    header, metadata = _check_header(path, raw)
-    _check_metadata(path, metadata)
-    if expect_shapes is not None:
-        check_shapes(path, {k: e["shape"] for k, e in header.items()}, expect_shapes)
-    try:
-        tensors = load(raw)
-    except Exception as exc:  # safetensors raises its own SafetensorError, or others on odd input
-        raise RunError(f"{path} is not a valid safetensors file: {exc}") from exc
+
+    def check(metadata: dict[str, str], shapes: dict[str, list[int]]) -> None:
+        _check_metadata(path, metadata)
+        if expect_shapes is not None:
+            check_shapes(path, shapes, expect_shapes)
+
+    tensors, metadata = _read(path, "the run has no weights there", check)
     bad = _nonfinite(tensors)
     if bad:
         raise RunError(
@@ -258,132 +220,116 @@ def load_weights(
 
 # ------------------------------------------------------------------------------------------ resume state
 
-_SAFE_GLOBALS = {
-    ("collections", "OrderedDict"),
-    ("torch._utils", "_rebuild_tensor_v2"),
-    ("torch._utils", "_rebuild_parameter"),
-    ("torch", "device"),
-    ("torch", "Size"),
-}
-_STRING_OPS = {"SHORT_BINUNICODE", "BINUNICODE", "BINUNICODE8", "UNICODE", "STRING", "BINSTRING", "SHORT_BINSTRING"}
-_PUT_OPS = {"PUT", "BINPUT", "LONG_BINPUT"}
-_GET_OPS = {"GET", "BINGET", "LONG_BINGET"}
+
+def _encode(value: Any, where: str, tensors: dict[str, torch.Tensor]) -> Any:
+    """``value`` as tagged JSON data (module docstring), its tensors moved into ``tensors``."""
+    if isinstance(value, torch.Tensor):
+        name = str(len(tensors))
+        tensors[name] = value
+        return {"$tensor": name}
+    if value is None or isinstance(value, (bool, int, str)):
+        return value
+    if isinstance(value, float):
+        return value if math.isfinite(value) else {"$float": repr(float(value))}
+    if isinstance(value, (list, tuple)):
+        items = [_encode(v, f"{where}[{i}]", tensors) for i, v in enumerate(value)]
+        return items if isinstance(value, list) else {"$tuple": items}
+    if isinstance(value, Mapping):
+        keys = list(value)
+        if all(isinstance(k, str) and not k.startswith("$") for k in keys):
+            return {k: _encode(v, f"{where}.{k}", tensors) for k, v in value.items()}
+        if all(isinstance(k, (int, str)) and not isinstance(k, bool) for k in keys):
+            return {"$items": [[k, _encode(v, f"{where}.{k}", tensors)] for k, v in value.items()]}
+    kind = f"{type(value).__module__}.{type(value).__qualname__}"
+    raise RunError(
+        f"the resume state holds objects that cannot be loaded safely ({kind} at {where}); store tensors and "
+        "plain Python values (numbers, strings, lists, tuples, dicts) instead"
+    )
 
 
-def _global_allowed(module: str, name: str) -> bool:
-    if (module, name) in _SAFE_GLOBALS:
-        return True
-    if module == "torch":
-        obj = getattr(torch, name, None)
-        return isinstance(obj, torch.dtype) or (name.endswith("Storage") and isinstance(obj, type))
-    return False
-
-
-def unsafe_globals(pickle_bytes: bytes) -> list[str]:
-    """Names a pickle imports that a plain state (tensors, dicts, numbers, strings) never needs.
-
-    Conservative: a global whose name cannot be read statically is reported as ``<unknown>``.
-    """
-    bad: list[str] = []
-    recent: list[object] = []  # values pushed lately: strings, memo gets; None for anything else
-    memo: dict[int, object] = {}
-    for op, arg, _pos in pickletools.genops(pickle_bytes):
-        name = op.name
-        if name in _STRING_OPS:
-            recent.append(arg if isinstance(arg, str) else None)
-        elif name in _PUT_OPS:
-            memo[int(arg)] = recent[-1] if recent else None
-        elif name == "MEMOIZE":
-            memo[len(memo)] = recent[-1] if recent else None
-        elif name in _GET_OPS:
-            recent.append(memo.get(int(arg)))
-        elif name in ("GLOBAL", "INST"):
-            module, _, attr = str(arg).partition(" ")
-            if not _global_allowed(module, attr):
-                bad.append(f"{module}.{attr}")
-            recent.append(None)
-        elif name == "STACK_GLOBAL":
-            module, attr = (recent[-2], recent[-1]) if len(recent) >= 2 else (None, None)
-            if not (isinstance(module, str) and isinstance(attr, str)):
-                bad.append("<unknown>")
-            elif not _global_allowed(module, attr):
-                bad.append(f"{module}.{attr}")
-            recent.append(None)
-        elif name in ("EXT1", "EXT2", "EXT4"):
-            bad.append(f"<extension {arg}>")
-            recent.append(None)
-        else:
-            recent.append(None)
-        del recent[:-4]
-    return bad
-
-
-def _pickle_of(path: Path, raw: bytes) -> bytes:
-    """The ``data.pkl`` record of a zip-format torch file (the only format nnsee writes)."""
-    if raw[:4] != b"PK\x03\x04":
-        raise ValueError("it is not a zip-format torch file")
-    with zipfile.ZipFile(io.BytesIO(raw)) as zf:
-        names = zf.namelist()
-        if len(names) != len(set(names)):
-            raise ValueError("it has duplicate zip entries")
-        pkls = [n for n in names if n.endswith("/data.pkl") and n.count("/") == 1]
-        if len(pkls) != 1:
-            raise ValueError("it does not hold exactly one data.pkl")
-        return zf.read(pkls[0])
+def _decode(value: Any, tensors: Mapping[str, torch.Tensor]) -> Any:
+    if isinstance(value, list):
+        return [_decode(v, tensors) for v in value]
+    if not isinstance(value, dict):
+        return value
+    if len(value) == 1:
+        ((tag, inner),) = value.items()
+        if tag == "$tensor":
+            return tensors[inner]
+        if tag == "$tuple" and isinstance(inner, list):
+            return tuple(_decode(v, tensors) for v in inner)
+        if tag == "$float" and inner in ("nan", "inf", "-inf"):
+            return float(inner)
+        if tag == "$items" and isinstance(inner, list):
+            out = {}
+            for key, item in inner:
+                if not isinstance(key, (int, str)) or isinstance(key, bool):
+                    raise ValueError(f"a dict key of type {type(key).__name__}")
+                out[key] = _decode(item, tensors)
+            return out
+    if any(isinstance(k, str) and k.startswith("$") for k in value):
+        raise ValueError(f"an unknown entry {next(iter(value))!r}")
+    return {k: _decode(v, tensors) for k, v in value.items()}
 
 
 def _refused(path: Path, why: str) -> RunError:
     return RunError(
-        f"refused {path}: it is not a plain nnsee state file (possibly malicious): {why}. "
+        f"refused {path}: it is not a plain nnsee state file (possibly malicious): {why.rstrip('.')}. "
         "Only load resume state you wrote yourself; delete it and train again"
     )
 
 
 def save_state(path: str | os.PathLike[str], state: Mapping[str, Any]) -> Path:
-    """Atomically ``torch.save`` the resume ``state`` to ``path``.
+    """Atomically write the resume ``state`` (tensors and plain Python data) to ``path`` as safetensors + JSON.
 
-    Refuses (before writing) a state that :func:`load_state` would refuse, e.g. one holding numpy arrays or
-    other objects: store tensors (``torch.get_rng_state()``, ``Generator.get_state()``) and plain Python.
+    Refuses (before writing) anything else, e.g. numpy arrays: store tensors (``torch.get_rng_state()``,
+    ``Generator.get_state()``) and plain Python.
     """
     path = Path(path)
-    buf = io.BytesIO()
+    found: dict[str, torch.Tensor] = {}
     try:
-        torch.save(dict(state), buf)
-    except Exception as exc:
-        raise RunError(f"could not serialize the resume state for {path}: {exc}") from exc
-    raw = buf.getvalue()
-    bad = unsafe_globals(_pickle_of(path, raw))
-    if bad:
-        raise RunError(
-            f"cannot write {path}: the state holds objects that cannot be loaded safely "
-            f"({', '.join(sorted(set(bad)))}); store tensors and plain Python values instead"
-        )
-    return atomic_write_bytes(path, raw)
+        tree = _encode(dict(state), "state", found)
+    except RunError as exc:
+        raise RunError(f"cannot write {path}: {exc}") from None
+    metadata = {"nnsee_state_version": str(STATE_FORMAT_VERSION), "state": json.dumps(tree, allow_nan=False)}
+    return atomic_write_bytes(path, _serialize(path, _tensors_of(found), metadata, "resume state"))
+
+
+def _load_legacy_state(path: Path) -> Any:
+    """A run-format-1 ``state.pt``: ``torch.load(weights_only=True)`` with the process's added safe globals off."""
+    added = torch.serialization.get_safe_globals()
+    torch.serialization.clear_safe_globals()
+    try:
+        return torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:  # pickle.UnpicklingError, RuntimeError from torch's reader, ...
+        # torch's message opens with advice to load unsafely; the line after it says what was refused.
+        lines = [line.strip() for line in str(exc).splitlines() if line.strip()]
+        why = next((line for line in lines[1:] if "global" in line.lower()), _one_line(exc))
+        raise _refused(path, why) from exc
+    finally:
+        torch.serialization.add_safe_globals(added)
 
 
 def load_state(path: str | os.PathLike[str]) -> dict[str, Any]:
-    """Read a state written by :func:`save_state`, on the CPU, only via ``torch.load(weights_only=True)``.
-
-    The pickle is scanned first and refused if it imports anything but tensor-rebuilding names, whatever the
-    environment (``TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD``) or the process's safe-globals list says.
-    """
+    """Read a state written by :func:`save_state`, or a run-format-1 ``state.pt`` (a zip or pickle), on the CPU."""
     path = Path(path)
-    try:
-        raw = path.read_bytes()
-    except FileNotFoundError:
-        raise RunError(f"{path} does not exist; this run has no resume state") from None
-    except OSError as exc:
-        raise RunError(f"could not read {path}: {exc.strerror or exc}") from exc
-    try:
-        bad = unsafe_globals(_pickle_of(path, raw))
-    except Exception as exc:  # zipfile.BadZipFile, pickletools' ValueError on a broken opcode stream, ...
-        raise _refused(path, str(exc) or type(exc).__name__) from exc
-    if bad:
-        raise _refused(path, f"it imports {', '.join(sorted(set(bad)))}")
-    try:
-        state = torch.load(io.BytesIO(raw), map_location="cpu", weights_only=True)
-    except Exception as exc:  # pickle.UnpicklingError, RuntimeError from torch's reader
-        raise _refused(path, str(exc).splitlines()[0] if str(exc) else type(exc).__name__) from exc
+    if not path.exists():
+        raise RunError(f"{path} does not exist; this run has no resume state")
+    head = _head(path)
+    if head == b"PK" or head[:1] == b"\x80":
+        state = _load_legacy_state(path)
+    else:
+        try:
+            tensors, metadata = _read(path, "this run has no resume state")
+        except RunError as exc:
+            raise _refused(path, str(exc).replace(f"{path} ", "", 1)) from exc
+        version = metadata.get("nnsee_state_version")
+        if version not in (str(v) for v in range(1, STATE_FORMAT_VERSION + 1)):
+            raise _refused(path, f"its nnsee_state_version is {version!r}, this nnsee reads 1-{STATE_FORMAT_VERSION}")
+        try:
+            state = _decode(json.loads(metadata["state"]), tensors)
+        except Exception as exc:  # a missing entry, bad JSON, a reference to no tensor, too deep, ...
+            raise _refused(path, f"its state entry is unreadable ({type(exc).__name__}: {_one_line(exc)})") from exc
     if not isinstance(state, dict):
         raise _refused(path, f"it holds a {type(state).__name__}, not a dict")
     return state

@@ -3,9 +3,12 @@
 ```
 RUN/run.json            specs, standardization, class names, input shape, history, metrics, versions
 RUN/model.safetensors   the weights
-RUN/state.pt            optimizer + RNG + epoch for resume (read only with torch.load(weights_only=True))
+RUN/state.safetensors   optimizer + RNG + epoch for resume: tensors as safetensors, the rest as JSON (no pickle)
 RUN/snapshots/          epoch-0005.safetensors: weights at chosen epochs
 ```
+
+Run format 1 differs only in the resume state: ``RUN/state.pt``, read with ``torch.load(weights_only=True)``;
+resuming such a run saves it as format 2 (``state.pt`` is removed once the new ``run.json`` is written).
 
 What :func:`load_run` trusts is the pair ``run.json`` + ``model.safetensors``. :func:`save_run` writes the weights,
 then the state, then ``run.json`` last, each atomically; every file also records the save's ``save_id`` and
@@ -40,11 +43,12 @@ from nnsee.train.checkpoint import StateDict, load_state, load_weights, save_sta
 if TYPE_CHECKING:
     from nnsee.data.standardize import Standardizer
 
-RUN_FORMAT_VERSION = 1
+RUN_FORMAT_VERSION = 2
 MIN_RUN_FORMAT_VERSION = 1
 RUN_JSON = "run.json"
 WEIGHTS_FILE = "model.safetensors"
-STATE_FILE = "state.pt"
+STATE_FILE = "state.safetensors"
+LEGACY_STATE_FILE = "state.pt"  # run format 1
 SNAPSHOT_DIR = "snapshots"
 _SNAPSHOT_RE = re.compile(r"epoch-(\d+)\.safetensors")
 # The keys that tie run.json to its weights: a change of any of them is a different model.
@@ -188,8 +192,10 @@ class Run:
         return load_snapshot(self.path, epoch, expect_shapes=expect)
 
     def state(self) -> dict[str, Any]:
-        """The resume state (``state.pt``), read with ``weights_only=True``."""
+        """The resume state: ``state.safetensors``, or a format-1 run's ``state.pt`` (``weights_only=True``)."""
         file = self.path / STATE_FILE
+        if not file.exists() and (self.path / LEGACY_STATE_FILE).exists():
+            file = self.path / LEGACY_STATE_FILE
         if not file.exists():
             raise RunError(f"this run has no resume state ({file} is missing); it cannot be resumed, train again")
         state = load_state(file)
@@ -214,12 +220,13 @@ def save_run(
     meta: dict[str, Any],
     state: dict[str, Any] | None = None,
 ) -> Path:
-    """Write (or update) the run folder ``path``: ``model.safetensors``, then ``state.pt``, then ``run.json``.
+    """Write (or update) the run folder ``path``: ``model.safetensors``, then ``state.safetensors``, then ``run.json``.
 
     ``meta`` holds ``class_names`` (required) and, by convention, ``model`` (spec; defaults to the model's own,
     None for a custom module), ``data``, ``standardization``, ``input_shape`` (defaults to the spec's),
     ``config``, ``history``, ``metrics`` and ``epoch``; it must be JSON data (NaN/Inf are stored as null).
-    Without ``state``, an older ``state.pt`` is removed. Stale ``.tmp-*`` files are cleaned first.
+    Without ``state``, an older state file is removed; a format-1 ``state.pt`` always is, once ``run.json`` is
+    written. Stale ``.tmp-*`` files are cleaned first.
     """
     path = Path(path)
     names = meta.get("class_names")
@@ -273,9 +280,9 @@ def save_run(
     if state is not None:
         save_state(path / STATE_FILE, {**state, "save_id": save_id})
     atomic_write_text(run_json, text)
-    if state is None:
+    for stale in (LEGACY_STATE_FILE,) if state is not None else (STATE_FILE, LEGACY_STATE_FILE):
         with contextlib.suppress(FileNotFoundError):
-            (path / STATE_FILE).unlink()
+            (path / stale).unlink()
     return path
 
 

@@ -222,7 +222,7 @@ def _check_intact(out: Path) -> int:
         run = load_run(out, model=nn.Linear(1000, 1000))
     epoch = int(run.model.bias[0])
     assert torch.all(run.model.bias == epoch)  # one complete save, not a mix
-    state = load_state(out / "state.pt")
+    state = load_state(out / "state.safetensors")
     assert torch.all(state["model"]["bias"] == state["epoch"])
     assert abs(state["epoch"] - run.epoch) <= 1 and abs(epoch - run.epoch) <= 1
     return epoch

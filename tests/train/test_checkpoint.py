@@ -25,7 +25,6 @@ from nnsee.train.checkpoint import (
     load_weights,
     save_state,
     save_weights,
-    unsafe_globals,
 )
 
 META = {"class_names": ["cat", "dog", "<b>bird</b>"]}
@@ -390,8 +389,66 @@ def test_refused_even_if_the_process_allowlisted_os_system(tmp_path: Path) -> No
     assert not marker.exists()
 
 
-def test_unsafe_globals_sees_through_stack_global_and_memo() -> None:
-    assert unsafe_globals(pickle.dumps(Payload(Path("m")), protocol=4)) in (["posix.system"], ["nt.system"])
-    both = unsafe_globals(pickle.dumps([os.system, os.getcwd], protocol=4))  # "posix" is memoized, then re-used
-    assert both in (["posix.system", "posix.getcwd"], ["nt.system", "nt.getcwd"])
-    assert unsafe_globals(pickle.dumps({"a": [1, 2.0, "s", None, True]}, protocol=4)) == []
+class ExecPayload:
+    """Unpickling this runs ``exec``, which is outside torch's own blocklist (os, posix, nt, sys)."""
+
+    def __init__(self, marker: Path) -> None:
+        self.marker = marker
+
+    def __reduce__(self) -> tuple:
+        return (exec, (f"open({str(self.marker)!r}, 'w').close()",))
+
+
+def test_refused_even_if_the_process_allowlisted_exec(tmp_path: Path) -> None:
+    path, marker = tmp_path / "state.pt", tmp_path / "MARKER"
+    torch.save({"epoch": 1, "x": ExecPayload(marker)}, path)
+    with torch.serialization.safe_globals([exec]):
+        with pytest.raises(RunError, match=r"possibly malicious.*exec"):
+            load_state(path)
+        assert not marker.exists()
+        assert exec in torch.serialization.get_safe_globals()  # the process's own list is back after the load
+        torch.load(path, weights_only=True)  # guard against a toothless test: torch alone runs it
+    assert marker.exists()
+
+
+def test_state_file_is_safetensors_plus_json_without_pickle(tmp_path: Path) -> None:
+    path = tmp_path / "state.safetensors"
+    save_state(path, {"epoch": 3, "rng": torch.get_rng_state(), "opt": {0: {"betas": (0.9, 0.999)}}, "x": float("inf")})
+    raw = path.read_bytes()
+    assert raw[:1] not in (b"P", b"\x80") and b"pickle" not in raw
+    from safetensors import safe_open
+
+    with safe_open(path, framework="pt") as f:
+        tree = json.loads(f.metadata()["state"])
+        assert f.get_tensor("0").dtype == torch.uint8
+    assert tree == {
+        "epoch": 3,
+        "rng": {"$tensor": "0"},
+        "opt": {"$items": [[0, {"betas": {"$tuple": [0.9, 0.999]}}]]},
+        "x": {"$float": "inf"},
+    }
+    loaded = load_state(path)
+    assert loaded["opt"] == {0: {"betas": (0.9, 0.999)}} and loaded["x"] == float("inf")
+
+
+BAD_STATES = {
+    "no state entry": ({"nnsee_state_version": "1"}, {}),
+    "state not JSON": ({"nnsee_state_version": "1", "state": "{oops"}, {}),
+    "reference to no tensor": ({"nnsee_state_version": "1", "state": '{"w": {"$tensor": "7"}}'}, {}),
+    "unknown tag": ({"nnsee_state_version": "1", "state": '{"w": {"$eval": "1"}}'}, {}),
+    "dict key not a key": ({"nnsee_state_version": "1", "state": '{"w": {"$items": [[[1], 2]]}}'}, {}),
+    "not a dict": ({"nnsee_state_version": "1", "state": "[1, 2]"}, {}),
+    "deeply nested": ({"nnsee_state_version": "1", "state": "[" * 100_000 + "]" * 100_000}, {}),
+    "newer state format": ({"nnsee_state_version": "2", "state": "{}"}, {}),
+    "weights file, not state": ({"nnsee_format_version": "1", "class_names": "[]"}, {"w": torch.ones(2)}),
+}
+
+
+@pytest.mark.parametrize("case", list(BAD_STATES))
+def test_bad_state_file_refused_in_one_line(tmp_path: Path, case: str) -> None:
+    metadata, tensors = BAD_STATES[case]
+    path = tmp_path / "state.safetensors"
+    save_file(tensors, path, metadata=metadata)
+    with pytest.raises(RunError, match="refused") as info:
+        load_state(path)
+    assert str(path) in str(info.value) and "\n" not in str(info.value)

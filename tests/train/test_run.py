@@ -124,8 +124,9 @@ def test_state_round_trip_and_missing_state(tmp_path: Path) -> None:
     assert torch.equal(
         loaded["optimizer"]["state"][0]["momentum_buffer"], opt.state_dict()["state"][0]["momentum_buffer"]
     )
+    assert sorted(p.name for p in path.iterdir()) == ["model.safetensors", "run.json", "state.safetensors"]
     save_run(path, model, {**meta(), "model": model.nnsee_spec})  # no state now: the old one must not linger
-    assert not (path / "state.pt").exists()
+    assert not (path / "state.safetensors").exists()
 
 
 def test_standardizer_is_built_lazily(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
