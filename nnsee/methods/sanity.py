@@ -21,7 +21,7 @@ detector applied to the input would score 1.0); plain gradients typically drop n
 from __future__ import annotations
 
 import copy
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Mapping
 
 import numpy as np
 import torch
@@ -31,6 +31,19 @@ from torch import nn
 from nnsee.methods.base import MethodError
 
 Method = Callable[[nn.Module, np.ndarray | torch.Tensor, object], np.ndarray]
+Methods = Mapping[str, Method] | Iterable[str] | None
+
+
+def map_functions(model: nn.Module, methods: Methods) -> dict[str, Method]:
+    """``{name: m(model, x, target) -> maps}``: the given functions, or registered methods by name (None: every
+    registered method that applies to ``model``), each with its default options and the logit as output."""
+    from nnsee.methods.attribution.registry import applicable, get_method
+
+    if isinstance(methods, Mapping):
+        return dict(methods)
+    chosen = applicable(model) if methods is None else {name: get_method(name) for name in methods}
+    return {name: (lambda m: lambda model, x, target: m.attribute(model, x, target).maps)(method)
+            for name, method in chosen.items()}
 
 
 def ranks(a: np.ndarray) -> np.ndarray:
@@ -105,19 +118,22 @@ def _compare(trained: np.ndarray, other: np.ndarray) -> dict[str, float]:
 
 
 def randomization_check(model: nn.Module, x: np.ndarray | torch.Tensor, target: object,
-                        methods: dict[str, Method], seed: int = 0) -> dict[str, dict[str, float]]:
+                        methods: Methods = None, seed: int = 0) -> dict[str, dict[str, float]]:
     """``{method: {"spearman", "spearman_signed", "ssim"}}`` between maps of the trained and fully randomized model.
 
-    ``x`` is a batch (N, C, H, W); ``target`` is passed to each method as is; each method returns maps (N, …).
+    ``x`` is a batch (N, C, H, W); ``target`` is passed to each method as is; ``methods`` are functions returning
+    maps (N, …) or registered names (see :func:`map_functions`; None: every registered method that applies).
     """
+    methods = map_functions(model, methods)
     rand = randomized(model, seed)
     return {name: _compare(m(model, x, target), m(rand, x, target)) for name, m in methods.items()}
 
 
 def cascading_randomization(model: nn.Module, x: np.ndarray | torch.Tensor, target: object,
-                            methods: dict[str, Method], seed: int = 0) -> dict[str, dict[str, dict[str, float]]]:
+                            methods: Methods = None, seed: int = 0) -> dict[str, dict[str, dict[str, float]]]:
     """``{method: {layer: scores}}``: layers with parameters randomized cumulatively from the output layer down
     (the paper's cascading randomization); the key ``layer`` means "this layer and every one above it"."""
+    methods = map_functions(model, methods)
     layers = [n for n, m in model.named_modules() if n and any(True for _ in m.parameters(recurse=False))]
     trained = {name: m(model, x, target) for name, m in methods.items()}
     out: dict[str, dict[str, dict[str, float]]] = {name: {} for name in methods}

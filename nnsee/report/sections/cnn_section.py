@@ -3,7 +3,6 @@ projections, occlusion maps for test images, feature evolution across snapshots,
 
 from __future__ import annotations
 
-import functools
 from typing import Any
 
 import numpy as np
@@ -82,8 +81,8 @@ def _raw_crops(inp: ReportInput, topk: Any, rf: Any, channels: int) -> np.ndarra
 
 
 def _occlusion(inp: ReportInput, layer: str, n: int) -> dict[str, Any] | None:
-    from nnsee.methods.attribution.catalog import occlusion_window
     from nnsee.methods.attribution.occlusion_paper import occlusion_maps
+    from nnsee.methods.attribution.registry import occlusion_window
 
     if len(inp.splits.test) == 0:
         return None
@@ -136,17 +135,11 @@ def _evolution(inp: ReportInput, layer: str) -> dict[str, Any] | None:
 
 
 def _sanity(inp: ReportInput, n: int = 4) -> dict[str, Any] | None:
-    from nnsee.methods.attribution.catalog import METHODS
+    """The randomization check of every registered method that applies to the model (its defaults, the logit)."""
     from nnsee.methods.sanity import randomization_check
 
     if len(inp.splits.test) == 0:
         return None
     x = inp.test_std[:n]
-    target = inp.splits.test.labels[:n]
-    methods = {name: functools.partial(_map_only, f) for name, f in METHODS.items()}
-    scores = randomization_check(inp.run.model, x, target, methods)
+    scores = randomization_check(inp.run.model, x, np.asarray(inp.splits.test.labels[:n]))
     return {"rows": [{"method": name, **values} for name, values in scores.items()], "n": len(x)}
-
-
-def _map_only(method: Any, model: nn.Module, x: np.ndarray, target: Any) -> np.ndarray:
-    return method(model, x, np.asarray(target), "logit")[0]
