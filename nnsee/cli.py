@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+import importlib
 import json
 import shutil
 import sys
@@ -34,6 +35,34 @@ def _friendly_errors(command: Callable[..., Any]) -> Callable[..., Any]:
             sys.exit(1)
 
     return wrapper
+
+
+class RegistryChoice(click.Choice):
+    """A ``click.Choice`` whose choices are read, when needed, from the registry or constant that defines them
+    (``"module:NAME"``, a dict's keys or a tuple; or a callable), so no list of names is copied here and importing
+    the CLI stays cheap."""
+
+    def __init__(self, source: str | Callable[[], Any]) -> None:
+        self.source = source
+        self.case_sensitive = True
+
+    @property  # type: ignore[override]
+    def choices(self) -> tuple[str, ...]:
+        """Read each time (a registry may grow after the CLI is imported); the import is paid once."""
+        if callable(self.source):
+            return tuple(self.source())
+        module, _, name = self.source.partition(":")
+        return tuple(getattr(importlib.import_module(module), name))
+
+    @choices.setter
+    def choices(self, value: Any) -> None:
+        raise AttributeError("a RegistryChoice reads its choices from its source")
+
+
+def _view_names() -> tuple[str, ...]:
+    from nnsee.methods.one_image import view_names
+
+    return view_names()
 
 
 def _int_list(ctx: click.Context, param: click.Parameter, value: str | None) -> list[int]:
@@ -122,19 +151,20 @@ def data_info(spec: str, as_json: bool, seed: int, **options: Any) -> None:
 
 @main.command()
 @click.option("--data", "spec", required=True, help="digits, fashion-mnist, mnist, a folder, an .npz, IDX folder.")
-@click.option("--model", "model_name", type=click.Choice(["softmax", "mlp", "cnn"]), default="softmax",
+@click.option("--model", "model_name", type=RegistryChoice("nnsee.models.registry:MODELS"), default="softmax",
               show_default=True)
-@click.option("--hidden", default="300", show_default=True, help="Hidden layer sizes for mlp, e.g. 300 or 300,100.")
-@click.option("--activation", type=click.Choice(["tanh", "relu", "sigmoid"]), default="tanh", show_default=True)
+@click.option("--hidden", default="300", show_default=True,
+              help="Hidden layer sizes, e.g. 300 or 300,100 (mlp); one dense layer after the convs (cnn).")
+@click.option("--activation", type=RegistryChoice("nnsee.models.mlp:ACTIVATIONS"), default="tanh", show_default=True)
 @click.option("--channels", default="16,32", show_default=True, help="cnn: filters per conv-relu-pool block.")
 @click.option("--kernel", type=int, default=5, show_default=True, help="cnn: odd filter size.")
 @click.option("--l2", type=float, default=0.0, show_default=True, help="λ in (λ/2)·Σ‖W‖² (weights, not biases).")
-@click.option("--optimizer", type=click.Choice(["sgd", "adam", "lbfgs"]), default="adam", show_default=True)
+@click.option("--optimizer", type=RegistryChoice("nnsee.train.config:OPTIMIZERS"), default="adam", show_default=True)
 @click.option("--epochs", type=int, default=10, show_default=True)
 @click.option("--batch-size", type=int, default=128, show_default=True)
 @click.option("--lr", type=float, default=None, help="Default: sgd 0.05, adam 0.001, lbfgs 1.")
 @click.option("--seed", type=int, default=0, show_default=True)
-@click.option("--standardize", type=click.Choice(["image", "pixel", "none"]), default="image", show_default=True)
+@click.option("--standardize", type=RegistryChoice("nnsee.data.standardize:MODES"), default="image", show_default=True)
 @click.option("--snapshots", callback=_int_list, default="", help="Epochs whose weights to keep, e.g. 0,1,2,5,10.")
 @click.option("--patience", type=int, default=0, show_default=True, help="Early stopping patience (0: off).")
 @click.option("--device", default="cpu", show_default=True, help="cpu or cuda.")
@@ -162,15 +192,37 @@ def train(spec: str, model_name: str, hidden: str, activation: str, channels: st
     config = TrainConfig(optimizer=optimizer, lr=lr, epochs=epochs, batch_size=batch_size, l2=l2, seed=seed,
                          patience=patience, snapshots=snapshots, standardize=standardize, device=device)
     splits = _load(spec, seed, **data_opts)
-    options: dict[str, Any] = {}
-    if model_name == "mlp":
-        options = {"hidden": _int_list(None, None, hidden), "activation": activation}  # type: ignore[arg-type]
-    elif model_name == "cnn":
-        options = {"channels": _int_list(None, None, channels), "kernel": kernel}  # type: ignore[arg-type]
+    given = {"hidden": _int_list(None, None, hidden), "activation": activation,  # type: ignore[arg-type]
+             "channels": _int_list(None, None, channels), "kernel": kernel}  # type: ignore[arg-type]
+    ctx = click.get_current_context()
+    given = {k: v for k, v in given.items() if ctx.get_parameter_source(k) is not click.core.ParameterSource.DEFAULT}
+    options = _model_options(model_name, given)
     torch.manual_seed(seed)
     model = build_model(model_name, splits.shape, splits.train.n_classes, **options)
     result = fit(model, splits, config, out)
     _report_fit(result, as_json)
+
+
+def _model_options(name: str, given: dict[str, Any]) -> dict[str, Any]:
+    """The model options the user gave that the registered model ``name`` takes (read from its signature; a list of
+    one number becomes the number where the model's default is a number); the others are ignored with a warning."""
+    import inspect
+
+    from nnsee.models.registry import MODELS
+
+    params = inspect.signature(MODELS[name]).parameters
+    options: dict[str, Any] = {}
+    for key, value in given.items():
+        if key not in params:
+            warnings.warn(f"--{key} does not apply to --model {name}; ignored", stacklevel=2)
+            continue
+        default = params[key].default
+        if isinstance(value, list) and isinstance(default, int) and not isinstance(default, bool):
+            if len(value) != 1:
+                raise click.BadParameter(f"--model {name} takes one number for --{key}, got {value}")
+            value = value[0]
+        options[key] = value
+    return options
 
 
 @main.command()
@@ -254,7 +306,7 @@ def evaluate(run: Path, spec: str | None, split: str, as_json: bool, **data_opts
               help="Where to write the report (default: RUN/report).")
 @click.option("--max-units", type=click.IntRange(1, 4096), default=256, show_default=True,
               help="Hidden-unit cards per page.")
-@click.option("--sort-units", type=click.Choice(["outgoing-norm", "ablation", "index"]), default="outgoing-norm",
+@click.option("--sort-units", type=RegistryChoice("nnsee.methods.hidden_units:SORT_KEYS"), default="outgoing-norm",
               show_default=True, help="Order of the unit cards: outgoing weight norm, ablation effect, or index.")
 @_friendly_errors
 def report(run: Path, out: Path | None, max_units: int, sort_units: str) -> None:
@@ -265,31 +317,37 @@ def report(run: Path, out: Path | None, max_units: int, sort_units: str) -> None
     click.echo(f"report written: {index}\nopen it in a browser: file://{index.resolve()}")
 
 
-EXPLAIN_METHODS = ("contributions", "saliency", "gradient-x-input", "integrated-gradients", "guided-backprop",
-                   "deconvnet", "grad-cam", "occlusion")
-
-
 @main.command()
 @click.argument("run", type=click.Path(exists=True, file_okay=False, path_type=Path))
 @click.argument("images", nargs=-1, required=True, type=click.Path(exists=True, dir_okay=False, path_type=Path))
-@click.option("--method", type=click.Choice(EXPLAIN_METHODS), default="contributions", show_default=True,
+@click.option("--method", type=RegistryChoice(_view_names), default="contributions", show_default=True,
               help="contributions: score_k = W_k · x + b_k pixel by pixel (softmax and MLP runs); the others are "
-                   "attribution maps for any model.")
+                   "the registered attribution methods, for any model (see `nnsee methods`).")
 @click.option("--target", default=None, help="Class (name or index) to explain; default: the predicted class.")
-@click.option("--output", type=click.Choice(["logit", "softmax"]), default="logit", show_default=True,
+@click.option("--output", type=RegistryChoice("nnsee.methods.attribution.target:OUTPUTS"), default="logit",
+              show_default=True,
               help="Explain the raw score or the softmax probability.")
+@click.option("--option", "method_options", multiple=True, metavar="NAME=VALUE",
+              help="A method option, e.g. samples=50 or kind=vargrad (repeatable; `nnsee methods` lists them).")
 @click.option("--out", type=click.Path(file_okay=False, path_type=Path), default=None,
               help="Where to write the PNGs (default: RUN/explain).")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object (per image and class).")
 @_friendly_errors
-def explain(run: Path, images: tuple[Path, ...], method: str, target: str | None, output: str, out: Path | None,
-            as_json: bool) -> None:
+def explain(run: Path, images: tuple[Path, ...], method: str, target: str | None, output: str,
+            method_options: tuple[str, ...], out: Path | None, as_json: bool) -> None:
     """Why RUN gave each IMAGE its scores: a PNG per image, and with --json the numbers."""
     from nnsee.report.explain import explain_files
     from nnsee.train import load_run
 
     loaded = load_run(run)
-    results = explain_files(loaded, list(images), out if out is not None else run / "explain", method, target, output)
+    options = {}
+    for item in method_options:
+        name, sep, value = item.partition("=")
+        if not sep or not name:
+            raise click.BadParameter(f"expected NAME=VALUE such as samples=50, got {item!r}", param_hint="--option")
+        options[name.strip()] = value.strip()
+    results = explain_files(loaded, list(images), out if out is not None else run / "explain", method, target, output,
+                            options)
     if as_json:
         _print_json({"run": str(run), "method": method, "images": results})
         return
@@ -301,6 +359,25 @@ def explain(run: Path, images: tuple[Path, ...], method: str, target: str | None
         else:
             click.echo(f"{r['image']}: {r['predicted']} (p={r['probability']:.3f}); {method} of {r['target']} "
                        f"-> {r['png']}")
+
+
+@main.command("methods")
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
+def methods_command(as_json: bool) -> None:
+    """The attribution methods (`nnsee explain --method`): what each computes, needs and takes."""
+    from nnsee.methods.attribution.method import describe
+    from nnsee.methods.attribution.registry import METHODS
+
+    described = describe(METHODS)
+    if as_json:
+        _print_json({"methods": described})
+        return
+    for m in described:
+        complete = "; complete: sums to f(x) − f(x′)" if m["complete"] else ""
+        needs = f"; needs {', '.join(m['needs'])}" if set(m["needs"]) - {"gradients"} else ""
+        click.echo(f"{m['name']}: {m['summary']}{needs}{complete}")
+        for o in m["options"]:
+            click.echo(f"    {o['name']} (default {o['default']}): {o['help']}")
 
 
 @main.command()

@@ -8,23 +8,20 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from nnsee.errors import NnseeError
-from nnsee.methods.base import softmax
+from nnsee.errors import NnseeError, not_one_of
+
+if TYPE_CHECKING:
+    from nnsee.methods.one_image import ImageExplanation
+    from nnsee.train.run import Run
 
 LINEAR_METHOD = "contributions"
 
 
-def method_names() -> tuple[str, ...]:
-    from nnsee.methods.attribution.catalog import METHODS
-
-    return (LINEAR_METHOD, *METHODS)
-
-
-def load_images(run: Any, paths: Sequence[Path]) -> np.ndarray:
+def load_images(run: Run, paths: Sequence[Path]) -> np.ndarray:
     """The image files as the run's inputs (N, C, H, W) in [0, 1]: same size and channels as its training data."""
     from nnsee.data.folder import decode_image
 
@@ -45,44 +42,42 @@ def resolve_target(target: str | None, class_names: list[str]) -> int | None:
     raise NnseeError(f"unknown target class {target!r}: give a class name or an index 0..{len(class_names) - 1}")
 
 
-def explain_files(run: Any, paths: Sequence[Path], out: Path, method: str = LINEAR_METHOD,
-                  target: str | None = None, output: str = "logit") -> list[dict[str, Any]]:
+def explain_files(run: Run, paths: Sequence[Path], out: Path, method: str = LINEAR_METHOD,
+                  target: str | None = None, output: str = "logit",
+                  options: dict[str, Any] | None = None) -> list[dict[str, Any]]:
     """One dict per image (prediction, per-class scores or the map: its values and statistics) and
-    ``out/<stem>-<method>.png``."""
+    ``out/<stem>-<method>.png``; ``options`` go to the method (checked against its declared options)."""
+    from nnsee.methods.one_image import explain_image, view_names
     from nnsee.render import save_png, why_image
-    from nnsee.train.evaluate import predict_logits
 
-    if method not in method_names():
-        raise NnseeError(f"unknown method {method!r}; choose one of {', '.join(method_names())}")
+    if method not in view_names():
+        raise NnseeError(not_one_of("method", method, view_names()))
     names = list(run.class_names)
     images = load_images(run, paths)
-    x_std = run.standardizer.transform(images)
-    logits = predict_logits(run.model, x_std)
-    probabilities = softmax(logits)
+    x_std = run.standardize(images)
     chosen = resolve_target(target, names)
     upscale = max(1, round(84 / run.input_shape[-1]))
     results = []
     for i, path in enumerate(paths):
-        predicted = int(np.argmax(logits[i]))
+        e = explain_image(run.model, x_std[i], method, chosen, output, run.input_shape, **(options or {}))
+        predicted, probabilities = e.predicted, e.probabilities
         entry: dict[str, Any] = {"image": str(path), "method": method, "predicted": names[predicted],
-                                 "probability": float(probabilities[i, predicted])}
-        if method == LINEAR_METHOD:
-            maps, captions, extra = _contributions(run, x_std[i], names)
+                                 "probability": float(probabilities[predicted])}
+        maps = np.stack([p.map for p in e.panels])
+        if e.dot is not None:
+            captions, extra = _contributions(e, names)
             entry.update(extra)
-            title = f"{path.name}: predicted {names[predicted]} ({probabilities[i, predicted]:.1%})"
+            title = f"{path.name}: predicted {names[predicted]} ({probabilities[predicted]:.1%})"
         else:
-            from nnsee.methods.attribution.catalog import attribute
-
-            k = predicted if chosen is None else chosen
-            attribution, extra = attribute(method, run.model, x_std[i : i + 1], np.array([k]), output)
-            shown = attribution[0].sum(axis=0, keepdims=True)  # channels summed for display
-            maps, captions = shown[None], [f"{method} of {names[k]} ({output})"]
+            k = e.target
+            attribution = e.attribution.input_maps(run.input_shape)  # type: ignore[union-attr]
+            captions = [f"{method} of {names[k]} ({output})"]
             entry.update(target=names[k], output=output, map={
                 "shape": list(attribution.shape[1:]), "sum": float(attribution.sum()),
                 "min": float(attribution.min()), "max": float(attribution.max()),
-                "values": attribution[0].tolist()}, **extra)
-            entry["probabilities"] = {n: float(p) for n, p in zip(names, probabilities[i], strict=True)}
-            title = f"{path.name}: predicted {names[predicted]} ({probabilities[i, predicted]:.1%}); {method}"
+                "values": attribution[0].tolist()}, **e.extras)
+            entry["probabilities"] = {n: float(p) for n, p in zip(names, probabilities, strict=True)}
+            title = f"{path.name}: predicted {names[predicted]} ({probabilities[predicted]:.1%}); {method}"
         png = save_png(why_image(images[i], maps, captions, title, upscale=upscale),
                        out / f"{path.stem}-{method}.png")
         entry["png"] = str(png)
@@ -90,27 +85,22 @@ def explain_files(run: Any, paths: Sequence[Path], out: Path, method: str = LINE
     return results
 
 
-def _contributions(run: Any, x_std: np.ndarray, names: list[str]) -> tuple[np.ndarray, list[str], dict[str, Any]]:
-    """The maps drawn, their captions, and the JSON: ``classes`` (with each class's map ``x ⊙ W_k`` for a linear
+def _contributions(e: ImageExplanation, names: list[str]) -> tuple[list[str], dict[str, Any]]:
+    """The captions of the maps drawn, and the JSON: ``classes`` (with each class's map ``x ⊙ W_k`` for a linear
     model) and, for an MLP, ``units`` (the top units, each with its map ``x ⊙ W_1[j]``)."""
-    from nnsee.methods import LinearExplanation, explain
+    from nnsee.methods import LinearExplanation
 
-    e = explain(run.model, x_std, run.input_shape)
-    linear = isinstance(e, LinearExplanation)
-    bias = e.bias if linear else e.out_bias
+    d = e.dot
+    linear = isinstance(d, LinearExplanation)
+    bias = d.bias if linear else d.out_bias  # type: ignore[union-attr]
+    classes = {n: {"probability": float(d.probabilities[k]), "logit": float(d.logits[k]), "bias": float(bias[k]),
+                   "contribution_sum": float(d.contribution_sum[k])} for k, n in enumerate(names)}
     if linear:
-        maps = e.contributions
-        captions = [f"{n} p={p:.2f}" for n, p in zip(names, e.probabilities, strict=True)]
-    else:
-        maps = e.pixel_contributions
-        captions = [f"unit {u} h={e.hidden[u]:.2f}" for u in e.top_units]
-    classes = {n: {"probability": float(e.probabilities[k]), "logit": float(e.logits[k]), "bias": float(bias[k]),
-                   "contribution_sum": float(e.contribution_sum[k])} for k, n in enumerate(names)}
-    if linear:
-        for k, n in enumerate(names):
-            classes[n]["map"] = maps[k].tolist()
-        return maps, captions, {"classes": classes}
-    units = [{"unit": int(u), "activation": float(e.hidden[u]), "pre_activation": float(e.pre_activation[u]),
-              "votes": {n: float(v) for n, v in zip(names, e.votes[:, u], strict=True)}, "map": maps[j].tolist()}
-             for j, u in enumerate(e.top_units)]
-    return maps, captions, {"classes": classes, "units": units}
+        for p in e.panels:
+            classes[names[p.index]]["map"] = p.map.tolist()
+        return [f"{n} p={p:.2f}" for n, p in zip(names, d.probabilities, strict=True)], {"classes": classes}
+    units = [{"unit": p.index, "activation": float(d.hidden[p.index]),
+              "pre_activation": float(d.pre_activation[p.index]),
+              "votes": {n: float(v) for n, v in zip(names, d.votes[:, p.index], strict=True)}, "map": p.map.tolist()}
+             for p in e.panels]
+    return [f"unit {p.index} h={p.value:.2f}" for p in e.panels], {"classes": classes, "units": units}

@@ -1,7 +1,8 @@
 """``create_app(run_paths)``: the live page and its JSON API over the runs named on the command line.
 
 Routes: ``GET /`` (the page), ``/static/*`` (its files only), ``GET /api/runs``, ``POST /api/explain?run=NAME``
-(an image body, ``Content-Type: image/png``), ``GET /api/runs/{name}/templates``, ``GET /api/runs/{name}/units/{j}``.
+(an image body, ``Content-Type: image/png``; ``&view=`` one of the run's ``views``: ``contributions`` or a registered
+method), ``GET /api/runs/{name}/templates``, ``GET /api/runs/{name}/units/{j}``.
 Runs are loaded once at start; no other path on disk is ever read. Limits and refusals: :mod:`nnsee.serve.guard`.
 """
 
@@ -16,7 +17,7 @@ from fastapi.responses import FileResponse, JSONResponse
 from fastapi.staticfiles import StaticFiles
 from starlette.concurrency import run_in_threadpool
 
-from nnsee.errors import NnseeError
+from nnsee.errors import NnseeError, not_one_of
 from nnsee.methods import MethodError
 from nnsee.serve import views
 from nnsee.serve.decode import ImageRejected, decode_bytes, is_blank
@@ -82,37 +83,41 @@ def create_app(run_paths: Iterable[str | os.PathLike[str]], *, max_body: int = M
         return {"runs": [r.summary() for r in runs.values()]}
 
     @app.post("/api/explain")
-    async def explain(request: Request, run: str) -> JSONResponse:
-        lr = get(run)
+    async def explain(request: Request, run: str, view: str | None = None) -> JSONResponse:
+        loaded = get(run)
+        if view is not None and view not in loaded.views:
+            raise HTTPException(422, not_one_of(f"view for run {run!r}", view, loaded.views))
         body = await read_limited(request, max_body)
-        shape = lr.shape
+        shape = loaded.shape
         try:
             image = decode_bytes(body, shape[-1], shape[0] == 1)
         except ImageRejected as e:
             raise HTTPException(400, str(e)) from None
         if is_blank(image):
-            return JSONResponse({"run": lr.name, "kind": lr.kind, "blank": True, "class_names": lr.run.class_names})
+            return JSONResponse({"run": loaded.name, "kind": loaded.kind, "blank": True,
+                                 "class_names": loaded.run.class_names})
         try:
-            return JSONResponse(await run_in_threadpool(views.explain_image, lr, image))
+            return JSONResponse(await run_in_threadpool(views.explain_image, loaded, image, view))
         except MethodError as e:
             raise HTTPException(422, str(e)) from None
 
     @app.get("/api/runs/{name}/templates")
     def templates(name: str) -> dict:
-        lr = get(name)
-        if lr.kind not in ("softmax", "mlp"):
-            raise HTTPException(404, f"run {name!r} is a {lr.kind} model: class templates need a linear first layer")
-        return views.templates(lr)
+        loaded = get(name)
+        if not loaded.caps.templates:
+            raise HTTPException(404, f"run {name!r} is a {loaded.kind} model: class templates need a linear first "
+                                "layer")
+        return views.templates(loaded)
 
     @app.get("/api/runs/{name}/units/{j}")
     def unit(name: str, j: int) -> dict:
-        lr = get(name)
-        if lr.kind != "mlp":
-            raise HTTPException(404, f"run {name!r} is a {lr.kind} model: unit cards need one hidden layer")
-        n = views.n_units(lr)
+        loaded = get(name)
+        if not loaded.caps.one_hidden_layer:
+            raise HTTPException(404, f"run {name!r} is a {loaded.kind} model: unit cards need one hidden layer")
+        n = views.n_units(loaded)
         if not 0 <= j < n:
             raise HTTPException(404, f"unit {j} does not exist (0..{n - 1})")
-        return views.unit_card(lr, j)
+        return views.unit_card(loaded, j)
 
     app.mount("/static", StaticFiles(directory=STATIC), name="static")
     app.add_middleware(Guard, max_body=max_body, allowed_hosts=allowed_hosts)  # outermost: refuses first

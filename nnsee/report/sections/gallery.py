@@ -6,8 +6,9 @@ from typing import Any
 
 import numpy as np
 
-from nnsee.methods import LinearExplanation, MethodError, explain
+from nnsee.methods import MethodError
 from nnsee.methods.base import softmax
+from nnsee.methods.one_image import CONTRIBUTIONS, explain_image
 from nnsee.render import bar_chart_svg, data_uri, symmetric_scale, weight_tile
 from nnsee.report.sections.common import ReportInput, image_uri, upscale_for
 from nnsee.train.evaluate import predict_logits
@@ -39,35 +40,35 @@ def gallery_section(inp: ReportInput) -> dict[str, Any] | None:
     items = []
     for index, why in pick_gallery(probabilities, inp.splits.test.labels, inp.gallery):
         try:
-            e = explain(model, inp.test_std[index], inp.shape)
+            shown = explain_image(model, inp.test_std[index], CONTRIBUTIONS, input_shape=inp.shape)
         except MethodError as exc:
             inp.notes.append(f"why this score: {exc}")
             return None
-        true, predicted = int(inp.splits.test.labels[index]), int(np.argmax(e.logits))
+        e, panels = shown.dot, {p.index: p for p in shown.panels}
+        true, predicted = int(inp.splits.test.labels[index]), shown.predicted
         item: dict[str, Any] = {
             "index": index, "why": why, "image": image_uri(inp.splits.test.images[index], upscale),
             "true": names[true], "predicted": names[predicted], "probability": float(e.probabilities[predicted]),
             "probs_svg": bar_chart_svg(e.probabilities, names, width=260, highlight=predicted,
                                        title="probabilities"),
         }
-        if isinstance(e, LinearExplanation):
-            scale = symmetric_scale(e.contributions[[predicted, true]])
-            item["maps"] = [{"label": f"x ⊙ W[{names[k]}]", "uri": data_uri(weight_tile(e.contributions[k], scale,
+        if shown.panels[0].kind == "class":
+            scale = symmetric_scale(np.stack([panels[predicted].map, panels[true].map]))
+            item["maps"] = [{"label": f"x ⊙ W[{names[k]}]", "uri": data_uri(weight_tile(panels[k].map, scale,
                                                                                           upscale)),
                              "logit": float(e.logits[k]), "bias": float(e.bias[k]),
                              "sum": float(e.contribution_sum[k])}
                             for k in dict.fromkeys([predicted, true])]
             item["scale"] = scale
         else:
-            units = e.top_units
+            units = [p.index for p in shown.panels]
             item["votes_svg"] = bar_chart_svg(e.votes[predicted, units], [f"unit {u}" for u in units], width=260,
                                               title=f"votes W_out[{names[predicted]}, j]·h_j of the top units")
-            scale = symmetric_scale(e.pixel_contributions)
-            item["units"] = [{"unit": int(u), "h": float(e.hidden[u]),
-                              "uri": data_uri(weight_tile(e.pixel_contributions[i], scale, small)),
-                              "split_svg": bar_chart_svg(e.votes[:, u], names, width=200,
-                                                         title=f"unit {u}: its vote for each class")}
-                             for i, u in enumerate(units[:4])]
+            scale = symmetric_scale(np.stack([p.map for p in shown.panels]))
+            item["units"] = [{"unit": p.index, "h": p.value, "uri": data_uri(weight_tile(p.map, scale, small)),
+                              "split_svg": bar_chart_svg(e.votes[:, p.index], names, width=200,
+                                                         title=f"unit {p.index}: its vote for each class")}
+                             for p in shown.panels[:4]]
             item["maps"] = [{"label": f"Σ_j votes for {names[k]}", "logit": float(e.logits[k]),
                              "bias": float(e.out_bias[k]), "sum": float(e.contribution_sum[k]), "uri": None}
                             for k in dict.fromkeys([predicted, true])]

@@ -42,8 +42,24 @@ function schedule(now) {
   setTimeout(() => pad.toBlob((blob) => send(blob), "image/png"), wait);
 }
 
+// The view list is the method registry as the server reads it: views a run cannot show fall back to its default.
+function viewFor(runName) {
+  const v = $("view").value, r = runs.find((x) => x.name === runName);
+  return v && r && r.views.includes(v) ? "&view=" + encodeURIComponent(v) : "";
+}
+
+function fillViews() {
+  const keep = $("view").value, names = new Set();
+  for (const n of [$("run").value, $("compare").value]) {
+    const r = runs.find((x) => x.name === n); if (r) r.views.forEach((v) => names.add(v));
+  }
+  $("view").replaceChildren(el("option", { value: "" }, "(default)"));
+  for (const v of names) $("view").append(el("option", { value: v }, v));
+  $("view").value = names.has(keep) ? keep : "";
+}
+
 async function post(runName, blob) {
-  const r = await fetch("/api/explain?run=" + encodeURIComponent(runName),
+  const r = await fetch("/api/explain?run=" + encodeURIComponent(runName) + viewFor(runName),
     { method: "POST", headers: { "Content-Type": blob.type || "image/png" }, body: blob });
   const data = await r.json();
   if (!r.ok) throw new Error(data.detail || data.error || r.statusText);
@@ -94,7 +110,8 @@ function showPanes(results) {
     pane.append(figure(d.input, "what the model sees"));
     pane.append(bars(d.class_names, d.probabilities, d.predicted));
     if (d.maps && d.maps.length) {
-      pane.append(el("h3", {}, d.kind === "cnn" ? "attribution maps" : "why this score: x ⊙ W per class"));
+      pane.append(el("h3", {}, d.units || d.maps[0].label.endsWith("x ⊙ W") ? "why this score: x ⊙ W per class"
+        : "attribution maps"));
       const t = el("div", { class: "tiles maps" });
       for (const m of d.maps) t.append(figure(m.src, m.label + " " + m.value.toFixed(2)));
       pane.append(t);
@@ -154,8 +171,10 @@ async function init() {
     $("template-run").append(el("option", { value: r.name }, r.name));
   }
   $("clear").addEventListener("click", () => { clearPad(); $("panes").replaceChildren(); });
-  $("run").addEventListener("change", () => lastBlob && send(lastBlob));
-  $("compare").addEventListener("change", () => lastBlob && send(lastBlob));
+  fillViews();
+  $("run").addEventListener("change", () => { fillViews(); if (lastBlob) send(lastBlob); });
+  $("compare").addEventListener("change", () => { fillViews(); if (lastBlob) send(lastBlob); });
+  $("view").addEventListener("change", () => lastBlob && send(lastBlob));
   $("template-run").addEventListener("change", showTemplates);
   const withUnits = runs.filter((r) => r.n_units > 0);
   for (const r of withUnits) $("unit-run").append(el("option", { value: r.name }, r.name));
