@@ -1,87 +1,78 @@
 """``build_report``: a static, self-contained HTML page of what a run learned (jinja2, autoescape on).
 
 Every image is a data: URI and nothing is fetched, so the page opens from disk with no network. Class names and
-all other text are escaped by jinja2; inline SVG charts escape their own text.
+all other text are escaped by jinja2; inline SVG charts escape their own text. The sections are those declared in
+:data:`nnsee.report.sections.SECTIONS`, in that order.
 """
 
 from __future__ import annotations
 
 import time
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from jinja2 import Environment, PackageLoader, select_autoescape
+from jinja2 import ChoiceLoader, DictLoader, Environment, PackageLoader, select_autoescape
 from markupsafe import Markup
 
 import nnsee
 from nnsee.data.imageset import Splits
-from nnsee.render import save_png, write_atomic
-from nnsee.report.sections.class_units_section import class_units_section
-from nnsee.report.sections.cnn_section import cnn_section
-from nnsee.report.sections.common import ReportInput
-from nnsee.report.sections.evolution_section import evolution_section
-from nnsee.report.sections.gallery import gallery_section
-from nnsee.report.sections.overview import overview
-from nnsee.report.sections.standardization_section import standardization_section
-from nnsee.report.sections.templates_section import templates_section
-from nnsee.report.sections.units import units_section
-
-MAX_UNIT_PAGES = 16  # 16 pages of 256 cards: 4,096 units at most, so a report stays bounded in size
+from nnsee.errors import MethodError, not_one_of
+from nnsee.render import write_atomic
+from nnsee.report import sections as declared
+from nnsee.report.sections.common import ReportInput, Section
+from nnsee.train.run import Run
 
 
-def _environment() -> Environment:
-    env = Environment(loader=PackageLoader("nnsee.report", "templates"), autoescape=select_autoescape(default=True))
+def environment(sections: Sequence[Section] = ()) -> Environment:
+    """The report's jinja2 environment: autoescape on, the ``svg``/``num``/``pct`` filters, and the partials of
+    ``sections`` declared as source strings (the others are files in ``templates/``)."""
+    partials = {s.partial: s.template for s in sections if s.template is not None}
+    loader = ChoiceLoader([DictLoader(partials), PackageLoader("nnsee.report", "templates")])
+    env = Environment(loader=loader, autoescape=select_autoescape(default=True))
     env.filters["svg"] = Markup  # our own SVG builders escape every text they embed
     env.filters["num"] = lambda v, digits=3: "n/a" if v is None else f"{v:.{digits}g}"
     env.filters["pct"] = lambda v: "n/a" if v is None else f"{100 * v:.1f}%"
     return env
 
 
-def build_report(run_dir: str | Path, out: str | Path | None = None, *, splits: Splits | None = None,
+def build_report(run: Run | str | Path, out: str | Path | None = None, *, splits: Splits | None = None,
                  max_units: int = 256, gallery: int = 16, sort_units: str = "outgoing-norm") -> Path:
     """Write ``out`` (default ``RUN/report``) ``/index.html`` (+ ``units-N.html`` pages and PNG/GIF figures).
 
-    ``splits`` defaults to the run's own data, reloaded from its stored spec. Returns the index path.
+    ``run`` is a loaded :class:`~nnsee.train.Run`, or a run folder, loaded here. ``splits`` defaults to the run's
+    own data, reloaded from its stored spec. Returns the index path.
     """
     from nnsee.data.spec import load_splits
+    from nnsee.methods.hidden_units import SORT_KEYS
     from nnsee.train.run import load_run
 
+    if sort_units not in SORT_KEYS:
+        raise MethodError(not_one_of("sort_units", sort_units, SORT_KEYS))
     started = time.perf_counter()
-    run = load_run(run_dir)
-    out = Path(out) if out is not None else Path(run_dir) / "report"
+    if not isinstance(run, Run):
+        run = load_run(run)
+    out = Path(out) if out is not None else run.path / "report"
     out.mkdir(parents=True, exist_ok=True)
     data = splits if splits is not None else load_splits(run.data_spec)
-    inp = ReportInput(run, data, max_units=max_units, gallery=gallery)
+    inp = ReportInput(run, data, max_units=max_units, gallery=gallery, sort_units=sort_units)
 
-    sections: dict[str, Any] = {
-        "overview": overview(inp),
-        "templates": templates_section(inp),
-        "units": units_section(inp, sort_by=sort_units),
-        "class_units": class_units_section(inp),
-        "gallery": gallery_section(inp),
-        "standardization": standardization_section(inp),
-        "evolution": evolution_section(inp),
-        "cnn": cnn_section(inp),
-    }
-    _write_figures(out, sections)
-    env = _environment()
-    pages = sections["units"]["pages"][:MAX_UNIT_PAGES] if sections["units"] else [[]]
-    if sections["units"] and len(sections["units"]["pages"]) > MAX_UNIT_PAGES:
-        inp.notes.append(f"only the {MAX_UNIT_PAGES * max_units} most important units are shown")
+    sections = list(declared.SECTIONS)
+    contexts: dict[str, Any] = {s.name: s.context(inp) for s in sections}
+    shown = [s for s in sections if contexts[s.name]]
+    for s in shown:
+        if s.files is not None:
+            for name, data_bytes in s.files(contexts[s.name]).items():
+                write_atomic(out / name, data_bytes)
+    paged = [s for s in shown if s.paged]
+    if len(paged) > 1:
+        raise ValueError(f"at most one report section can be paged, not {', '.join(s.name for s in paged)}")
+    pages = contexts[paged[0].name]["pages"] if paged else [[]]
     page_names = ["index.html"] + [f"units-{i}.html" for i in range(2, len(pages) + 1)]
     common = {"title": run.path.name, "version": nnsee.__version__, "notes": inp.notes, "page_names": page_names,
-              "class_names": inp.class_names, "sections": sections}
+              "class_names": inp.class_names, "sections": contexts, "shown": shown}
+    template = environment(sections).get_template("report.html.j2")
     for number, (name, cards) in enumerate(zip(page_names, pages, strict=True), start=1):
-        html = env.get_template("report.html.j2").render(**common, page=number, cards=cards,
-                                                         seconds=time.perf_counter() - started)
+        html = template.render(**common, page=number, cards=cards, seconds=time.perf_counter() - started)
         write_atomic(out / name, html.encode("utf-8"))
     return out / "index.html"
-
-
-def _write_figures(out: Path, sections: dict[str, Any]) -> None:
-    """The same views as PNG/GIF files beside the page, for slides and notebooks."""
-    if sections["templates"]:
-        save_png(sections["templates"].pop("png"), out / "templates.png")
-    evolution = sections["evolution"]
-    if evolution:
-        write_atomic(out / "evolution.gif", evolution.pop("gif_bytes"))

@@ -3,18 +3,21 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 import nnsee
 from nnsee.render import data_uri, image_tile, symmetric_scale, weight_tile, write_atomic
-from nnsee.report.build import _environment
+from nnsee.report.build import environment
 from nnsee.report.sections.common import upscale_for
 
+if TYPE_CHECKING:
+    from nnsee.studies.standardization import StandardizationStudy
 
-def build_standardization_report(study: Any, out: str | Path) -> Path:
-    """Write ``out/index.html`` for an :class:`nnsee.studies.standardization.StandardizationStudy`."""
+
+def build_standardization_report(study: StandardizationStudy, out: str | Path) -> Path:
+    """Write ``out/index.html`` for a :class:`~nnsee.studies.StandardizationStudy` (only renders it)."""
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     shape = study.originals.shape[1:]
@@ -31,7 +34,7 @@ def build_standardization_report(study: Any, out: str | Path) -> Path:
                          for e in study.examples],
         })
     originals = [data_uri(image_tile(np.clip(x, 0, 1), upscale)) for x in study.originals]
-    html = _environment().get_template("standardization.html.j2").render(
+    html = environment().get_template("standardization.html.j2").render(
         modes=modes, originals=originals, class_names=study.class_names, version=nnsee.__version__)
     write_atomic(out / "index.html", html.encode("utf-8"))
     return out / "index.html"

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -18,12 +18,16 @@ from nnsee.render import (
     weight_tile,
     write_atomic,
 )
-from nnsee.report.build import _environment
+from nnsee.report.build import environment
 from nnsee.report.sections.common import upscale_for
 
+if TYPE_CHECKING:
+    from nnsee.studies.overfit import OverfitStudy
 
-def build_study_report(study: Any, out: str | Path, n_units: int = 16) -> Path:
-    """Write ``out/index.html`` (+ ``weights.png``) for an :class:`nnsee.studies.OverfitStudy`."""
+
+def build_study_report(study: OverfitStudy, out: str | Path, n_units: int = 16) -> Path:
+    """Write ``out/index.html`` (+ ``weights.png``) for an
+    :class:`~nnsee.studies.OverfitStudy`; it only renders the study, computed in :mod:`nnsee.studies`."""
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     runs, strips = [], []
@@ -46,7 +50,7 @@ def build_study_report(study: Any, out: str | Path, n_units: int = 16) -> Path:
             "run_dir": str(r.run_dir) if r.run_dir else None,
         })
     save_png(grid(strips, ncols=1, pad=6), out / "weights.png")
-    html = _environment().get_template("study.html.j2").render(
+    html = environment().get_template("study.html.j2").render(
         runs=runs, settings=study.settings, version=nnsee.__version__, class_names=study.class_names)
     write_atomic(out / "index.html", html.encode("utf-8"))
     study.to_json(out / "study.json")

@@ -31,3 +31,16 @@ def class_units_section(inp: ReportInput, top: int = 9) -> dict[str, Any] | None
                       for i, (u, w) in enumerate(zip(view.units, view.weights, strict=True))],
         })
     return {"classes": classes, "unit_scale": unit_scale, "template_scale": template_scale}
+
+
+TEMPLATE = """\
+{% set cu = sections.class_units %}
+<h2 id="class-units">Class → units</h2>
+<p>For each class, the hidden units with the largest positive outgoing weight <span class="math">W_out[k, j]</span> (their
+incoming weights, shared scale ±{{ cu.unit_scale|num }}), and the class's effective template
+<span class="math">W_1ᵀ W_out[k]</span> (the linearisation, ±{{ cu.template_scale|num }}).</p>
+<table>{% for c in cu.classes %}<tr><td class="name">{{ c.name }}</td>
+  <td><img src="{{ c.template }}" alt="effective template of {{ c.name }}"></td>
+  <td class="name"><div class="flex">{% for unit in c.units %}<div class="tile"><img src="{{ unit.uri }}" alt="unit {{ unit.unit }}"><br>unit {{ unit.unit }}<br>w = {{ unit.weight|num }}</div>{% endfor %}</div></td></tr>{% endfor %}
+</table>
+"""  # noqa: E501

@@ -1,7 +1,8 @@
-"""What every section needs: the trained run, its data, standardized once, and tile helpers."""
+"""What every section needs: the trained run, its data, standardized once, the shape of a section, tile helpers."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from functools import cached_property
 from typing import Any
@@ -10,16 +11,18 @@ import numpy as np
 
 from nnsee.data.imageset import Splits
 from nnsee.render import data_uri, image_tile, mosaic, weight_tile
+from nnsee.train.run import Run
 
 
 @dataclass
 class ReportInput:
-    """A loaded run and its splits; standardized copies are made once and shared by the sections."""
+    """A loaded run and its splits; standardized copies are made once (``run.standardize``) and shared."""
 
-    run: Any  # nnsee.train.Run
+    run: Run
     splits: Splits
     max_units: int = 256
     gallery: int = 16
+    sort_units: str = "outgoing-norm"
     notes: list[str] = field(default_factory=list)
 
     @property
@@ -28,19 +31,50 @@ class ReportInput:
 
     @property
     def shape(self) -> tuple[int, int, int]:
-        return tuple(self.run.input_shape)  # type: ignore[return-value]
+        return tuple(self.run.input_shape or self.splits.shape)  # type: ignore[return-value]
 
     @cached_property
     def train_std(self) -> np.ndarray:
-        return self.run.standardizer.transform(self.splits.train.images)
+        return self.run.standardize(self.splits.train.images)
 
     @cached_property
     def val_std(self) -> np.ndarray:
-        return self.run.standardizer.transform(self.splits.val.images)
+        return self.run.standardize(self.splits.val.images)
 
     @cached_property
     def test_std(self) -> np.ndarray:
-        return self.run.standardizer.transform(self.splits.test.images)
+        return self.run.standardize(self.splits.test.images)
+
+
+@dataclass(frozen=True)
+class Section:
+    """One section of the report, declared once in :data:`nnsee.report.sections.SECTIONS`.
+
+    ``context`` computes what its partial shows (None leaves the section out, link included); the page renders
+    the partial ``sections/<name>.html.j2`` with the context as ``sections.<name>``. ``template`` is the partial's
+    jinja source, kept in the section's module; None means the file ``templates/sections/<name>.html.j2``.
+    ``link`` is its navigation link's text (None: no link), ``anchor`` the id of its heading. ``files`` takes the
+    files it writes beside the page out of its context (name → bytes). A ``paged`` section's context holds
+    ``pages``, lists of items: page ``i`` (``index.html``, ``units-2.html``, ...) shows its ``i``-th list as
+    ``cards``, and its partial alone is rendered on every page (at most one section is paged).
+    """
+
+    name: str
+    context: Callable[[ReportInput], dict[str, Any] | None]
+    link: str | None = None
+    anchor: str = ""
+    template: str | None = None
+    files: Callable[[dict[str, Any]], dict[str, bytes]] | None = None
+    paged: bool = False
+
+    def __post_init__(self) -> None:
+        if not self.anchor:
+            object.__setattr__(self, "anchor", self.name)
+
+    @property
+    def partial(self) -> str:
+        """The partial's template name."""
+        return f"sections/{self.name}.html.j2"
 
 
 def upscale_for(shape: tuple[int, ...], target: int = 84) -> int:

@@ -8,24 +8,26 @@ import numpy as np
 
 from nnsee.render import learning_curves_svg
 from nnsee.report.sections.common import ReportInput, images_grid_uri, upscale_for
-from nnsee.train.evaluate import evaluate
+from nnsee.train.evaluate import predict_logits, scores
 
 
 def overview(inp: ReportInput, samples_per_class: int = 8) -> dict[str, Any]:
     run, splits = inp.run, inp.splits
     config = run.config
-    test = run.metrics.get("test") or evaluate(run.model, splits.test, run.standardizer)
+    test = run.metrics.get("test") or scores(predict_logits(run.model, inp.test_std), splits.test.labels,
+                                             splits.test.class_names)
+    standardizer = run.standardizer
     spec = run.meta.get("model") or {"name": "custom module"}
     model = spec["name"] + (
         f" ({', '.join(str(h) for h in spec['hidden'])} hidden, {spec['activation']})" if spec.get("hidden") else ""
     )
     facts = [
         ("model", model),
-        ("data", str(run.data_spec.get("spec", run.data_spec.get("source", "?")))),
+        ("data", str(run.data_spec.get("spec", run.data_spec.get("source", "?")) if run.data_spec else "?")),
         ("images", f"{'×'.join(str(s) for s in inp.shape)}; train {len(splits.train)}, "
                    f"validation {len(splits.val)}, test {len(splits.test)}"),
-        ("standardization", run.standardizer.describe()),
-        ("training", f"{config.get('optimizer')} lr {config.get('lr'):g}, L2 λ = {config.get('l2'):g}, "
+        ("standardization", standardizer.describe() if standardizer is not None else "none stored: raw pixels"),
+        ("training", f"{config.get('optimizer')} lr {_g(config.get('lr'))}, L2 λ = {_g(config.get('l2'))}, "
                      f"{run.epoch} epochs, batch {config.get('batch_size')} ({run.meta.get('status', '?')})"),
     ]
     samples = []
@@ -48,6 +50,10 @@ def overview(inp: ReportInput, samples_per_class: int = 8) -> dict[str, Any]:
     }
 
 
+def _g(value: Any) -> str:
+    return "?" if value is None else f"{value:g}"
+
+
 def _confusion_rows(matrix: np.ndarray, names: list[str]) -> list[dict[str, Any]]:
     """Rows of the confusion matrix with a shade per cell: share of the row's images (0..1)."""
     rows = []
@@ -56,3 +62,26 @@ def _confusion_rows(matrix: np.ndarray, names: list[str]) -> list[dict[str, Any]
         cells = [{"count": int(v), "share": float(v) / total, "diagonal": i == j} for j, v in enumerate(matrix[i])]
         rows.append({"name": name, "cells": cells, "accuracy": float(matrix[i, i]) / total})
     return rows
+
+
+TEMPLATE = """\
+{% set ov = sections.overview %}
+<h2 id="overview">Overview</h2>
+<table>{% for key, value in ov.facts %}<tr><th class="name">{{ key }}</th><td class="name">{{ value }}</td></tr>{% endfor %}
+  <tr><th class="name">test accuracy</th><td class="name">{{ ov.test.accuracy|pct }} on {{ ov.test.n }} images</td></tr>
+  {% if ov.val %}<tr><th class="name">validation accuracy</th><td class="name">{{ ov.val.accuracy|pct }} on {{ ov.val.n }} images</td></tr>{% endif %}
+</table>
+<h3>Training images, by class</h3>
+<table>{% for s in ov.samples %}<tr><td class="name">{{ s.name }}</td><td class="name"><img src="{{ s.uri }}" alt="examples of {{ s.name }}"></td></tr>{% endfor %}</table>
+{% if ov.curves %}<h3>Learning curves</h3>
+<p class="muted">Training loss is the mean over each epoch's mini-batches; validation is scored after each epoch.
+A validation curve that turns up while training keeps falling is overfitting.</p>
+<div class="flex">{{ ov.curves[0]|svg }}{{ ov.curves[1]|svg }}</div>{% endif %}
+{% if ov.confusion %}<h3>Confusion matrix (test; rows: true class, columns: predicted)</h3>
+<table>
+  <tr><th></th>{% for n in class_names %}<th title="{{ n }}">{{ loop.index0 }}</th>{% endfor %}<th>accuracy</th></tr>
+  {% for row in ov.confusion %}<tr><td class="name">{{ loop.index0 }} · {{ row.name }}</td>
+    {% for c in row.cells %}<td style="background: rgba({{ '33,102,172' if c.diagonal else '178,24,43' }},{{ '%.2f'|format(c.share * 0.85) }})">{{ c.count }}</td>{% endfor %}
+    <td>{{ row.accuracy|pct }}</td></tr>{% endfor %}
+</table>{% endif %}
+"""  # noqa: E501

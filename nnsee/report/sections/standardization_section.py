@@ -28,7 +28,9 @@ def standardization_section(inp: ReportInput, n_images: int = 4) -> dict[str, An
                                  "norm": float(np.linalg.norm(view)), "scale": scale})
         rows.append(row)
     norms = standardization_norms(train.images[: min(len(train), 2000)], reference)
-    return {"rows": rows, "mode": inp.run.standardizer.mode, "norms": _summarise(norms)}
+    standardizer = inp.run.standardizer
+    mode = standardizer.mode if standardizer is not None else "no standardization"
+    return {"rows": rows, "mode": mode, "norms": _summarise(norms)}
 
 
 def _summarise(norms: Any) -> list[dict[str, Any]]:
@@ -38,3 +40,18 @@ def _summarise(norms: Any) -> list[dict[str, Any]]:
         out.append({"mode": mode, "min": float(values.min()), "max": float(values.max()),
                     "cv": float(values.std() / values.mean()) if values.mean() else 0.0})
     return out
+
+
+TEMPLATE = """\
+{% set s = sections.standardization %}
+<h2 id="standardization">Standardization</h2>
+<p>This run used <b>{{ s.mode }}</b>. "All inputs should have the same magnitude": with <span class="math">image</span>
+standardization every image has mean 0 and norm √D, so no image scores higher only because it is brighter, and
+every template pixel is compared on the same footing.</p>
+<table><tr><th>original</th><th>none</th><th>image</th><th>pixel</th></tr>
+{% for r in s.rows %}<tr><td><img src="{{ r.original }}" alt="original"></td>
+  {% for v in r.views %}<td class="name"><img src="{{ v.uri }}" alt="{{ v.mode }}"><br>‖x′‖ = {{ v.norm|num }}</td>{% endfor %}</tr>{% endfor %}
+</table>
+<table><tr><th class="name">mode</th><th>min ‖x′‖</th><th>max ‖x′‖</th><th>spread (std/mean)</th></tr>
+{% for n in s.norms %}<tr><td class="name">{{ n.mode }}</td><td>{{ n.min|num }}</td><td>{{ n.max|num }}</td><td>{{ n.cv|num }}</td></tr>{% endfor %}</table>
+"""  # noqa: E501

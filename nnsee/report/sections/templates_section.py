@@ -7,7 +7,7 @@ from typing import Any
 import numpy as np
 
 from nnsee.methods import MethodError, class_templates, effective_templates
-from nnsee.render import colorbar, data_uri, grid, symmetric_scale, weight_tile
+from nnsee.render import colorbar, data_uri, grid, png_bytes, symmetric_scale, weight_tile
 from nnsee.report.sections.common import ReportInput, upscale_for
 
 
@@ -43,3 +43,24 @@ def templates_section(inp: ReportInput) -> dict[str, Any] | None:
         "rgb": shape[0] == 3,
         "mean_abs": float(np.abs(weights).mean()),
     }
+
+
+def templates_png(context: dict[str, Any]) -> dict[str, bytes]:
+    """``templates.png`` beside the page: every template on the shared scale, for slides and notebooks."""
+    return {"templates.png": png_bytes(context.pop("png"))}
+
+
+TEMPLATE = """\
+{% set t = sections.templates %}
+<h2 id="templates">{% if t.exact %}Class templates: each output unit's weights W[k] as an image{% else %}Effective class templates (a linearisation){% endif %}</h2>
+{% if t.exact %}<p>The score of class k is the dot product <span class="math">score_k = W_k · x + b_k</span>: red pixels raise it where the
+input is positive, blue pixels lower it. Shared scale ±{{ t.scale|num }} (red +, blue −, the neutral colour is 0).</p>
+{% else %}<p>This network has hidden layers, so a class has no single template. Shown is
+<span class="math">(W_out · … · W_1)[k]</span>, the product of the weight matrices that ignores the nonlinearities: the
+template the network would have if every hidden unit were linear. Shared scale ±{{ t.scale|num }}.</p>{% endif %}
+<div class="flex">{% for tile in t.tiles %}<div class="tile"><img src="{{ tile.shared_uri }}" alt="template of {{ tile.name }}"><br>{{ tile.name }}</div>{% endfor %}</div>
+<p><img src="{{ t.colorbar }}" alt="colour scale"></p>
+<details><summary>Each template on its own scale</summary><div class="flex">
+{% for tile in t.tiles %}<div class="tile"><img src="{{ tile.own_uri }}" alt="template of {{ tile.name }}, own scale"><br>{{ tile.name }} ±{{ tile.own_scale|num }}</div>{% endfor %}
+</div></details>
+"""  # noqa: E501

@@ -10,12 +10,15 @@ from nnsee.methods import MethodError, unit_cards
 from nnsee.render import bar_chart_svg, data_uri, symmetric_scale, weight_tile
 from nnsee.report.sections.common import ReportInput, images_grid_uri, upscale_for
 
+MAX_UNIT_PAGES = 16  # 16 pages of 256 cards: 4,096 units at most, so a report stays bounded in size
 SORTS = {"outgoing-norm": "the norm of its outgoing weights ‖W_out[:, j]‖",
          "ablation": "the largest per-class accuracy drop when it is switched off"}
 
 
-def units_section(inp: ReportInput, sort_by: str = "outgoing-norm") -> dict[str, Any] | None:
-    """All cards, most important first, split in pages of ``inp.max_units``; None for models without units."""
+def units_section(inp: ReportInput, sort_by: str | None = None) -> dict[str, Any] | None:
+    """All cards, most important first (by ``sort_by``, default ``inp.sort_units``), split in pages of
+    ``inp.max_units``, at most :data:`MAX_UNIT_PAGES` of them; None for models without units."""
+    sort_by = inp.sort_units if sort_by is None else sort_by
     try:
         cards = unit_cards(inp.run.model, inp.train_std, inp.val_std, inp.splits.val.labels, inp.class_names,
                            sort_by=sort_by)
@@ -44,4 +47,28 @@ def units_section(inp: ReportInput, sort_by: str = "outgoing-norm") -> dict[str,
             "importance": card.importance,
         })
     pages = [rendered[i : i + inp.max_units] for i in range(0, len(rendered), inp.max_units)]
+    if len(pages) > MAX_UNIT_PAGES:
+        pages = pages[:MAX_UNIT_PAGES]
+        inp.notes.append(f"only the {MAX_UNIT_PAGES * inp.max_units} most important units are shown")
     return {"count": len(cards), "scale": scale, "sort": SORTS.get(sort_by, sort_by), "pages": pages}
+
+
+TEMPLATE = """\
+{% set u = sections.units %}
+<h2 id="units">Hidden units{% if page_names|length > 1 %} (page {{ page }} of {{ page_names|length }}){% endif %}</h2>
+{% if page == 1 %}<p>Each of the {{ u.count }} hidden units, most important first by {{ u.sort }}. A card shows the unit's
+incoming weights <span class="math">W_1[j]</span> as an image (shared scale ±{{ u.scale|num }}), its bias, its outgoing weights
+to every class, the class it promotes most and suppresses most, the nine training images that activate it most,
+and how each class's validation accuracy changes when the unit is switched off (h_j = 0).</p>{% endif %}
+<div class="flex">
+{% for c in cards %}<div class="card" id="unit-{{ c.unit }}">
+  <h3>#{{ c.rank }} · unit {{ c.unit }}</h3>
+  <div class="flex"><img src="{{ c.incoming }}" alt="incoming weights of unit {{ c.unit }}">
+    {% if c.top %}<img src="{{ c.top }}" alt="top 9 training images of unit {{ c.unit }}" title="the 9 training images that activate it most">{% endif %}</div>
+  <div>bias {{ c.bias|num(4) }} · promotes <b>{{ c.promotes }}</b> · suppresses <b>{{ c.suppresses }}</b></div>
+  {{ c.outgoing_svg|svg }}
+  {{ c.ablation_svg|svg }}
+  <div class="muted math">weights: [{% for v in c.outgoing %}{{ '%.3f'|format(v) }}{{ ', ' if not loop.last }}{% endfor %}]</div>
+</div>{% endfor %}
+</div>
+"""  # noqa: E501
