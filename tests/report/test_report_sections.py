@@ -1,4 +1,4 @@
-"""The report's sections come from one declared list, and the run is passed by value."""
+"""The report's sections come from one declared list; the run is passed by value; the overview describes any model."""
 
 from __future__ import annotations
 
@@ -7,14 +7,19 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import torch
+from tiny import make_splits
+from torch import nn
 
 import nnsee.report.build
 import nnsee.report.sections
 import nnsee.train.run
 from nnsee.errors import MethodError
+from nnsee.models import build_model
 from nnsee.report import build_report
 from nnsee.report.sections import SECTIONS, ReportInput, Section
-from nnsee.train import load_run
+from nnsee.report.sections.overview import describe_model, overview
+from nnsee.train import TrainConfig, fit, load_run
 
 EXTRA = """<h2 id="extra">Extra: {{ sections.extra.word }}</h2>"""
 
@@ -72,3 +77,47 @@ def test_build_report_takes_the_loaded_run_and_loads_a_path_once(
 def test_an_unknown_unit_order_is_refused_not_turned_into_a_note(softmax_run: Path, tmp_path: Path) -> None:
     with pytest.raises(MethodError, match="sort_units must be one of outgoing-norm, ablation, index; got 'size'"):
         build_report(softmax_run, tmp_path / "r", sort_units="size")
+
+
+class OwnNet(nn.Module):
+    """A user's own module: no nnsee spec."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.conv = nn.Conv2d(1, 2, 3, padding=1)
+        self.relu = nn.ReLU()
+        self.flat = nn.Flatten()
+        self.fc = nn.Linear(2 * 8 * 8, 3)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.fc(self.flat(self.relu(self.conv(x))))
+
+
+def _fitted(model: nn.Module, out: Path) -> None:
+    fit(model, make_splits(n_per_class=6, shape=(1, 8, 8)), TrainConfig(epochs=1, batch_size=8), out,
+        progress=False)
+
+
+def test_overview_describes_a_cnn_with_a_hidden_layer_from_its_spec(tmp_path: Path) -> None:
+    torch.manual_seed(0)
+    _fitted(build_model("cnn", (1, 8, 8), 3, channels=[2], kernel=3, hidden=64), tmp_path / "cnn")
+    run = load_run(tmp_path / "cnn")
+    facts = dict(overview(ReportInput(run, make_splits(n_per_class=6, shape=(1, 8, 8))))["facts"])
+    assert facts["model"] == "cnn (channels=[2], kernel=3, hidden=64)"
+
+
+def test_overview_of_your_own_module_names_its_class_layers_and_parameters(tmp_path: Path) -> None:
+    torch.manual_seed(0)
+    _fitted(OwnNet(), tmp_path / "own")
+    run = load_run(tmp_path / "own", model=OwnNet())
+    index = build_report(run, splits=make_splits(n_per_class=6, shape=(1, 8, 8)))
+    assert index == tmp_path / "own" / "report" / "index.html"
+    html = index.read_text(encoding="utf-8")
+    assert "your own module OwnNet (1 Conv2d, 1 ReLU, 1 Flatten, 1 Linear; 407 parameters)" in html
+
+
+def test_describe_model_shows_every_spec_option_but_the_shared_ones() -> None:
+    model = build_model("mlp", (1, 4, 4), 3, hidden=[5, 4], activation="relu")
+    assert describe_model(model, model.nnsee_spec) == "mlp (hidden=[5, 4], activation=relu)"
+    softmax = build_model("softmax", (1, 4, 4), 3)
+    assert describe_model(softmax, softmax.nnsee_spec) == "softmax"

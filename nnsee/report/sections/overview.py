@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+from collections import Counter
 from typing import Any
 
 import numpy as np
+from torch import nn
 
 from nnsee.render import learning_curves_svg
 from nnsee.report.sections.common import ReportInput, images_grid_uri, upscale_for
 from nnsee.train.evaluate import predict_logits, scores
+
+_NOT_OPTIONS = ("name", "input_shape", "n_classes")  # spec keys every model has, shown elsewhere on the page
 
 
 def overview(inp: ReportInput, samples_per_class: int = 8) -> dict[str, Any]:
@@ -17,12 +21,8 @@ def overview(inp: ReportInput, samples_per_class: int = 8) -> dict[str, Any]:
     test = run.metrics.get("test") or scores(predict_logits(run.model, inp.test_std), splits.test.labels,
                                              splits.test.class_names)
     standardizer = run.standardizer
-    spec = run.meta.get("model") or {"name": "custom module"}
-    model = spec["name"] + (
-        f" ({', '.join(str(h) for h in spec['hidden'])} hidden, {spec['activation']})" if spec.get("hidden") else ""
-    )
     facts = [
-        ("model", model),
+        ("model", describe_model(run.model, run.meta.get("model"))),
         ("data", str(run.data_spec.get("spec", run.data_spec.get("source", "?")) if run.data_spec else "?")),
         ("images", f"{'×'.join(str(s) for s in inp.shape)}; train {len(splits.train)}, "
                    f"validation {len(splits.val)}, test {len(splits.test)}"),
@@ -48,6 +48,19 @@ def overview(inp: ReportInput, samples_per_class: int = 8) -> dict[str, Any]:
         "val": run.metrics.get("val"),
         "confusion": _confusion_rows(matrix, inp.class_names) if matrix is not None else None,
     }
+
+
+def describe_model(model: nn.Module, spec: dict[str, Any] | None) -> str:
+    """``name (option=value, ...)`` from the spec that built the model, every option but those all models share;
+    for a module of the user's own (no spec), its class, its layers by type and its parameter count."""
+    if spec:
+        options = ", ".join(f"{k}={v}" for k, v in spec.items() if k not in _NOT_OPTIONS)
+        name = str(spec.get("name", type(model).__name__))
+        return f"{name} ({options})" if options else name
+    layers = Counter(type(m).__name__ for m in model.modules() if next(m.children(), None) is None)
+    count = sum(p.numel() for p in model.parameters())
+    parts = ", ".join(f"{n} {kind}" for kind, n in layers.items())
+    return f"your own module {type(model).__name__} ({parts}; {count:,} parameters)"
 
 
 def _g(value: Any) -> str:
