@@ -1,5 +1,8 @@
-"""Studies: experiments that train several runs and compare them."""
+"""Studies: experiments that train several runs and compare them. Their results are plain data defined here;
+``nnsee.report.study`` and ``nnsee.report.standardization_study`` only render them."""
 
 from nnsee.studies.overfit import OverfitRun, OverfitStudy, overfit_study, stratified_subset
+from nnsee.studies.standardization import ModeResult, StandardizationStudy, standardization_study
 
-__all__ = ["OverfitRun", "OverfitStudy", "overfit_study", "stratified_subset"]
+__all__ = ["ModeResult", "OverfitRun", "OverfitStudy", "StandardizationStudy", "overfit_study",
+           "standardization_study", "stratified_subset"]
