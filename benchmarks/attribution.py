@@ -188,7 +188,7 @@ def _integrated_gradients(quick: bool, seed: int, gate: IdleGate, log: Any) -> S
                     **{f"Captum ibs {b}": b for b in (IG_BATCHES_QUICK if quick else IG_BATCHES)}}
     contenders = [
         *((name, captum(b)) for name, b in captum_names.items()),
-        ("ours", lambda: integrated_gradients(model, x, target, steps=steps, method="gausslegendre")),
+        ("ours", lambda: integrated_gradients(model, x, target, steps=steps, quadrature="gausslegendre")),
         ("plain loop", plain_loop),
         *([] if quick else [("ours, chunk 8", lambda: integrated_gradients(model, x, target, steps=steps,
                                                                            batch_size=8)),

@@ -10,8 +10,10 @@ around) and ``s`` is the target: a class index (its logit or softmax probability
 for the mean of that channel's activation map (the unit's value for a flat layer; a layer called more than once in
 the forward pass is read at its last call, as Captum reads layers), as Lucent's channel objective.
 Jitter and the two regularizers keep the image from turning into high-frequency noise; the defaults suit small
-grayscale inputs (28×28, standardized). Lucent's defaults (FFT parameterization, 128 px, 512 steps) are for
-ImageNet nets; see ``PEERS.md``.
+grayscale inputs (28×28, standardized). Lucent's defaults are for ImageNet nets: a 128 px, 3-channel image in an
+FFT parameterization with colour decorrelation, Adam at lr 0.05 for 512 steps, pad 12 / jitter 8 / scale 0.9–1.1 /
+rotate ±10° / jitter 4, ImageNet normalization and upsampling to 224, loss −mean of the channel; a 28×28 one-channel
+net needs ``param.image(28, channels=1)``, ``preprocess=False``, no upsampling and smaller transforms there.
 """
 
 from __future__ import annotations
@@ -24,7 +26,8 @@ import torch
 from torch import nn
 
 from nnsee.methods.attribution.target import selected, target_index
-from nnsee.methods.base import MethodError, layer_reader, param_of, resolve_input_shape
+from nnsee.methods.base import MethodError, param_of, resolve_input_shape
+from nnsee.models.hooks import eval_mode, layer_reader
 
 
 def total_variation(x: torch.Tensor) -> torch.Tensor:
@@ -63,18 +66,13 @@ def activation_maximization(model: nn.Module, target: int | tuple[str, int], inp
     gen = torch.Generator().manual_seed(seed)
     x = (0.01 * torch.randn((1, *shape), generator=gen)).to(device=device, dtype=dtype).requires_grad_(True)
     opt = torch.optim.Adam([x], lr=lr)
-    was_training = model.training
-    model.eval()
-    try:
-        reader = layer_reader(model, target[0]) if isinstance(target, tuple) else contextlib.nullcontext()
-        with torch.enable_grad(), reader as read:
-            for _ in range(steps):
-                shift = torch.randint(-jitter, jitter + 1, (2,), generator=gen).tolist() if jitter else [0, 0]
-                moved = torch.roll(x, shifts=shift, dims=(-2, -1))
-                objective = _score(model, moved, target, output, read) - l2 * x.pow(2).mean() - tv * total_variation(x)
-                (grad,) = torch.autograd.grad(-objective, x)
-                x.grad = grad
-                opt.step()
-    finally:
-        model.train(was_training)
+    reader = layer_reader(model, target[0]) if isinstance(target, tuple) else contextlib.nullcontext()
+    with eval_mode(model, grad=True), reader as read:
+        for _ in range(steps):
+            shift = torch.randint(-jitter, jitter + 1, (2,), generator=gen).tolist() if jitter else [0, 0]
+            moved = torch.roll(x, shifts=shift, dims=(-2, -1))
+            objective = _score(model, moved, target, output, read) - l2 * x.pow(2).mean() - tv * total_variation(x)
+            (grad,) = torch.autograd.grad(-objective, x)
+            x.grad = grad
+            opt.step()
     return x.detach()[0].cpu().numpy()

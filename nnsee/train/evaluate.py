@@ -10,19 +10,15 @@ import torch.nn.functional as F
 from torch import nn
 
 from nnsee.data.imageset import ImageSet
+from nnsee.models.hooks import eval_mode
 
 
-@torch.no_grad()
 def predict_logits(model: nn.Module, images: np.ndarray | torch.Tensor, batch_size: int = 4096) -> np.ndarray:
     """``model(x)`` for already standardized ``images`` (N, C, H, W), in eval mode, chunked; float32 (N, K)."""
-    was_training = model.training
-    model.eval()
     device = next(model.parameters()).device
     x = torch.as_tensor(images)
-    try:
+    with eval_mode(model):  # and torch.no_grad(); the training flags come back after
         chunks = [model(x[i : i + batch_size].to(device)).float().cpu() for i in range(0, len(x), batch_size)]
-    finally:
-        model.train(was_training)
     return torch.cat(chunks).numpy() if chunks else np.zeros((0, 0), np.float32)
 
 

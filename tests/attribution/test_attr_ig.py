@@ -14,25 +14,25 @@ captum_attr = pytest.importorskip("captum.attr")
 approximation = pytest.importorskip("captum.attr._utils.approximation_methods")
 
 
-@pytest.mark.parametrize("method", ["gausslegendre", "riemann_trapezoid", "riemann_left", "riemann_middle",
+@pytest.mark.parametrize("quadrature", ["gausslegendre", "riemann_trapezoid", "riemann_left", "riemann_middle",
                                     "riemann_right"])
-def test_step_points_are_captums(method):
-    sizes, alphas = approximation.approximation_parameters(method)
-    ours_alphas, ours_weights = step_points(method, 7)
+def test_step_points_are_captums(quadrature):
+    sizes, alphas = approximation.approximation_parameters(quadrature)
+    ours_alphas, ours_weights = step_points(quadrature, 7)
     np.testing.assert_array_equal(ours_alphas, alphas(7))
     np.testing.assert_allclose(ours_weights, sizes(7), rtol=1e-15)
 
 
-@pytest.mark.parametrize("method", ["gausslegendre", "riemann_trapezoid"])
+@pytest.mark.parametrize("quadrature", ["gausslegendre", "riemann_trapezoid"])
 @pytest.mark.parametrize("shape,dtype,batch_size", [((1, 10, 10), torch.float64, None),
                                                     ((3, 10, 10), torch.float64, 7),
                                                     ((3, 10, 10), torch.float32, 5)])
-def test_integrated_gradients_and_delta_equal_captum(method, shape, dtype, batch_size):
+def test_integrated_gradients_and_delta_equal_captum(quadrature, shape, dtype, batch_size):
     model = random_cnn(shape, dtype=dtype)
     x, target = random_images(3, shape, dtype=dtype), [1, 0, 3]
     ref, ref_delta = captum_attr.IntegratedGradients(model).attribute(
-        x, target=target, n_steps=8, method=method, return_convergence_delta=True)
-    result = integrated_gradients(model, x, target, steps=8, method=method, batch_size=batch_size)
+        x, target=target, n_steps=8, method=quadrature, return_convergence_delta=True)
+    result = integrated_gradients(model, x, target, steps=8, quadrature=quadrature, batch_size=batch_size)
     assert result.attributions.dtype == x.numpy().dtype and result.delta.shape == (3,)
     assert_captum_close(result.attributions, ref)
     # delta is a small difference of scores: compare it on the scale of the scores
@@ -69,10 +69,10 @@ def test_chunk_size_does_not_change_the_result_and_train_mode_is_kept():
 
 def test_integrated_gradients_errors():
     model, x = random_cnn(), random_images(2, (1, 10, 10))
-    with pytest.raises(MethodError, match="method must be one of gausslegendre, riemann_left"):
-        integrated_gradients(model, x, 0, method="simpson")
+    with pytest.raises(MethodError, match="quadrature must be one of gausslegendre, riemann_left"):
+        integrated_gradients(model, x, 0, quadrature="simpson")
     with pytest.raises(MethodError, match="riemann_trapezoid needs steps ≥ 2, got 1"):
-        integrated_gradients(model, x, 0, steps=1, method="riemann_trapezoid")
+        integrated_gradients(model, x, 0, steps=1, quadrature="riemann_trapezoid")
     with pytest.raises(MethodError, match=r"the baseline must be a number or broadcast to the inputs \(2, 1, 10, 10\)"):
         integrated_gradients(model, x, 0, baseline=np.zeros((3, 10, 10)))
     with pytest.raises(MethodError, match="batch_size must be at least 1"):
@@ -95,7 +95,7 @@ def test_conv_first_with_an_in_place_relu_after_it_and_a_hooked_model_equal_capt
     hooked = torch.nn.Sequential(*layers).to(dtype).eval()
     hooked.register_forward_hook(lambda module, inputs, out: None)
     for model in (inplace, hooked, plain):
-        got = integrated_gradients(model, x, [2, 1], steps=8, method="riemann_middle", batch_size=3)
+        got = integrated_gradients(model, x, [2, 1], steps=8, quadrature="riemann_middle", batch_size=3)
         assert got.attributions.dtype == x.numpy().dtype
         np.testing.assert_allclose(got.attributions, ref.detach().numpy(), rtol=0,
                                    atol=(1e-6 if dtype == torch.float32 else 1e-12) * float(ref.abs().max()))

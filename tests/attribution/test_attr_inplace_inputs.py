@@ -63,7 +63,7 @@ def ours(name: str, model: nn.Module, x: np.ndarray | torch.Tensor) -> list[np.n
         return [gradient_x_input(model, x, TARGET)]
     if name == "integrated_gradients":
         # Riemann midpoints of 8 steps: weights and points exact in float32, which Captum casts its weights to
-        return [integrated_gradients(model, x, TARGET, steps=8, method="riemann_middle").attributions]
+        return [integrated_gradients(model, x, TARGET, steps=8, quadrature="riemann_middle").attributions]
     if name == "guided_backprop":
         return [guided_backprop(model, x, TARGET)]
     if name == "deconvnet":

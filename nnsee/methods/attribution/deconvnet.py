@@ -16,7 +16,8 @@ from torch import nn
 
 from nnsee.methods.attribution.relu_rules import relu_rule, rule_gradient
 from nnsee.methods.attribution.target import as_input
-from nnsee.methods.base import MethodError, layer_reader
+from nnsee.methods.base import MethodError
+from nnsee.models.hooks import eval_mode, layer_reader
 
 
 def deconvnet(model: nn.Module, x: np.ndarray | torch.Tensor, target: int | Sequence[int] | np.ndarray,
@@ -53,39 +54,34 @@ def project_activation(model: nn.Module, x: np.ndarray | torch.Tensor, layer: st
     """
     t = as_input(x, model)
     n = len(t)
-    was_training = model.training
-    model.eval()
-    try:
-        # The reader's hook goes on after the rule's hooks, so a ReLU layer hands it the rule-following output; the
-        # model runs on a copy of the leaf ``t`` (an in-place first layer may then change it).
-        with relu_rule(model, rule), layer_reader(model, layer) as read, torch.enable_grad():
-            t = t.requires_grad_(True)
-            a = read(t.clone())
-            ch = _per_image(channel, n, "channels").to(a.device)
-            if (ch < 0).any() or (ch >= a.shape[1]).any():
-                raise MethodError(f"layer {layer!r} has {a.shape[1]} channels, got channel {ch.tolist()}")
-            rows = torch.arange(n, device=a.device)
-            if a.ndim == 2:
-                picked = a[rows, ch]
-            elif a.ndim == 4:
-                maps = a[rows, ch]  # (N, h, w)
-                if position is None:
-                    flat = maps.detach().flatten(1).argmax(dim=1)
-                    yy, xx = flat // maps.shape[2], flat % maps.shape[2]
-                else:
-                    pos = torch.as_tensor(np.asarray(position), dtype=torch.long).reshape(-1, 2)
-                    if len(pos) == 1:
-                        pos = pos.expand(n, 2)
-                    if len(pos) != n:
-                        raise MethodError(f"got {len(pos)} positions for {n} images: give one (y, x), or one per image")
-                    yy, xx = pos[:, 0].to(a.device), pos[:, 1].to(a.device)
-                    h, w = maps.shape[1:]
-                    if (yy < 0).any() or (yy >= h).any() or (xx < 0).any() or (xx >= w).any():
-                        raise MethodError(f"positions must lie in the {h}x{w} map of {layer!r}, got {pos.tolist()}")
-                picked = maps[rows, yy, xx]
+    # The reader's hook goes on after the rule's hooks, so a ReLU layer hands it the rule-following output; the
+    # model runs on a copy of the leaf ``t`` (an in-place first layer may then change it).
+    with eval_mode(model, grad=True), relu_rule(model, rule), layer_reader(model, layer) as read:
+        t = t.requires_grad_(True)
+        a = read(t.clone())
+        ch = _per_image(channel, n, "channels").to(a.device)
+        if (ch < 0).any() or (ch >= a.shape[1]).any():
+            raise MethodError(f"layer {layer!r} has {a.shape[1]} channels, got channel {ch.tolist()}")
+        rows = torch.arange(n, device=a.device)
+        if a.ndim == 2:
+            picked = a[rows, ch]
+        elif a.ndim == 4:
+            maps = a[rows, ch]  # (N, h, w)
+            if position is None:
+                flat = maps.detach().flatten(1).argmax(dim=1)
+                yy, xx = flat // maps.shape[2], flat % maps.shape[2]
             else:
-                raise MethodError(f"layer {layer!r} gives shape {tuple(a.shape)}; expected (N, C, h, w) or (N, F)")
-            (grad,) = torch.autograd.grad(picked.sum(), t)
-    finally:
-        model.train(was_training)
+                pos = torch.as_tensor(np.asarray(position), dtype=torch.long).reshape(-1, 2)
+                if len(pos) == 1:
+                    pos = pos.expand(n, 2)
+                if len(pos) != n:
+                    raise MethodError(f"got {len(pos)} positions for {n} images: give one (y, x), or one per image")
+                yy, xx = pos[:, 0].to(a.device), pos[:, 1].to(a.device)
+                h, w = maps.shape[1:]
+                if (yy < 0).any() or (yy >= h).any() or (xx < 0).any() or (xx >= w).any():
+                    raise MethodError(f"positions must lie in the {h}x{w} map of {layer!r}, got {pos.tolist()}")
+            picked = maps[rows, yy, xx]
+        else:
+            raise MethodError(f"layer {layer!r} gives shape {tuple(a.shape)}; expected (N, C, h, w) or (N, F)")
+        (grad,) = torch.autograd.grad(picked.sum(), t)
     return grad.detach().cpu().numpy()

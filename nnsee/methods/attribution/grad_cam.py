@@ -23,40 +23,26 @@ import torch.nn.functional as F
 from torch import nn
 
 from nnsee.methods.attribution.target import as_input, selected, target_index
-from nnsee.methods.base import MethodError, get_module, to_numpy
+from nnsee.methods.base import MethodError, to_numpy
+from nnsee.models.hooks import capture, eval_mode
 
 CONV_TYPES = (nn.Conv1d, nn.Conv2d, nn.Conv3d)
 
 
 def layer_output_and_gradient(model: nn.Module, x: torch.Tensor, target: int | Sequence[int] | np.ndarray |
                               torch.Tensor, layer: str, output: str) -> tuple[torch.Tensor, torch.Tensor]:
-    """``(A, ∂f_target/∂A)`` for the output ``A`` of ``layer``, in eval mode; hook removed, training flag restored."""
-    module = get_module(model, layer)
-    seen: list[torch.Tensor] = []
-
-    def hook(_module: nn.Module, _inputs: object, out: torch.Tensor) -> torch.Tensor:
-        if not isinstance(out, torch.Tensor):
-            raise MethodError(f"layer {layer!r} returns a {type(out).__name__}, not one tensor")
-        seen.append(out)
-        return out.clone()  # what flows on; in-place ops after the layer change the clone, not ``out``
-
-    handle = module.register_forward_hook(hook)
-    was_training = model.training
-    model.eval()
-    try:
-        with torch.enable_grad():
-            scores = model(x)
-            if not seen:
-                raise MethodError(f"layer {layer!r} was not called in the model's forward pass")
-            t = target_index(target, len(x), scores.shape[1] if scores.ndim == 2 else 0, x.device)
-            value = selected(scores, t, output)
-            act = seen[-1]
-            if not act.requires_grad:
-                raise MethodError(f"the target score does not depend on layer {layer!r} through autograd")
-            (grad,) = torch.autograd.grad(value.sum(), act)
-    finally:
-        handle.remove()
-        model.train(was_training)
+    """``(A, ∂f_target/∂A)`` for the output ``A`` of ``layer`` (its last call), in eval mode; hook removed, training
+    flags restored. A clone of ``A`` flows on, so in-place ops after the layer change the clone, not ``A``."""
+    with eval_mode(model, grad=True), capture(model, layer, detach=False, clone=True) as seen:
+        scores = model(x)
+        act = seen.output
+        if act is None:
+            raise MethodError(f"layer {layer!r} was not called in the model's forward pass")
+        t = target_index(target, len(x), scores.shape[1] if scores.ndim == 2 else 0, x.device)
+        value = selected(scores, t, output)
+        if not act.requires_grad:
+            raise MethodError(f"the target score does not depend on layer {layer!r} through autograd")
+        (grad,) = torch.autograd.grad(value.sum(), act)
     return act.detach(), grad
 
 

@@ -1,6 +1,7 @@
 """Integrated gradients (Sundararajan et al. 2017): the gradient averaged along the straight path from a baseline.
 
-``attr = (x − x′) ⊙ Σ_i w_i ∇f(x′ + α_i (x − x′))`` with Captum's step points ``α_i`` and weights ``w_i``:
+``attr = (x − x′) ⊙ Σ_i w_i ∇f(x′ + α_i (x − x′))`` with Captum's step points ``α_i`` and weights ``w_i`` of the
+``quadrature`` rule (Captum's ``method`` argument):
 
 * ``"gausslegendre"`` (Captum's default): ``α_i = (1 + t_i) / 2``, ``w_i = u_i / 2`` for the Gauss–Legendre nodes
   ``t_i`` and weights ``u_i`` of ``numpy.polynomial.legendre.leggauss(steps)``;
@@ -8,10 +9,11 @@
   halves the two end weights) at ``α = linspace(0, 1 − 1/n)``, ``linspace(1/n, 1)``, ``linspace(1/(2n), 1 − 1/(2n))``
   or ``linspace(0, 1)``.
 
-So the numbers are those of ``IntegratedGradients(model).attribute(x, baselines, target, n_steps=steps, method=...,
-return_convergence_delta=True)``; ``delta = Σ attr − (f(x) − f(x′))`` is the convergence delta (completeness
-error), computed here in float64. The ``steps × N`` path points are evaluated in chunks whose size is chosen from the
-input size (:func:`ig_batch_size`), which on a CPU is faster than Captum's default of one batch of all of them.
+So the numbers are those of ``IntegratedGradients(model).attribute(x, baselines, target, n_steps=steps,
+method=quadrature, return_convergence_delta=True)``; ``delta = Σ attr − (f(x) − f(x′))`` is the convergence delta
+(completeness error), computed here in float64. The ``steps × N`` path points are evaluated in chunks whose size is
+chosen from the input size (:func:`ig_batch_size`), which on a CPU is faster than Captum's default of one batch of all
+of them.
 Only the ordinary gradient is used, so in-place or functional ReLUs make no difference.
 """
 
@@ -24,11 +26,13 @@ import numpy as np
 import torch
 from torch import nn
 
+from nnsee.errors import not_one_of
 from nnsee.methods.attribution.target import as_input, selected, target_index
 from nnsee.methods.base import MethodError, to_numpy
+from nnsee.models.hooks import eval_mode
 
 RIEMANN = ("riemann_left", "riemann_right", "riemann_middle", "riemann_trapezoid")
-METHODS = ("gausslegendre", *RIEMANN)
+QUADRATURES = ("gausslegendre", *RIEMANN)  # the integration rules, Captum's ``method`` values
 # Elements per chunk: 16 images of 3×128×128, the fastest chunk measured for a small CNN on a CPU (forward and
 # backward); small inputs get more images per chunk, at most MAX_CHUNK.
 CHUNK_ELEMENTS = 16 * 3 * 128 * 128
@@ -43,23 +47,23 @@ class IGResult:
     delta: np.ndarray
 
 
-def step_points(method: str, steps: int) -> tuple[np.ndarray, np.ndarray]:
+def step_points(quadrature: str, steps: int) -> tuple[np.ndarray, np.ndarray]:
     """``(alphas, weights)`` of the path integral, float64, exactly as Captum's ``approximation_parameters``."""
-    if method not in METHODS:
-        raise MethodError(f"method must be one of {', '.join(METHODS)}, got {method!r}")
-    if steps < (1 if method == "gausslegendre" else 2):
-        raise MethodError(f"{method} needs steps ≥ {1 if method == 'gausslegendre' else 2}, got {steps}")
-    if method == "gausslegendre":
+    if quadrature not in QUADRATURES:
+        raise MethodError(not_one_of("quadrature", quadrature, QUADRATURES))
+    if steps < (1 if quadrature == "gausslegendre" else 2):
+        raise MethodError(f"{quadrature} needs steps ≥ {1 if quadrature == 'gausslegendre' else 2}, got {steps}")
+    if quadrature == "gausslegendre":
         nodes, weights = np.polynomial.legendre.leggauss(steps)
         return 0.5 * (1 + nodes), 0.5 * weights
     n = steps
     weights = np.full(n, 1 / n)
-    if method == "riemann_trapezoid":
+    if quadrature == "riemann_trapezoid":
         weights[[0, -1]] /= 2
         alphas = torch.linspace(0, 1, n)
-    elif method == "riemann_left":
+    elif quadrature == "riemann_left":
         alphas = torch.linspace(0, 1 - 1 / n, n)
-    elif method == "riemann_middle":
+    elif quadrature == "riemann_middle":
         alphas = torch.linspace(1 / (2 * n), 1 - 1 / (2 * n), n)
     else:
         alphas = torch.linspace(1 / n, 1, n)
@@ -136,7 +140,7 @@ def _rows(t: torch.Tensor) -> torch.Tensor:
 def integrated_gradients(model: nn.Module, x: np.ndarray | torch.Tensor,
                          target: int | Sequence[int] | np.ndarray | torch.Tensor,
                          baseline: float | np.ndarray | torch.Tensor = 0.0, steps: int = 50,
-                         method: str = "gausslegendre", output: str = "logit",
+                         quadrature: str = "gausslegendre", output: str = "logit",
                          batch_size: int | None = None) -> IGResult:
     """Integrated gradients of ``f_target`` from ``baseline`` to ``x``, with the convergence delta.
 
@@ -153,7 +157,7 @@ def integrated_gradients(model: nn.Module, x: np.ndarray | torch.Tensor,
     xt = as_input(x, model)
     n = len(xt)
     base = as_baseline(baseline, xt)
-    alphas, weights = step_points(method, int(steps))
+    alphas, weights = step_points(quadrature, int(steps))
     chunk = ig_batch_size(xt.shape[1:]) if batch_size is None else int(batch_size)
     if chunk < 1:
         raise MethodError(f"batch_size must be at least 1, got {batch_size}")
@@ -165,9 +169,7 @@ def integrated_gradients(model: nn.Module, x: np.ndarray | torch.Tensor,
     alpha_t = torch.as_tensor(alphas, dtype=xt.dtype, device=xt.device)
     weight_t = torch.as_tensor(weights, dtype=xt.dtype, device=xt.device)
     split = _affine_first(model)
-    was_training = model.training
-    model.eval()
-    try:
+    with eval_mode(model, grad=True):  # no_grad for the two ends and the first layer's forwards, below
         with torch.no_grad():
             ends = model(torch.cat([xl, bl]))
             t = target_index(target, n, ends.shape[1] if ends.ndim == 2 else 0, xt.device)
@@ -208,8 +210,6 @@ def integrated_gradients(model: nn.Module, x: np.ndarray | torch.Tensor,
             with torch.enable_grad():
                 probe = torch.zeros_like(xl).requires_grad_(True)
                 (total,) = torch.autograd.grad(split[0](probe), probe, total)
-    finally:
-        model.train(was_training)
     attributions = (total * diff).contiguous()
     delta = attributions.double().flatten(1).sum(1) - (f[:n] - f[n:])
     return IGResult(to_numpy(attributions), to_numpy(delta))

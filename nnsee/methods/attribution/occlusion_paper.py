@@ -27,7 +27,8 @@ from torch import nn
 from nnsee.methods.attribution.integrated_gradients import as_baseline
 from nnsee.methods.attribution.occlusion import occluded_chunks, occlusion_batch_size, occlusion_grid
 from nnsee.methods.attribution.target import as_input, target_index
-from nnsee.methods.base import MethodError, evaluating, get_module, to_numpy
+from nnsee.methods.base import MethodError, to_numpy
+from nnsee.models.hooks import eval_mode, on_output
 
 
 @dataclass(frozen=True)
@@ -60,35 +61,30 @@ def occlusion_maps(model: nn.Module, x: np.ndarray | torch.Tensor,
     n, (_, py, px) = len(xt), grid.shape
     state: dict[str, torch.Tensor] = {}
 
-    def hook(_module: nn.Module, _inputs: object, out: torch.Tensor) -> None:
-        if not isinstance(out, torch.Tensor) or out.ndim < 3:
-            shape = tuple(out.shape) if isinstance(out, torch.Tensor) else type(out).__name__
+    def reduce(out: torch.Tensor) -> None:  # summed here, before any later in-place op changes ``out``
+        if out.ndim < 3:
             raise MethodError(f"occlusion_maps needs a layer with feature maps (N, channels, ...); {layer!r} gives "
-                              f"{shape}")
+                              f"{tuple(out.shape)}")
         if "channel" not in state:
             state["peak"] = out.flatten(2).amax(dim=2)  # (N, K): each map's strongest single activation
         else:
             state["activity"] = out[torch.arange(len(out)), state["channel"]].flatten(1).sum(1)
 
-    handle = get_module(model, layer).register_forward_hook(hook)
-    try:
-        with evaluating(model):
-            scores = model(xt.clone())  # a model working in place on its input must not change the copies' source
-            if "peak" not in state:
-                raise MethodError(f"layer {layer!r} was not called in the model's forward pass")
-            t = target_index(true_class, n, scores.shape[1] if scores.ndim == 2 else 0, xt.device)
-            channel = state["peak"].argmax(dim=1)
-            prob = torch.empty(n * grid.size, dtype=scores.dtype, device=xt.device)
-            best = torch.empty(n * grid.size, dtype=torch.long, device=xt.device)
-            activity = torch.empty(n * grid.size, dtype=scores.dtype, device=xt.device)
-            for rows, img, copies in occluded_chunks(xt, base, grid, chunk):
-                state["channel"] = channel[img]
-                out = model(copies)
-                prob[rows] = out.softmax(dim=1).gather(1, t[img, None])[:, 0]
-                best[rows] = out.argmax(dim=1)
-                activity[rows] = state["activity"].to(activity.dtype)
-    finally:
-        handle.remove()
+    with eval_mode(model), on_output(model, layer, reduce):
+        scores = model(xt.clone())  # a model working in place on its input must not change the copies' source
+        if "peak" not in state:
+            raise MethodError(f"layer {layer!r} was not called in the model's forward pass")
+        t = target_index(true_class, n, scores.shape[1] if scores.ndim == 2 else 0, xt.device)
+        channel = state["peak"].argmax(dim=1)
+        prob = torch.empty(n * grid.size, dtype=scores.dtype, device=xt.device)
+        best = torch.empty(n * grid.size, dtype=torch.long, device=xt.device)
+        activity = torch.empty(n * grid.size, dtype=scores.dtype, device=xt.device)
+        for rows, img, copies in occluded_chunks(xt, base, grid, chunk):
+            state["channel"] = channel[img]
+            out = model(copies)
+            prob[rows] = out.softmax(dim=1).gather(1, t[img, None])[:, 0]
+            best[rows] = out.argmax(dim=1)
+            activity[rows] = state["activity"].to(activity.dtype)
     return OcclusionMaps(
         prob_true=to_numpy(prob.view(n, py, px)),
         most_probable=to_numpy(best.view(n, py, px)).astype(np.int64),

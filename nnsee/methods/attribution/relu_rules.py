@@ -10,12 +10,12 @@ backward rule (``g`` = gradient arriving at ``y``) becomes:
 Everything else keeps its gradient: max-pool backward *is* Zeiler's switch unpooling and conv backward *is* the
 transposed (flipped) filter, so these are exactly the deconvnet and guided backprop.
 
-How: every ``nn.ReLU`` module gets a forward hook that wraps its output ``y`` in an identity autograd function
-whose backward hands the rule's result straight to the ReLU's input ``x``, so the ReLU's own backward is skipped
-(for an in-place ReLU, a pre-hook keeps ``x`` and hands the module a clone, as Captum does). Guided:
-``relu(g · 1[y > 0])``, the second step in place; deconvnet: ``relu(g)``. So guided backprop costs one in-place
-elementwise pass per ReLU over the plain gradient and the deconvnet none. Unlike Captum's tensor hooks this stays
-right when one ReLU module is called several times in a forward pass.
+How (with :func:`nnsee.models.hooks.forward_hooks`): every ``nn.ReLU`` module gets a forward hook that wraps its
+output ``y`` in an identity autograd function whose backward hands the rule's result straight to the ReLU's input
+``x``, so the ReLU's own backward is skipped (for an in-place ReLU, a pre-hook keeps ``x`` and hands the module a
+clone, as Captum does). Guided: ``relu(g · 1[y > 0])``, the second step in place; deconvnet: ``relu(g)``. So guided
+backprop costs one in-place elementwise pass per ReLU over the plain gradient and the deconvnet none. Unlike Captum's
+tensor hooks this stays right when one ReLU module is called several times in a forward pass.
 
 Functional ReLUs (``F.relu``, ``torch.relu``, ``Tensor.relu``, in-place variants) cannot be hooked; Captum silently
 leaves them with the ordinary gradient. Here a ``TorchFunctionMode`` watches the model's forward pass and raises
@@ -35,8 +35,10 @@ import torch.nn.functional as F  # noqa: N812
 from torch import nn
 from torch.overrides import TorchFunctionMode
 
+from nnsee.errors import not_one_of
 from nnsee.methods.attribution.target import as_input, gradient
 from nnsee.methods.base import MethodError
+from nnsee.models.hooks import forward_hooks
 
 RULES = ("deconvnet", "guided", "gradient")
 _FUNCTIONAL_RELUS = {F.relu, F.relu_, torch.relu, torch.relu_, torch.Tensor.relu, torch.Tensor.relu_}
@@ -101,7 +103,7 @@ def relu_rule(model: nn.Module, rule: str) -> Iterator[nn.Module]:
     at a functional ReLU. The hooks are always removed, also when the block raises.
     """
     if rule not in RULES:
-        raise MethodError(f"rule must be one of {', '.join(RULES)}, got {rule!r}")
+        raise MethodError(not_one_of("rule", rule, RULES))
     relus = relu_modules(model)
     if not relus:
         raise MethodError(
@@ -136,15 +138,10 @@ def relu_rule(model: nn.Module, rule: str) -> Iterator[nn.Module]:
     def leave(_module: nn.Module, _inputs: tuple[Any, ...], _output: Any) -> None:
         watch.__exit__(None, None, None)
 
-    handles = [model.register_forward_pre_hook(enter), model.register_forward_hook(leave, always_call=True)]
-    try:
-        for _, m in relus:
-            handles.append(m.register_forward_pre_hook(pre_hook))
-            handles.append(m.register_forward_hook(hook))
+    modules = [m for _, m in relus]
+    with (forward_hooks([model], enter, pre=True), forward_hooks([model], leave, always_call=True),
+          forward_hooks(modules, pre_hook, pre=True), forward_hooks(modules, hook)):
         yield model
-    finally:
-        for h in handles:
-            h.remove()
 
 
 def rule_gradient(model: nn.Module, x: np.ndarray | torch.Tensor, target: int | Sequence[int] | np.ndarray,

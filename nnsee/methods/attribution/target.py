@@ -12,7 +12,9 @@ import numpy as np
 import torch
 from torch import nn
 
+from nnsee.errors import not_one_of
 from nnsee.methods.base import MethodError
+from nnsee.models.hooks import eval_mode
 
 OUTPUTS = ("logit", "softmax")
 
@@ -47,7 +49,7 @@ def target_index(target: int | Sequence[int] | np.ndarray | torch.Tensor, n: int
 def selected(outputs: torch.Tensor, target: torch.Tensor, output: str) -> torch.Tensor:
     """``outputs[i, target[i]]`` (logit) or ``softmax(outputs)[i, target[i]]`` (softmax), shape (n,)."""
     if output not in OUTPUTS:
-        raise MethodError(f"output must be one of {', '.join(OUTPUTS)}, got {output!r}")
+        raise MethodError(not_one_of("output", output, OUTPUTS))
     if outputs.ndim != 2:
         raise MethodError(f"the model must return scores of shape (N, classes), got {tuple(outputs.shape)}")
     scores = outputs.softmax(dim=1) if output == "softmax" else outputs
@@ -61,15 +63,10 @@ def gradient(model: nn.Module, x: torch.Tensor, target: int | Sequence[int] | np
     Inputs are independent, so one backward pass of ``Σ_i f_{target_i}(x_i)`` gives every input's gradient. The
     model runs on a copy of ``x`` (a leaf that requires grad may not enter an in-place op, and ``x`` is kept).
     """
-    was_training = model.training
-    model.eval()
-    try:
-        x = x.detach().requires_grad_(True)
-        with torch.enable_grad():
-            out = model(x.clone())  # a non-leaf copy: an in-place first layer changes it, and ∂/∂x stays defined
-            t = target_index(target, len(x), out.shape[1] if out.ndim == 2 else 0, out.device)
-            value = selected(out, t, output)
-            (grad,) = torch.autograd.grad(value.sum(), x)
-    finally:
-        model.train(was_training)
+    x = x.detach().requires_grad_(True)
+    with eval_mode(model, grad=True):
+        out = model(x.clone())  # a non-leaf copy: an in-place first layer changes it, and ∂/∂x stays defined
+        t = target_index(target, len(x), out.shape[1] if out.ndim == 2 else 0, out.device)
+        value = selected(out, t, output)
+        (grad,) = torch.autograd.grad(value.sum(), x)
     return grad, value.detach()

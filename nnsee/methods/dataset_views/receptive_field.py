@@ -20,7 +20,8 @@ import numpy as np
 import torch
 from torch import nn
 
-from nnsee.methods.base import ELEMENTWISE, MethodError, evaluating, get_module, layer_reader, param_of
+from nnsee.methods.base import ELEMENTWISE, MethodError, param_of
+from nnsee.models.hooks import eval_mode, get_module, layer_reader, watch_leaves
 
 _PASS_THROUGH = (*ELEMENTWISE, nn.BatchNorm2d, nn.Dropout2d, nn.LocalResponseNorm, nn.Identity)
 _WINDOWED = (nn.Conv2d, nn.MaxPool2d, nn.AvgPool2d)
@@ -61,21 +62,15 @@ def _chain(model: nn.Module, layer: str, input_shape: Sequence[int]) -> list[tup
     names = {id(m): n for n, m in model.named_modules()}
     calls: list[tuple[str, nn.Module, object, object]] = []
 
-    def hook(m: nn.Module, inputs: tuple, out: object) -> None:
+    def record(m: nn.Module, inputs: tuple, out: object) -> None:
         calls.append((names.get(id(m), "?"), m, inputs[0] if inputs else None, out))
 
-    leaves = [m for m in model.modules() if not list(m.children())]
-    handles = [m.register_forward_hook(hook) for m in leaves]
     device, dtype = param_of(model)
-    try:
-        with evaluating(model), layer_reader(model, layer) as read:
-            probe = torch.zeros(1, *input_shape, device=device, dtype=dtype)
-            read(probe)  # the whole pass, counting the layer's calls
-            calls.clear()
-            read(probe)  # stopped after the layer's last call: the chain up to it
-    finally:
-        for h in handles:
-            h.remove()
+    with eval_mode(model), watch_leaves(model, record), layer_reader(model, layer) as read:
+        probe = torch.zeros(1, *input_shape, device=device, dtype=dtype)
+        read(probe)  # the whole pass, counting the layer's calls
+        calls.clear()
+        read(probe)  # stopped after the layer's last call: the chain up to it
     target = get_module(model, layer)
     if not list(target.children()) and (not calls or calls[-1][1] is not target):
         raise MethodError(f"layer {layer!r} was not reached as a leaf of the forward pass")

@@ -23,8 +23,9 @@ import numpy as np
 import torch
 from torch import nn
 
-from nnsee.methods.base import MethodError, evaluating, layer_reader
+from nnsee.methods.base import MethodError
 from nnsee.methods.dataset_views._stream import Batch, Images, Transform, prepared, stream
+from nnsee.models.hooks import eval_mode, layer_reader, watch_leaves
 
 # Budget for the largest intermediate output of one batch when batch_size is chosen automatically.
 AUTO_BATCH_BYTES = 16 * 2**20
@@ -56,19 +57,14 @@ def auto_batch_size(model: nn.Module, x: torch.Tensor, layer: str) -> int:
     """
     largest = [x[:1].numel() * x.element_size()]
 
-    def hook(_m: nn.Module, _i: object, out: object) -> None:
+    def size(_m: nn.Module, _i: object, out: object) -> None:
         if isinstance(out, torch.Tensor):
             largest[0] = max(largest[0], out.numel() * out.element_size())
 
-    handles = [m.register_forward_hook(hook) for m in model.modules() if not list(m.children())]
-    try:
-        with layer_reader(model, layer) as read:
-            read(x[:1])  # the whole pass, counting the layer's calls
-            largest[0] = x[:1].numel() * x.element_size()
-            read(x[:1])  # stopped after the layer's last call
-    finally:
-        for h in handles:
-            h.remove()
+    with watch_leaves(model, size), layer_reader(model, layer) as read:
+        read(x[:1])  # the whole pass, counting the layer's calls
+        largest[0] = x[:1].numel() * x.element_size()
+        read(x[:1])  # stopped after the layer's last call
     lo, hi = AUTO_BATCH_RANGE
     n = max(1, AUTO_BATCH_BYTES // largest[0])
     return int(min(hi, max(lo, 2 ** int(np.log2(n)))))
@@ -123,7 +119,7 @@ def top_images_per_channel(model: nn.Module, images: Images, layer: str, k: int 
         raise MethodError(f"k must be at least 1, got {k}")
     if batch_size is not None and batch_size < 1:
         raise MethodError(f"batch_size must be at least 1, got {batch_size}")
-    with evaluating(model):
+    with eval_mode(model):
         if batch_size is None and isinstance(images, (np.ndarray, torch.Tensor)) and len(images):
             batch_size = auto_batch_size(model, prepared(images[:1], model, transform), layer)
         with layer_reader(model, layer) as read:
