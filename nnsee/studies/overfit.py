@@ -35,11 +35,10 @@ from nnsee.data.imageset import ImageSet, Splits
 from nnsee.errors import DataError
 from nnsee.io import atomic_write_text
 from nnsee.methods.noisiness import noisiness
-from nnsee.models.registry import build_model, model_spec
+from nnsee.models.registry import build_model
 from nnsee.train.config import TrainConfig
 from nnsee.train.evaluate import evaluate
-from nnsee.train.fit import FitResult, fit
-from nnsee.train.run import save_run
+from nnsee.train.fit import fit
 
 DEFAULT_PER_CLASS = (40, 200)
 DEFAULT_L2 = (0.0, 0.03, 0.3)
@@ -221,12 +220,11 @@ def overfit_study(
                                  standardize=standardize, seed=seed)
             torch.manual_seed(seed)  # the same initial weights for every run
             model = build_model("mlp", data.shape, len(data.class_names), hidden=[hidden], activation=activation)
-            result = fit(model, subset, config, progress=progress)
+            run_dir = out_dir / run_name(size, l2) if out_dir is not None else None
+            # Study runs are never resumed: written once, at the end, without resume state.
+            result = fit(model, subset, config, run_dir, save="end", progress=progress)
             if result.status == "interrupted":  # fit caught Ctrl-C: stop the whole study, not just this run
                 raise KeyboardInterrupt
-            run_dir = out_dir / run_name(size, l2) if out_dir is not None else None
-            if run_dir is not None:
-                _save_final_run(run_dir, result, subset, config)
             weights = first_layer_weights(result.model, data.shape)
             train_accuracy = evaluate(result.model, subset.train, result.standardizer)["accuracy"]
             val_accuracy = result.metrics["val"]["accuracy"]
@@ -254,28 +252,6 @@ def overfit_study(
         out_dir.mkdir(parents=True, exist_ok=True)
         study.to_json(out_dir / "study.json")
     return study
-
-
-def _save_final_run(run_dir: Path, result: FitResult, data: Splits, config: TrainConfig) -> None:
-    """The run folder of the finished run (``run.json`` as fit writes it, and the weights), without ``state.pt``.
-
-    fit's per-epoch checkpoint keeps L-BFGS's history for resuming: ~41 MB rewritten every epoch for a 300-unit
-    MLP on 28×28 images, which made the default study twice as slow and 250 MB large. Study runs are not
-    resumed, so each is written once, at the end.
-    """
-    meta = {
-        "model": model_spec(result.model),
-        "data": data.spec,
-        "standardization": result.standardizer.to_dict(),
-        "class_names": list(data.class_names),
-        "input_shape": list(data.shape),
-        "config": config.to_dict(),
-        "history": result.history,
-        "metrics": result.metrics,
-        "epoch": result.epoch,
-        "status": result.status,
-    }
-    save_run(run_dir, result.model, meta)
 
 
 def _finite(x: float) -> float | None:

@@ -36,6 +36,7 @@ def test_one_run_per_size_and_l2_with_its_curve_weights_and_scores(tiny_study: t
         assert r.noisiness == pytest.approx(noisiness(r.incoming_weights)) and r.noisiness["n"] == 8
         assert 1 <= r.min_val_loss_epoch <= 3
         assert r.run_dir == out / r.name and (r.run_dir / "run.json").is_file()
+        assert not (r.run_dir / "state.safetensors").exists()  # study runs are written once, without resume state
         run = load_run(r.run_dir)
         assert run.config["l2"] == r.l2 and run.history["val_loss"] == r.history["val_loss"]
         assert run.metrics["val"]["accuracy"] == r.val_accuracy

@@ -11,7 +11,7 @@ import torch
 from tiny import make_splits
 
 from nnsee.data.imageset import ImageSet, Splits
-from nnsee.errors import TrainingError
+from nnsee.errors import RunError, TrainingError
 from nnsee.models import build_model
 from nnsee.train import TrainConfig, fit, load_run, resume
 
@@ -221,3 +221,51 @@ def test_snapshots_are_kept_at_the_epochs_asked_for(tiny_splits: Splits, tmp_pat
     fit(_model(tiny_splits), tiny_splits, TrainConfig(epochs=3, batch_size=8, snapshots=[0, 2, 9]), tmp_path / "run",
         progress=False)
     assert sorted(list_snapshots(tmp_path / "run")) == [0, 2]
+
+
+# ---------------------------------------------------------------------------------------------- save policy
+
+
+def test_save_at_the_end_writes_the_run_once_without_resume_state(
+    tiny_splits: Splits, tmp_path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import importlib
+
+    fit_module = importlib.import_module("nnsee.train.fit")  # the package attribute `fit` is the function
+
+    saves: list[bool] = []
+    real_save_run = fit_module.save_run
+
+    def counting_save_run(path, model, meta, state=None):  # noqa: ANN001, ANN202
+        saves.append(state is not None)
+        return real_save_run(path, model, meta, state)
+
+    monkeypatch.setattr(fit_module, "save_run", counting_save_run)
+    config = TrainConfig(epochs=3, batch_size=8, snapshots=[0, 2])
+    every = fit(_model(tiny_splits), tiny_splits, config, tmp_path / "every", progress=False)
+    assert saves == [True] * 5  # before training, after each epoch, at the end
+    saves.clear()
+    end = fit(_model(tiny_splits), tiny_splits, config, tmp_path / "end", save="end", progress=False)
+    assert saves == [False]
+    assert sorted(p.name for p in (tmp_path / "end").iterdir()) == ["model.safetensors", "run.json", "snapshots"]
+    run = load_run(tmp_path / "end")
+    assert run.snapshot_epochs == [0, 2] and run.meta["status"] == "completed"
+    timeless = {k: v for k, v in load_run(tmp_path / "every").history.items() if k != "seconds"}
+    assert {k: v for k, v in run.history.items() if k != "seconds"} == timeless and end.metrics == every.metrics
+    _assert_bitwise_equal(_weights(run.model), _weights(every.model))
+    with pytest.raises(RunError, match="no resume state"):
+        run.state()
+
+
+def test_save_at_the_end_interrupted_writes_no_run(tiny_splits: Splits, tmp_path, capsys) -> None:
+    wrapped = _InterruptAt(_model(tiny_splits), at_call=20)
+    result = fit(wrapped, tiny_splits, TrainConfig(epochs=4, batch_size=8), tmp_path / "run", save="end",
+                 progress=False)
+    assert result.status == "interrupted" and not (tmp_path / "run" / "run.json").exists()
+    assert "was not written" in capsys.readouterr().err
+
+
+def test_unknown_save_policy_is_refused(tiny_splits: Splits, tmp_path) -> None:
+    with pytest.raises(TrainingError, match=r"save policy must be one of every-epoch, end; got 'never'"):
+        fit(_model(tiny_splits), tiny_splits, TrainConfig(epochs=1), tmp_path / "run", save="never")
+    assert not (tmp_path / "run").exists()
