@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from nnsee.errors import TrainingError
+from nnsee.errors import TrainingError, not_one_of
 
 OPTIMIZERS = ("sgd", "adam", "lbfgs")
 DEFAULT_LR = {"sgd": 0.05, "adam": 1e-3, "lbfgs": 1.0}
@@ -37,11 +37,9 @@ class TrainConfig:
 
     def __post_init__(self) -> None:
         if self.optimizer not in OPTIMIZERS:
-            raise TrainingError(f"unknown optimizer {self.optimizer!r}; choose one of {', '.join(OPTIMIZERS)}")
+            raise TrainingError(not_one_of("the optimizer", self.optimizer, OPTIMIZERS))
         if self.standardize not in STANDARDIZE_MODES:
-            raise TrainingError(
-                f"unknown standardization {self.standardize!r}; choose one of {', '.join(STANDARDIZE_MODES)}"
-            )
+            raise TrainingError(not_one_of("the standardization", self.standardize, STANDARDIZE_MODES))
         if self.lr is None:
             self.lr = DEFAULT_LR[self.optimizer]
         checks = [
