@@ -17,7 +17,7 @@ from pathlib import Path
 
 from nnsee.data.idx import load_idx_pair
 from nnsee.data.imageset import ImageSet
-from nnsee.errors import DataError
+from nnsee.errors import DataError, not_one_of
 
 #: The four standard IDX file names, without ``.gz``.
 TRAIN_IMAGES, TRAIN_LABELS = "train-images-idx3-ubyte", "train-labels-idx1-ubyte"
@@ -202,7 +202,7 @@ def load_named(
     """
     key = name.lower().replace("_", "-")
     if key not in NAMED_SETS:
-        raise DataError(f"unknown named data set {name!r}; known: {', '.join(NAMED_SETS)}")
+        raise DataError(not_one_of("the named data set", name, NAMED_SETS))
     ds = NAMED_SETS[key]
     looked: list[str] = []
     for label, folder in _candidate_folders(key, data_dir):

@@ -18,7 +18,7 @@ from typing import Any
 
 import numpy as np
 
-from nnsee.errors import DataError
+from nnsee.errors import DataError, not_one_of
 
 MODES = ("image", "pixel", "none")
 _STD_FLOOR = 1e-8
@@ -50,7 +50,7 @@ class Standardizer:
 
     def __init__(self, mode: str = "image") -> None:
         if mode not in MODES:
-            raise DataError(f"standardize mode must be one of {', '.join(MODES)}, got {mode!r}")
+            raise DataError(not_one_of("standardize mode", mode, MODES))
         self.mode = mode
         self.mean: np.ndarray | None = None  # pixel mode: (C, H, W)
         self.std: np.ndarray | None = None

@@ -17,6 +17,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from nnsee.errors import not_one_of
 from nnsee.methods.base import (
     MethodError,
     dense_stages,
@@ -115,7 +116,7 @@ def explain_mlp(
     ``|h_j|``. Ties go to the lower unit. ``top`` is capped at U.
     """
     if rank_by not in RANKINGS:
-        raise MethodError(f"rank_by must be one of {', '.join(RANKINGS)}, got {rank_by!r}")
+        raise MethodError(not_one_of("rank_by", rank_by, RANKINGS))
     if top < 1:
         raise MethodError(f"top must be at least 1, got {top}")
     shape = resolve_input_shape(model, input_shape)

@@ -18,6 +18,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from nnsee.errors import not_one_of
 from nnsee.methods.base import (
     MethodError,
     Stage,
@@ -275,7 +276,7 @@ def unit_cards(
     Top images come from ``images_std_train``, ablation from the validation images and labels.
     """
     if sort_by not in SORT_KEYS:
-        raise MethodError(f"sort_by must be one of {', '.join(SORT_KEYS)}, got {sort_by!r}")
+        raise MethodError(not_one_of("sort_by", sort_by, SORT_KEYS))
     what = "unit cards"
     shape = tuple(np.shape(images_std_train)[1:])
     stages = dense_stages(model, shape, what)

@@ -7,7 +7,7 @@ from math import prod
 
 from torch import nn
 
-from nnsee.errors import TrainingError
+from nnsee.errors import TrainingError, not_one_of
 
 ACTIVATIONS: dict[str, type[nn.Module]] = {"tanh": nn.Tanh, "relu": nn.ReLU, "sigmoid": nn.Sigmoid}
 MAX_HIDDEN = 65536
@@ -38,7 +38,7 @@ class MLP(nn.Sequential):
                     "for no hidden layer use --model softmax"
                 )
         if activation not in ACTIVATIONS:
-            raise TrainingError(f"unknown activation {activation!r}; choose one of {', '.join(ACTIVATIONS)}")
+            raise TrainingError(not_one_of("activation", activation, ACTIVATIONS))
         self.add_module("flatten", nn.Flatten())
         width = prod(input_shape)
         for i, h in enumerate(hidden, start=1):

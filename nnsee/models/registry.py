@@ -7,7 +7,7 @@ from typing import Any
 
 from torch import nn
 
-from nnsee.errors import TrainingError
+from nnsee.errors import TrainingError, not_one_of
 from nnsee.models.cnn import CNN
 from nnsee.models.mlp import MLP
 from nnsee.models.softmax import SoftmaxRegression
@@ -23,7 +23,7 @@ def register_model(name: str, factory: Callable[..., nn.Module]) -> None:
 def build_model(name: str, input_shape: Sequence[int], n_classes: int, **options: Any) -> nn.Module:
     """Build the model called ``name`` for images of ``input_shape`` (C, H, W) and ``n_classes`` classes."""
     if name not in MODELS:
-        raise TrainingError(f"unknown model {name!r}; choose one of {', '.join(sorted(MODELS))}")
+        raise TrainingError(not_one_of("model", name, sorted(MODELS)))
     if n_classes < 2:
         raise TrainingError(
             f"a classifier needs at least 2 classes, the data has {n_classes}; add a folder per class"

@@ -40,7 +40,7 @@ def test_saliency_single_image_keeps_train_mode_and_checks_arguments():
     x = random_images(1, (1, 10, 10))[0]
     assert saliency(model, x, 0).shape == (1, 1, 10, 10)
     assert model.training
-    with pytest.raises(MethodError, match="reduce must be one of max, none, got 'sum'"):
+    with pytest.raises(MethodError, match="reduce must be one of max, none; got 'sum'"):
         saliency(model, x, 0, reduce="sum")
     with pytest.raises(MethodError, match="output must be one of logit, softmax"):
         saliency(model, x, 0, output="prob")

@@ -76,7 +76,7 @@ def test_not_found_says_where_and_how(isolated):
 
 
 def test_unknown_name():
-    with pytest.raises(DataError, match="known: fashion-mnist, mnist"):
+    with pytest.raises(DataError, match="must be one of fashion-mnist, mnist"):
         load_named("cifar")
 
 

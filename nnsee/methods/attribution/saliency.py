@@ -16,6 +16,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from nnsee.errors import not_one_of
 from nnsee.methods.attribution.target import as_input, gradient
 from nnsee.methods.base import MethodError, to_numpy
 
@@ -26,7 +27,7 @@ def saliency(model: nn.Module, x: np.ndarray | torch.Tensor, target: int | Seque
              output: str = "logit", reduce: str = "max") -> np.ndarray:
     """``|∂f_target/∂x|``: ``(N, 1, H, W)`` maxed over channels (``reduce="max"``) or ``(N, C, H, W)`` (``"none"``)."""
     if reduce not in REDUCTIONS:
-        raise MethodError(f"reduce must be one of {', '.join(REDUCTIONS)}, got {reduce!r}")
+        raise MethodError(not_one_of("reduce", reduce, REDUCTIONS))
     grad, _ = gradient(model, as_input(x, model), target, output)
     grad = grad.abs()
     if reduce == "max":
