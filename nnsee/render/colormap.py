@@ -1,9 +1,9 @@
 """Arrays to RGB pixels: a diverging lookup table for signed maps, grayscale, and RGB weights.
 
-Conventions (``DESIGN.md``, "Drawing conventions"): signed values use matplotlib's ``RdBu_r`` centred at 0 with a
-symmetric scale; 0 maps to the map's neutral centre (so all-zero weights are mid-grey, never full blue); a scale of
-0 or a non-finite scale renders everything as 0; NaN renders as :data:`NAN_RGB` (one marked pixel, never a blank
-map); +inf and -inf render as the extremes.
+The drawing conventions: signed values use matplotlib's ``RdBu_r`` (diverging, colour-blind safe) centred at 0 with a
+symmetric scale; 0 maps to the map's neutral centre (so all-zero weights are mid-grey, never full blue); a scale of 0
+or a non-finite scale renders everything as 0; NaN renders as :data:`NAN_RGB` (one marked pixel, never a blank map);
++inf and -inf render as the extremes.
 """
 
 from __future__ import annotations

@@ -97,12 +97,13 @@ def functional_cnn(c: int = 1, seed: int = 0) -> FunctionalCNN:
 
 def captum_occlusion64(model: nn.Module, x: torch.Tensor, window: tuple[int, int, int],
                        stride: tuple[int, int, int], target: object) -> np.ndarray:
-    """Captum's occlusion in the model's dtype. Captum's ``Occlusion`` divides by the window counts after
-    ``.float()`` (``feature_ablation.py``), so its maps are float32 even for a float64 model: here each window's drop
-    ``f(x) − f(x_occluded)`` comes from Captum's ``FeatureAblation`` (the window one feature, baseline 0), and the
-    drops are averaged over the windows covering each element (PEERS.md: sum ÷ count). Windows whose indices agree
-    modulo ``ceil(w / s)`` along every axis never overlap, so each such group is one ``FeatureAblation`` call (the
-    elements no window of the group covers form one more feature, left out of the sums)."""
+    """Captum's occlusion in the model's dtype. Captum's ``Occlusion`` divides by the window counts after ``.float()``
+    (``feature_ablation.py``), so its maps are float32 even for a float64 model: here each window's drop ``f(x) −
+    f(x_occluded)`` comes from Captum's ``FeatureAblation`` (the window one feature, baseline 0), and the drops are
+    averaged over the windows covering each element (Captum keeps a per-element count of covering windows and returns
+    sum ÷ count). Windows whose indices agree modulo ``ceil(w / s)`` along every axis never overlap, so each such group
+    is one ``FeatureAblation`` call (the elements no window of the group covers form one more feature, left out of the
+    sums)."""
     from captum.attr import FeatureAblation
 
     starts = [list(range(0, max(d - w, 0) + s, s)) for d, w, s in zip(x.shape[1:], window, stride, strict=True)]

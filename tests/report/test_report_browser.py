@@ -1,4 +1,5 @@
-"""Open a real report from disk in headless Chromium with the network blocked (RELIABILITY.md item 17)."""
+"""Open a real report from disk in headless Chromium with the network blocked (every request that is not ``file:`` or
+``data:`` aborted): zero requests, zero page errors, escaped class names."""
 
 from __future__ import annotations
 

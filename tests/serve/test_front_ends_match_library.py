@@ -156,7 +156,8 @@ def test_cli_contributions_equal_the_library(serve_runs: dict[str, Path], image_
             _close([u["votes"][n] for n in HOSTILE_NAMES], last[:, j] * h[j])
 
 
-# The page: its maps come as PNG tiles on RdBu_r with a symmetric scale (DESIGN.md, "Drawing conventions").
+# The page: its maps come as PNG tiles on RdBu_r centred at 0 with a symmetric scale (the drawing conventions of
+# nnsee.render.colormap).
 
 def _tile(uri: str, side: int = SIDE) -> np.ndarray:
     """One value per pixel of the map, in [-1, 1], read back from a tile (nearest upscale) via matplotlib's RdBu_r."""

@@ -1,5 +1,6 @@
-"""The live page in headless Chromium (BROWSER.md): draw, see the prediction; click a unit, see its card; upload a
-PNG; compare two runs. No page errors, no request outside 127.0.0.1; screenshots in test-artifacts/."""
+"""The live page in headless Chromium (Debian's, driven by Playwright for Python; no browser download): draw, see the
+prediction; click a unit, see its card; upload a PNG; compare two runs. No page errors, no request outside 127.0.0.1;
+screenshots in test-artifacts/."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""A bounded load test on loopback (RELIABILITY.md): N explanations at concurrency 8 under a hard 60 s cap, zero 5xx,
+"""A bounded load test on loopback: N explanations at concurrency 8 under a hard 60 s cap, zero 5xx,
 p50/p95 reported, and the server's RSS growth over the second half (a leak check)."""
 
 from __future__ import annotations

@@ -1,4 +1,7 @@
-"""Every refusal of RELIABILITY.md item 18, against the real server with raw requests (nothing normalized)."""
+"""Every refusal the server owes, against the real server with raw requests (nothing normalized): a foreign Host 400,
+a body over 2 MiB 413, a wrong content type 415, empty / garbage / truncated / GIF bodies and a PNG bomb 400, path
+traversal (``/static/../app.py``, ``%2e%2e``, ``..%2f``, ``../../../../etc/passwd``) 404, a foreign Origin on a
+state-changing route 403."""
 
 from __future__ import annotations
 
