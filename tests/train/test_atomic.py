@@ -102,7 +102,7 @@ def _savers(tmp_path: Path) -> dict[str, tuple[Path, Callable[[Path], object]]]:
     return {
         "text": (tmp_path / "x.json", lambda p: atomic_write_text(p, "new" * 100)),
         "weights": (tmp_path / "model.safetensors", lambda p: save_weights(p, model, {"class_names": ["a"] * 3})),
-        "state": (tmp_path / "state.pt", lambda p: save_state(p, {"epoch": 1, "model": model.state_dict()})),
+        "state": (tmp_path / "state.safetensors", lambda p: save_state(p, {"epoch": 1, "model": model.state_dict()})),
         "run": (
             tmp_path / "run" / "model.safetensors",
             lambda p: save_run(p.parent, model, {"class_names": list("abc")}),
