@@ -19,7 +19,7 @@ from nnsee.methods.dataset_views.top_images import auto_batch_size, top_images_p
 from nnsee.models.cnn import CNN
 from nnsee.train.config import TrainConfig
 from nnsee.train.fit import fit
-from nnsee.train.run import list_snapshots, load_run, load_snapshot
+from nnsee.train.run import load_run
 
 
 def reference_topk(acts: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -149,7 +149,7 @@ def test_features_over_training(tmp_path) -> None:  # noqa: ANN001
     model = CNN((1, 12, 12), 3, channels=(3, 4), kernel=3)
     fit(model, data, TrainConfig(epochs=2, batch_size=4, snapshots=[0, 2]), tmp_path, progress=False)
     run = load_run(tmp_path)
-    snaps = {epoch: load_snapshot(tmp_path, epoch) for epoch in list_snapshots(tmp_path)}
+    snaps = {epoch: run.snapshot_state(epoch) for epoch in run.snapshot_epochs}
     transform = run.standardizer.transform
     views = features_over_training(run.model, snaps, data.train.images, "conv2", k=4, transform=transform)
     assert list(views) == [0, 2]

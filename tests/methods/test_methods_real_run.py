@@ -15,7 +15,6 @@ from nnsee.methods import (
 )
 from nnsee.models import MLP, SoftmaxRegression
 from nnsee.train import TrainConfig, fit, load_run
-from nnsee.train.run import list_snapshots, load_snapshot
 
 EPS32 = float(np.finfo(np.float32).eps)  # 2u: twice float32's unit roundoff
 
@@ -85,7 +84,7 @@ def test_softmax_run_templates_and_contributions(softmax_run, digits):
 
 def snapshot_weights(run) -> dict[int, dict[str, torch.Tensor]]:  # noqa: ANN001
     """``{epoch: state_dict}`` of every snapshot of a loaded run, as the report passes them to the views."""
-    return {epoch: load_snapshot(run.path, epoch) for epoch in list_snapshots(run.path)}
+    return {epoch: run.snapshot_state(epoch) for epoch in run.snapshot_epochs}
 
 
 def test_softmax_run_evolution(softmax_run):

@@ -111,17 +111,14 @@ def _occlusion(inp: ReportInput, layer: str, n: int) -> dict[str, Any] | None:
 
 def _evolution(inp: ReportInput, layer: str) -> dict[str, Any] | None:
     from nnsee.methods.dataset_views.feature_evolution import features_over_training
-    from nnsee.train.run import list_snapshots, load_snapshot
 
     run = inp.run
-    epochs = list(list_snapshots(run.path))
-    if len(epochs) < 2:
+    if len(run.snapshot_epochs) < 2:
         return None
-    expect = {name: tuple(v.shape) for name, v in run.model.state_dict().items()}
-    snapshots = {epoch: load_snapshot(run.path, epoch, expect_shapes=expect) for epoch in epochs}
-    transform = run.standardizer.transform if run.standardizer is not None else None
+    snapshots = {epoch: run.snapshot_state(epoch) for epoch in run.snapshot_epochs}
     subset = inp.splits.train.images[: min(len(inp.splits.train), 2000)]
-    by_epoch = features_over_training(run.model, snapshots, subset, layer, k=1, projections=True, transform=transform)
+    by_epoch = features_over_training(run.model, snapshots, subset, layer, k=1, projections=True,
+                                      transform=run.standardize)
     epochs = sorted(by_epoch)
     channels = min(8, by_epoch[epochs[-1]].topk.values.shape[0])
     up = max(2, upscale_for(inp.shape, 56))

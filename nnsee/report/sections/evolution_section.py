@@ -8,13 +8,11 @@ from typing import Any
 from nnsee.methods import MethodError, templates_over_training
 from nnsee.render import animated_gif, data_uri, grid, symmetric_scale, weight_tile
 from nnsee.report.sections.common import ReportInput, upscale_for
-from nnsee.train.run import list_snapshots, load_snapshot
 
 
 def evolution_section(inp: ReportInput, n_units: int = 10) -> dict[str, Any] | None:
     run = inp.run
-    expect = {name: tuple(v.shape) for name, v in run.model.state_dict().items()}
-    snapshots = {epoch: load_snapshot(run.path, epoch, expect_shapes=expect) for epoch in list_snapshots(run.path)}
+    snapshots = {epoch: run.snapshot_state(epoch) for epoch in run.snapshot_epochs}
     try:
         frames_by_epoch = templates_over_training(run.model, snapshots, run.input_shape, n_units=n_units)
     except MethodError as exc:
