@@ -88,8 +88,12 @@ def _read(
     path: Path,
     missing: str,
     check: Callable[[dict[str, str], dict[str, list[int]]], None] | None = None,
+    invalid: Callable[[str], RunError] | None = None,
 ) -> tuple[StateDict, dict[str, str]]:
-    """A safetensors file's tensors (CPU) and metadata; ``check(metadata, shapes)`` runs before any tensor is read."""
+    """A safetensors file's tensors (CPU) and metadata; ``check(metadata, shapes)`` runs before any tensor is read.
+
+    A malformed file raises ``invalid(why)`` (default: "PATH is not a valid safetensors file: why").
+    """
     from safetensors import safe_open
 
     try:
@@ -103,9 +107,12 @@ def _read(
         raise
     except FileNotFoundError:
         raise RunError(f"{path} does not exist; {missing}") from None
-    except Exception as exc:  # safetensors' SafetensorError, OSError, ...
+    except OSError as exc:
+        raise RunError(f"could not read {path}: {exc.strerror or exc}") from exc
+    except Exception as exc:  # safetensors' SafetensorError (its layout checks), ...
         hint = " (is it a pickle/torch file renamed .safetensors?)" if _head(path)[:1] in (b"P", b"\x80") else ""
-        raise RunError(f"{path} is not a valid safetensors file: {_one_line(exc)}{hint}") from exc
+        why = f"{_one_line(exc)}{hint}"
+        raise (invalid(why) if invalid else RunError(f"{path} is not a valid safetensors file: {why}")) from exc
 
 
 # ---------------------------------------------------------------------------------------------- weights
@@ -319,10 +326,9 @@ def load_state(path: str | os.PathLike[str]) -> dict[str, Any]:
     if head == b"PK" or head[:1] == b"\x80":
         state = _load_legacy_state(path)
     else:
-        try:
-            tensors, metadata = _read(path, "this run has no resume state")
-        except RunError as exc:
-            raise _refused(path, str(exc).replace(f"{path} ", "", 1)) from exc
+        tensors, metadata = _read(
+            path, "this run has no resume state", invalid=lambda why: _refused(path, f"not safetensors ({why})")
+        )
         version = metadata.get("nnsee_state_version")
         if version not in (str(v) for v in range(1, STATE_FORMAT_VERSION + 1)):
             raise _refused(path, f"its nnsee_state_version is {version!r}, this nnsee reads 1-{STATE_FORMAT_VERSION}")

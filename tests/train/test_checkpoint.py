@@ -452,3 +452,11 @@ def test_bad_state_file_refused_in_one_line(tmp_path: Path, case: str) -> None:
     with pytest.raises(RunError, match="refused") as info:
         load_state(path)
     assert str(path) in str(info.value) and "\n" not in str(info.value)
+
+
+def test_a_folder_in_place_of_the_file_cannot_be_read(tmp_path: Path) -> None:
+    for name, load in (("model.safetensors", load_weights), ("state.safetensors", load_state)):
+        (tmp_path / name).mkdir()
+        with pytest.raises(RunError, match="could not read") as info:
+            load(tmp_path / name)
+        assert str(tmp_path / name) in str(info.value) and "malicious" not in str(info.value)
