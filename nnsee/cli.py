@@ -417,7 +417,7 @@ def maximize(run: Path, target: str, steps: int, out: Path | None) -> None:
 @_friendly_errors
 def demo(out: Path, fashion: bool | None) -> None:
     """The main job: built-in digits -> softmax and MLP -> reports, an overfitting study, and Fashion-MNIST."""
-    from nnsee.studies.demo import run_demo
+    from nnsee.demo import run_demo
 
     run_demo(out, fashion=fashion, say=click.echo)
     index = (out / "index.html").resolve()

@@ -9,8 +9,8 @@ For ``n`` noise draws ``ε_s ~ N(0, σ² I)`` and a gradient method ``a`` (salie
 which is Captum's ``NoiseTunnel(method).attribute(x, nt_type=kind, nt_samples=n, stdevs=σ, target=t)`` given the same
 noise. The noise level follows the paper: ``σ = noise_level × (max x − min x)`` of each image (0.10–0.20 recommended;
 default 0.15); ``stdev=`` gives an absolute σ instead (Captum's ``stdevs``, default 1.0 there). The noise is drawn
-from a seeded generator one sample at a time, so the maps do not depend on how the copies are batched, and the
-global random state is left alone.
+from a seeded generator one sample at a time, in float64 on the CPU, so the maps depend neither on how the copies
+are batched nor on the model's device and dtype (beyond rounding), and the global random state is left alone.
 """
 
 from __future__ import annotations
@@ -87,7 +87,8 @@ def _noise_source(xt: torch.Tensor, samples: int, noise_level: float, stdev: flo
         sigma = torch.full((len(xt), *[1] * (xt.ndim - 1)), float(stdev), dtype=xt.dtype, device=xt.device)
     generator = torch.Generator().manual_seed(int(seed))
     shape = tuple(xt.shape)
-    return lambda _s: torch.randn(shape, generator=generator, dtype=xt.dtype).to(xt.device) * sigma
+    # drawn in float64 on the CPU whatever the model's dtype and device: the same noise for a float32 copy on a GPU
+    return lambda _s: torch.randn(shape, generator=generator, dtype=torch.float64).to(xt.device, xt.dtype) * sigma
 
 
 def smoothgrad(model: nn.Module, x: np.ndarray | torch.Tensor, target: Any, output: str = "logit",
