@@ -30,8 +30,8 @@ def view_names(model: nn.Module | None = None, input_shape: Sequence[int] | None
     """``contributions`` and every registered method; with ``model``, only those that apply to it."""
     if model is None:
         return (CONTRIBUTIONS, *METHODS)
-    dense = capabilities(model, input_shape).templates
-    return ((CONTRIBUTIONS,) if dense else ()) + tuple(applicable(model, input_shape))
+    exact = capabilities(model, input_shape).contributions
+    return ((CONTRIBUTIONS,) if exact else ()) + tuple(applicable(model, input_shape))
 
 
 @dataclass(frozen=True)

@@ -42,7 +42,12 @@ class Capabilities:
 
     @property
     def templates(self) -> bool:
-        """Class templates (``W[k]``, or the effective ``W_out W_1`` through one hidden layer) can be drawn."""
+        """Class templates: ``W[k]`` (exact, one layer) or the effective ``(W_L ⋯ W_1)[k]`` of a deeper chain."""
+        return self.dense_chain
+
+    @property
+    def contributions(self) -> bool:
+        """The exact dot-product view of one input: softmax regression, or one hidden layer (units' votes)."""
         return self.dense_layers in (1, 2)
 
     @property
@@ -58,6 +63,15 @@ class Capabilities:
     @property
     def last_conv(self) -> str | None:
         return self.conv_layers[-1] if self.conv_layers else None
+
+    def describe(self) -> str:
+        """What the model is, for messages: ``"a fully connected chain with 1 hidden layer (fc1)"`` and the like."""
+        if self.dense_chain:
+            hidden = len(self.hidden_layers)
+            names = f" ({', '.join(self.hidden_layers)})" if hidden else ""
+            return f"a fully connected chain with {hidden} hidden layer{'s' if hidden != 1 else ''}{names}"
+        convs = f" with conv layers {', '.join(self.conv_layers)}" if self.conv_layers else ""
+        return f"not a fully connected chain (Flatten, Linear layers, elementwise activations){convs}"
 
     @property
     def kind(self) -> str:

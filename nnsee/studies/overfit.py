@@ -35,6 +35,7 @@ from nnsee.data.imageset import ImageSet, Splits
 from nnsee.errors import DataError
 from nnsee.io import atomic_write_text
 from nnsee.methods.noisiness import noisiness
+from nnsee.models.dense_chain import dense_stages
 from nnsee.models.registry import build_model
 from nnsee.train.config import TrainConfig
 from nnsee.train.evaluate import evaluate
@@ -166,12 +167,11 @@ def stratified_subset(data: ImageSet, per_class: int, seed: int = 0) -> np.ndarr
 
 
 def first_layer_weights(model: nn.Module, input_shape: Sequence[int]) -> np.ndarray:
-    """The first ``nn.Linear``'s weights as images: float32 (U, C, H, W), unit ``j``'s row reshaped."""
-    for module in model.modules():
-        if isinstance(module, nn.Linear):
-            w = module.weight.detach().float().cpu().numpy()
-            return w.reshape(w.shape[0], *input_shape).copy()
-    raise TypeError(f"{type(model).__name__} has no linear layer whose incoming weights are images")
+    """The first layer's weights as images: float32 (U, C, H, W), unit ``j``'s row ``W_1[j]`` reshaped (the dense-chain
+    reader finds the layer, whatever its name; MethodError for a model that is not a fully connected chain)."""
+    first = dense_stages(model, input_shape, "the overfitting study")[0].linear
+    w = first.weight.detach().float().cpu().numpy()
+    return w.reshape(w.shape[0], *input_shape).copy()
 
 
 def overfit_study(

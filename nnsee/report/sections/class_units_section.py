@@ -6,18 +6,19 @@ from typing import Any
 
 import numpy as np
 
-from nnsee.methods import MethodError, class_view
+from nnsee.methods import class_view
 from nnsee.render import data_uri, symmetric_scale, weight_tile
 from nnsee.report.sections.common import ReportInput, upscale_for
 
 
 def class_units_section(inp: ReportInput, top: int = 9) -> dict[str, Any] | None:
     model, shape = inp.run.model, inp.shape
-    try:
-        views = [class_view(model, k, shape, top=top) for k in range(len(inp.class_names))]
-    except MethodError as exc:
-        inp.notes.append(f"class → units: {exc}")
+    if not inp.caps.one_hidden_layer:
+        inp.notes.append(f"class → units: it needs one hidden layer between the image and the classes; this model "
+                         f"is {inp.caps.describe()}")
         return None
+    layer = inp.caps.hidden_layers[0]
+    views = [class_view(model, k, shape, layer=layer, top=top) for k in range(len(inp.class_names))]
     unit_scale = symmetric_scale(np.concatenate([v.incoming for v in views if len(v.units)] or [np.zeros(1)]))
     template_scale = symmetric_scale(np.stack([v.effective_template for v in views]))
     upscale, small = upscale_for(shape, 84), upscale_for(shape, 56)

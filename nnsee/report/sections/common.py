@@ -10,6 +10,7 @@ from typing import Any
 import numpy as np
 
 from nnsee.data.imageset import Splits
+from nnsee.models.capabilities import Capabilities, capabilities
 from nnsee.render import data_uri, image_tile, mosaic, weight_tile
 from nnsee.train.run import Run
 
@@ -32,6 +33,11 @@ class ReportInput:
     @property
     def shape(self) -> tuple[int, int, int]:
         return tuple(self.run.input_shape or self.splits.shape)  # type: ignore[return-value]
+
+    @cached_property
+    def caps(self) -> Capabilities:
+        """What the model offers the sections, read once from its modules."""
+        return capabilities(self.run.model, self.shape)
 
     @cached_property
     def train_std(self) -> np.ndarray:

@@ -5,19 +5,21 @@ from __future__ import annotations
 import base64
 from typing import Any
 
-from nnsee.methods import MethodError, templates_over_training
+from nnsee.methods import templates_over_training
 from nnsee.render import animated_gif, data_uri, grid, symmetric_scale, weight_tile
 from nnsee.report.sections.common import ReportInput, upscale_for
 
 
 def evolution_section(inp: ReportInput, n_units: int = 10) -> dict[str, Any] | None:
     run = inp.run
-    snapshots = {epoch: run.snapshot_state(epoch) for epoch in run.snapshot_epochs}
-    try:
-        frames_by_epoch = templates_over_training(run.model, snapshots, run.input_shape, n_units=n_units)
-    except MethodError as exc:
-        inp.notes.append(f"evolution: {exc}")
+    if not run.snapshot_epochs:
         return None
+    if not inp.caps.dense_chain:
+        inp.notes.append(f"evolution: the weight images need a fully connected chain (its first layer's rows are "
+                         f"images); this model is {inp.caps.describe()}")
+        return None
+    snapshots = {epoch: run.snapshot_state(epoch) for epoch in run.snapshot_epochs}
+    frames_by_epoch = templates_over_training(run.model, snapshots, run.input_shape, n_units=n_units)
     if not frames_by_epoch:
         return None
     scale = symmetric_scale(list(frames_by_epoch.values()))

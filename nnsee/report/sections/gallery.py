@@ -6,7 +6,6 @@ from typing import Any
 
 import numpy as np
 
-from nnsee.methods import MethodError
 from nnsee.methods.base import softmax
 from nnsee.methods.one_image import CONTRIBUTIONS, explain_image
 from nnsee.render import bar_chart_svg, data_uri, symmetric_scale, weight_tile
@@ -34,16 +33,16 @@ def pick_gallery(probabilities: np.ndarray, labels: np.ndarray, n: int) -> list[
 def gallery_section(inp: ReportInput) -> dict[str, Any] | None:
     if len(inp.splits.test) == 0:
         return None
+    if not inp.caps.contributions:
+        inp.notes.append(f"why this score: the exact contributions need softmax regression or one hidden layer; this "
+                         f"model is {inp.caps.describe()} (nnsee explain --method shows its attribution maps)")
+        return None
     model, names = inp.run.model, inp.class_names
     probabilities = softmax(predict_logits(model, inp.test_std))
     upscale, small = upscale_for(inp.shape, 84), upscale_for(inp.shape, 56)
     items = []
     for index, why in pick_gallery(probabilities, inp.splits.test.labels, inp.gallery):
-        try:
-            shown = explain_image(model, inp.test_std[index], CONTRIBUTIONS, input_shape=inp.shape)
-        except MethodError as exc:
-            inp.notes.append(f"why this score: {exc}")
-            return None
+        shown = explain_image(model, inp.test_std[index], CONTRIBUTIONS, input_shape=inp.shape)
         e, panels = shown.dot, {p.index: p for p in shown.panels}
         true, predicted = int(inp.splits.test.labels[index]), shown.predicted
         item: dict[str, Any] = {

@@ -6,21 +6,19 @@ from typing import Any
 
 import numpy as np
 
-from nnsee.methods import MethodError, class_templates, effective_templates
+from nnsee.methods import class_templates, effective_templates
 from nnsee.render import colorbar, data_uri, grid, png_bytes, symmetric_scale, weight_tile
 from nnsee.report.sections.common import ReportInput, upscale_for
 
 
 def templates_section(inp: ReportInput) -> dict[str, Any] | None:
     model, shape = inp.run.model, inp.shape
-    try:
-        weights, exact = class_templates(model, shape), True
-    except MethodError:
-        try:
-            weights, exact = effective_templates(model, shape), False
-        except MethodError as exc:
-            inp.notes.append(f"class templates: {exc}")
-            return None
+    if not inp.caps.templates:
+        inp.notes.append(f"class templates: effective templates applies to fully connected chains; this model is "
+                         f"{inp.caps.describe()}")
+        return None
+    exact = inp.caps.dense_layers == 1
+    weights = class_templates(model, shape) if exact else effective_templates(model, shape)
     upscale = upscale_for(shape, 112)
     shared = symmetric_scale(weights)
     tiles = []

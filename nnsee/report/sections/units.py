@@ -6,7 +6,7 @@ from typing import Any
 
 import numpy as np
 
-from nnsee.methods import MethodError, unit_cards
+from nnsee.methods import unit_cards
 from nnsee.render import bar_chart_svg, data_uri, symmetric_scale, weight_tile
 from nnsee.report.sections.common import ReportInput, images_grid_uri, upscale_for
 
@@ -19,12 +19,12 @@ def units_section(inp: ReportInput, sort_by: str | None = None) -> dict[str, Any
     """All cards, most important first (by ``sort_by``, default ``inp.sort_units``), split in pages of
     ``inp.max_units``, at most :data:`MAX_UNIT_PAGES` of them; None for models without units."""
     sort_by = inp.sort_units if sort_by is None else sort_by
-    try:
-        cards = unit_cards(inp.run.model, inp.train_std, inp.val_std, inp.splits.val.labels, inp.class_names,
-                           sort_by=sort_by)
-    except MethodError as exc:
-        inp.notes.append(f"hidden-unit cards: {exc}")
+    if not inp.caps.one_hidden_layer:
+        inp.notes.append(f"hidden-unit cards: they need one hidden layer between the image and the classes; this "
+                         f"model is {inp.caps.describe()}")
         return None
+    cards = unit_cards(inp.run.model, inp.train_std, inp.val_std, inp.splits.val.labels, inp.class_names,
+                       layer=inp.caps.hidden_layers[0], sort_by=sort_by)
     scale = symmetric_scale(np.stack([c.incoming for c in cards]))
     upscale = upscale_for(inp.shape, 84)
     small = max(1, upscale_for(inp.shape, 28))
