@@ -50,6 +50,13 @@ def _ops(out: Path) -> dict[str, tuple[str, float]]:
     return {t["name"]: (t["op"], float(t["bound"])) for s in results["sections"] for t in s["targets"]}
 
 
+def toward_bound(op: str, bound: float, before: float, after: float) -> float:
+    """How far ``after`` moved toward the target's bound from ``before``, as a share of the bound (> 0: worse)."""
+    if not bound:
+        return 0.0
+    return (after - before if op == "<=" else before - after) / abs(bound)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m benchmarks.commits", description=__doc__.splitlines()[0])
     parser.add_argument("before")
@@ -93,9 +100,7 @@ def main(argv: list[str] | None = None) -> int:
                 continue
             b, a = median(by["before"]), median(by["after"])
             change = a / b - 1 if b else 0.0
-            op, bound = ops[name]
-            against = (a - b if op == "<=" else b - a) / abs(bound) if bound else 0.0
-            flag = "  WORSE" if against > args.noise else ""
+            flag = "  WORSE" if toward_bound(*ops[name], b, a) > args.noise else ""
             if flag:
                 worse.append(name)
             print(f"{name[:72]:72s} {b:9.3f} {a:9.3f} {change:+8.1%}{flag}")

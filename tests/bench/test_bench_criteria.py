@@ -196,3 +196,13 @@ def test_an_unmeasured_value_fails_unless_skipped(value: float | None) -> None:
     assert Target("memory", value, "<=", 128.0).verdict == "FAIL"
     assert exit_status([Target("memory", value, "<=", 128.0)]) == 1
     assert Target("memory", value, "<=", 128.0, skip="--quick").verdict == "n/a"
+
+
+def test_commit_comparison_flags_only_moves_toward_the_bound_beyond_the_noise() -> None:
+    from benchmarks.commits import toward_bound
+
+    assert toward_bound("<=", 1.1, 1.00, 1.20) == pytest.approx(0.2 / 1.1)  # slower: toward a ≤ bound
+    assert toward_bound("<=", 1.1, 1.20, 1.00) < 0  # faster
+    assert toward_bound(">=", 1.7, 2.5, 2.0) == pytest.approx(0.5 / 1.7)  # less speedup: toward a ≥ bound
+    assert toward_bound(">=", 1.7, 2.0, 2.5) < 0
+    assert toward_bound("<=", 1e-5, 1e-7, 3e-7) < 0.15  # correctness noise far under its bound is no change
