@@ -25,9 +25,9 @@ from nnsee.train.run import Run
 
 
 def environment(sections: Sequence[Section] = ()) -> Environment:
-    """The report's jinja2 environment: autoescape on, the ``svg``/``num``/``pct`` filters, and the partials of
-    ``sections`` declared as source strings (the others are files in ``templates/``)."""
-    partials = {s.partial: s.template for s in sections if s.template is not None}
+    """The report's jinja2 environment: autoescape on, the ``svg``/``num``/``pct`` filters, the partials of
+    ``sections`` (their modules' ``TEMPLATE`` strings) and the page templates in ``templates/``."""
+    partials = {s.partial: s.template for s in sections}
     loader = ChoiceLoader([DictLoader(partials), PackageLoader("nnsee.report", "templates")])
     env = Environment(loader=loader, autoescape=select_autoescape(default=True))
     env.filters["svg"] = Markup  # our own SVG builders escape every text they embed

@@ -34,7 +34,7 @@ from nnsee.train.config import TrainConfig
 from nnsee.train.evaluate import evaluate
 from nnsee.train.objective import l2_penalty, objective
 from nnsee.train.optimizers import make_optimizer
-from nnsee.train.run import save_run, save_snapshot
+from nnsee.train.run import Run, save_run, save_snapshot
 
 HISTORY_KEYS = ("epoch", "train_loss", "train_accuracy", "val_loss", "val_accuracy", "l2_penalty", "seconds")
 SAVE_POLICIES = ("every-epoch", "end")
@@ -107,7 +107,7 @@ def resume(run_dir: str | Path, epochs: int | None = None, *, data: Splits | Non
     return trainer.train(until=until)
 
 
-def _check_same_data(run: Any, data: Splits) -> None:
+def _check_same_data(run: Run, data: Splits) -> None:
     if list(data.class_names) != list(run.class_names):
         raise TrainingError(
             f"cannot resume {run.path}: it was trained on classes {run.class_names}, the data has {data.class_names}"

@@ -140,3 +140,37 @@ def _sanity(inp: ReportInput, n: int = 4) -> dict[str, Any] | None:
     x = inp.test_std[:n]
     scores = randomization_check(inp.run.model, x, np.asarray(inp.splits.test.labels[:n]))
     return {"rows": [{"method": name, **values} for name, values in scores.items()], "n": len(x)}
+
+
+TEMPLATE = """\
+{% set c = sections.cnn %}
+<h2 id="cnn">What the convolutions see (Zeiler &amp; Fergus)</h2>
+<h3>First-layer filters</h3>
+<p>The {{ c.filters.count }} filters of the first convolution ({{ c.filters.shape|join('×') }} each), shared scale ±{{ c.filters.scale|num }}.</p>
+<img src="{{ c.filters.uri }}" alt="first-layer filters">
+<h3>Top 9 images per feature map of <span class="math">{{ c.layer }}</span>, and their deconvnet projections</h3>
+<p>For each feature map, the nine training images (of {{ c.top9.n_images }}, in one streaming pass) whose strongest
+activation in that map is highest, cut to the map's receptive field, and beside them the projection of that single
+activation back to pixels by the deconvnet (every other activation of the layer set to zero).
+{% if c.top9.channels > c.top9.rows|length %}The first {{ c.top9.rows|length }} of {{ c.top9.channels }} maps are shown.{% endif %}</p>
+<div class="flex">{% for r in c.top9.rows %}<div class="tile" style="max-width:none">map {{ r.channel }}<br>
+<img src="{{ r.images }}" alt="top 9 images of map {{ r.channel }}"> <img src="{{ r.projections }}" alt="projections of map {{ r.channel }}"></div>{% endfor %}</div>
+{% if c.occlusion %}<h3>Occlusion (a grey square of {{ c.occlusion.window }}×{{ c.occlusion.window }} pixels moved over each image)</h3>
+<p>By occluder position: the probability of the true class (dark = the square hides what the network needs), the most
+probable class (colours below), and the total activity of the feature map of <span class="math">{{ c.occlusion.layer }}</span>
+that is strongest on the whole image.</p>
+<table><tr><th>image</th><th>p(true class)</th><th>most probable class</th><th>strongest map's activity</th></tr>
+{% for r in c.occlusion.rows %}<tr><td class="name"><img src="{{ r.image }}" alt="test image {{ r.index }}"><br>{{ r.true }}</td>
+<td><img src="{{ r.prob_true }}" alt="p(true)"><br>min {{ r.p_min|num(2) }}</td><td><img src="{{ r.most_probable }}" alt="most probable class"></td>
+<td><img src="{{ r.activity }}" alt="activity"><br>map {{ r.channel }}</td></tr>{% endfor %}</table>
+<p>{% for p in c.palette %}<span style="display:inline-block;width:10px;height:10px;background:{{ p.rgb }}"></span> {{ p.name }} &nbsp;{% endfor %}</p>{% endif %}
+{% if c.evolution %}<h3>Feature evolution during training</h3>
+<p>For the first feature maps of <span class="math">{{ c.layer }}</span>, the deconvnet projection of the strongest activation over
+{{ c.evolution.n_images }} training images at each snapshot epoch ({{ c.evolution.epochs|join(', ') }}).</p>
+{% for r in c.evolution.rows %}<div>map {{ r.channel }} <img src="{{ r.uri }}" alt="evolution of map {{ r.channel }}"></div>{% endfor %}{% endif %}
+{% if c.sanity %}<h3>Sanity check: do the maps depend on what the model learned?</h3>
+<p>Each method's maps for {{ c.sanity.n }} test images, from the trained model and from the same model with every weight
+re-initialised (Adebayo et al. 2018). A high similarity means the map mostly shows the input, not the model.</p>
+<table><tr><th class="name">method</th><th>Spearman of |maps|</th><th>Spearman (signed)</th><th>SSIM</th></tr>
+{% for r in c.sanity.rows %}<tr><td class="name">{{ r.method }}</td><td>{{ r.spearman|num(2) }}</td><td>{{ r.spearman_signed|num(2) }}</td><td>{{ r.ssim|num(2) }}</td></tr>{% endfor %}</table>{% endif %}
+"""  # noqa: E501

@@ -58,7 +58,7 @@ class Section:
 
     ``context`` computes what its partial shows (None leaves the section out, link included); the page renders
     the partial ``sections/<name>.html.j2`` with the context as ``sections.<name>``. ``template`` is the partial's
-    jinja source, kept in the section's module; None means the file ``templates/sections/<name>.html.j2``.
+    jinja source, kept in the section's module (its ``TEMPLATE`` string).
     ``link`` is its navigation link's text (None: no link), ``anchor`` the id of its heading. ``files`` takes the
     files it writes beside the page out of its context (name → bytes). A ``paged`` section's context holds
     ``pages``, lists of items: page ``i`` (``index.html``, ``units-2.html``, ...) shows its ``i``-th list as
@@ -69,7 +69,7 @@ class Section:
     context: Callable[[ReportInput], dict[str, Any] | None]
     link: str | None = None
     anchor: str = ""
-    template: str | None = None
+    template: str = ""
     files: Callable[[dict[str, Any]], dict[str, bytes]] | None = None
     paged: bool = False
 

@@ -33,3 +33,17 @@ def evolution_section(inp: ReportInput, n_units: int = 10) -> dict[str, Any] | N
     gif = animated_gif(frames, 700)
     return {"strips": strips, "gif": "data:image/gif;base64," + base64.b64encode(gif).decode("ascii"),
             "gif_bytes": gif, "scale": scale}
+
+
+def evolution_gif(context: dict[str, Any]) -> dict[str, bytes]:
+    """``evolution.gif`` beside the page: the weight images at each snapshot epoch, animated."""
+    return {"evolution.gif": context.pop("gif_bytes")}
+
+
+TEMPLATE = """\
+{% set e = sections.evolution %}
+<h2 id="evolution">Evolution during training</h2>
+<p>The same weight images at each snapshot epoch (shared scale ±{{ e.scale|num }}).</p>
+<img src="{{ e.gif }}" alt="weights during training (animated)">
+{% for s in e.strips %}<div><img src="{{ s.uri }}" alt="weights at epoch {{ s.epoch }}"></div>{% endfor %}
+"""  # noqa: E501

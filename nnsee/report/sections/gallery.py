@@ -74,3 +74,23 @@ def gallery_section(inp: ReportInput) -> dict[str, Any] | None:
             item["scale"] = scale
         items.append(item)
     return {"entries": items, "linear": bool(items) and "units" not in items[0]}
+
+
+TEMPLATE = """\
+{% set g = sections.gallery %}
+<h2 id="gallery">Why this score</h2>
+{% if g.linear %}<p>For a test image x, <span class="math">score_k = W_k · x + b_k = Σ_i x_i W_k,i + b_k</span>. The maps show the
+per-pixel contributions <span class="math">x ⊙ W_k</span> for the predicted and the true class; they sum exactly to
+score − bias.</p>{% else %}<p>For a test image x the hidden units fire with <span class="math">h_j = act(W_1[j] · x + b_1[j])</span> and
+each casts a vote <span class="math">W_out[k, j] · h_j</span> for class k; <span class="math">score_k = Σ_j votes + b_out[k]</span>. Shown:
+the votes of the most important units for the predicted class, and for the first four of them their pixel
+contributions <span class="math">x ⊙ W_1[j]</span> and how their vote splits between the classes.</p>{% endif %}
+<div class="flex">{% for it in g.entries %}<div class="item{{ ' mistake' if it.why == 'confident mistake' }}">
+  <div><b>{{ it.why }}</b> · test image {{ it.index }} · true <b>{{ it.true }}</b> · predicted <b>{{ it.predicted }}</b> ({{ it.probability|pct }})</div>
+  <div class="flex"><img src="{{ it.image }}" alt="test image {{ it.index }}">{{ it.probs_svg|svg }}</div>
+  <div class="flex">{% for m in it.maps %}<div class="tile">{% if m.uri %}<img src="{{ m.uri }}" alt="{{ m.label }}"><br>{% endif %}{{ m.label }}<br>
+    logit {{ m.logit|num(4) }} = {{ m.sum|num(4) }} + bias {{ m.bias|num(4) }}</div>{% endfor %}</div>
+  {% if it.votes_svg %}{{ it.votes_svg|svg }}
+  <div class="flex">{% for unit in it.units %}<div><div class="tile"><img src="{{ unit.uri }}" alt="unit {{ unit.unit }} contributions"><br>unit {{ unit.unit }}, h = {{ unit.h|num }}</div>{{ unit.split_svg|svg }}</div>{% endfor %}</div>{% endif %}
+</div>{% endfor %}</div>
+"""  # noqa: E501
