@@ -5,9 +5,9 @@ Each commit is checked out in a temporary git worktree; each benchmark section r
 in the order ABBA… (a slow spell of the machine hits both), each time as ``python -m benchmarks --only S --json``
 in a fresh process with the same interpreter. Every target is a ratio to a peer measured side by side in the same
 process, so the two commits are compared by their targets' median values over the rounds. A target is *worse*
-when its median moves toward its bound (up for ``<=``, down for ``>=``) by more than ``--noise`` times the bound
-(default 15%, about what these ratios move between runs; measured against the bound, so a correctness figure going
-from 1e-7 to 3e-7 under a bound of 1e-5 is not a change); the exit status is 1 when any target is worse, else 0.
+when its median moves toward its bound (up for ``<=``, down for ``>=``) by more than ``--noise`` (default 15%, about
+what these ratios move between runs) of the larger of its value and its bound (:func:`toward_bound`); the exit
+status is 1 when any target is worse, else 0.
 """
 
 from __future__ import annotations
@@ -51,10 +51,13 @@ def _ops(out: Path) -> dict[str, tuple[str, float]]:
 
 
 def toward_bound(op: str, bound: float, before: float, after: float) -> float:
-    """How far ``after`` moved toward the target's bound from ``before``, as a share of the bound (> 0: worse)."""
-    if not bound:
+    """How far ``after`` moved toward the target's bound from ``before`` (> 0: worse), as a share of the larger of
+    ``|before|`` and ``|bound|``: a speed-up of 21x over a bound of 5x is judged by its own size, a correctness
+    figure of 1e-7 under a bound of 1e-5 by the bound's."""
+    scale = max(abs(before), abs(bound))
+    if not scale:
         return 0.0
-    return (after - before if op == "<=" else before - after) / abs(bound)
+    return (after - before if op == "<=" else before - after) / scale
 
 
 def main(argv: list[str] | None = None) -> int:

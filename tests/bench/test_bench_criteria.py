@@ -203,6 +203,7 @@ def test_commit_comparison_flags_only_moves_toward_the_bound_beyond_the_noise() 
 
     assert toward_bound("<=", 1.1, 1.00, 1.20) == pytest.approx(0.2 / 1.1)  # slower: toward a ≤ bound
     assert toward_bound("<=", 1.1, 1.20, 1.00) < 0  # faster
-    assert toward_bound(">=", 1.7, 2.5, 2.0) == pytest.approx(0.5 / 1.7)  # less speedup: toward a ≥ bound
+    assert toward_bound(">=", 1.7, 2.5, 2.0) == pytest.approx(0.5 / 2.5)  # less speedup: toward a ≥ bound
     assert toward_bound(">=", 1.7, 2.0, 2.5) < 0
     assert toward_bound("<=", 1e-5, 1e-7, 3e-7) < 0.15  # correctness noise far under its bound is no change
+    assert toward_bound(">=", 5.0, 21.4, 20.2) == pytest.approx(1.2 / 21.4)  # a large speed-up: by its own size
