@@ -81,6 +81,20 @@ def test_serve_page_in_chromium(server, tmp_path):
                 expect(page.locator(f".pane[data-run={run}] .prediction")).to_contain_text("<b>bold</b>")
             assert page.locator(".pane[data-run=cnn] .maps figure").count() == 3
             page.screenshot(path=str(ARTIFACTS / "serve-compare.png"), full_page=True)
+
+            # the Show list is the method registry: a method picked there is drawn for both runs, (default) restores
+            shown = page.locator("#view option").all_inner_texts()
+            assert shown[0] == "(default)" and {"contributions", "smoothgrad", "grad-cam"} <= set(shown)
+            page.select_option("#view", "smoothgrad")
+            for run in ("mlp", "cnn"):
+                expect(page.locator(f".pane[data-run={run}] .maps figure")).to_have_count(1)
+                expect(page.locator(f".pane[data-run={run}] .maps figcaption")).to_contain_text("smoothgrad")
+            page.select_option("#view", "grad-cam")  # the CNN's only: the MLP keeps its default view
+            expect(page.locator(".pane[data-run=cnn] .maps figcaption")).to_contain_text("grad-cam")
+            expect(page.locator(".pane[data-run=mlp] button.unit").first).to_be_visible()
+            page.select_option("#view", "")
+            expect(page.locator(".pane[data-run=cnn] .maps figure")).to_have_count(3)
+            page.screenshot(path=str(ARTIFACTS / "serve-views.png"), full_page=True)
         finally:
             browser.close()
     assert errors == []
