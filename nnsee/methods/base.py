@@ -11,7 +11,8 @@ Methods that read weights (templates, unit cards, contributions) apply to *fully
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+import copy
+from collections.abc import Iterator, Mapping, Sequence
 
 import numpy as np
 import torch
@@ -85,3 +86,15 @@ def softmax(logits: np.ndarray) -> np.ndarray:
     z = np.asarray(logits, dtype=np.float64)
     z = np.exp(z - z.max(axis=-1, keepdims=True))
     return z / z.sum(axis=-1, keepdims=True)
+
+
+def at_each_snapshot(model: nn.Module, snapshots: Mapping[int, Mapping[str, torch.Tensor]]
+                     ) -> Iterator[tuple[int, nn.Module]]:
+    """``(epoch, copy)`` in epoch order: one copy of ``model`` holding each snapshot's weights in turn (loaded
+    strictly); ``model`` itself is not modified. Nothing for no snapshots."""
+    if not snapshots:
+        return
+    work = copy.deepcopy(model)
+    for epoch in sorted(snapshots):
+        work.load_state_dict(snapshots[epoch])
+        yield int(epoch), work

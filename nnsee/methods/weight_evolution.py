@@ -11,14 +11,13 @@ read no files.
 
 from __future__ import annotations
 
-import copy
 from collections.abc import Mapping, Sequence
 
 import numpy as np
 import torch
 from torch import nn
 
-from nnsee.methods.base import dense_stages
+from nnsee.methods.base import at_each_snapshot, dense_stages
 from nnsee.methods.hidden_units import incoming_weights
 from nnsee.methods.templates import class_templates
 
@@ -39,11 +38,4 @@ def templates_over_training(model: nn.Module, snapshots: Snapshots, input_shape:
 
     Each state dict is loaded (strictly) into one copy of ``model``; ``model`` itself is not modified.
     """
-    if not snapshots:
-        return {}
-    work = copy.deepcopy(model)
-    out = {}
-    for epoch in sorted(snapshots):
-        work.load_state_dict(snapshots[epoch])
-        out[int(epoch)] = weight_images(work, input_shape, n_units)
-    return out
+    return {epoch: weight_images(work, input_shape, n_units) for epoch, work in at_each_snapshot(model, snapshots)}

@@ -9,13 +9,13 @@ paper shows the single strongest activation per feature map at epochs [1, 2, 5, 
 
 from __future__ import annotations
 
-import copy
 from collections.abc import Mapping
 from dataclasses import dataclass
 
 import torch
 from torch import nn
 
+from nnsee.methods.base import at_each_snapshot
 from nnsee.methods.dataset_views._stream import Images, Transform
 from nnsee.methods.dataset_views.projections import TopProjections, top9_projections
 from nnsee.methods.dataset_views.top_images import TopK, top_images_per_channel
@@ -39,13 +39,9 @@ def features_over_training(model: nn.Module, snapshots: Mapping[int, Mapping[str
     batch, so crops show the images as given. Each state dict is loaded strictly into one copy of ``model``;
     ``model`` itself is not modified.
     """
-    if not snapshots:
-        return {}
-    work = copy.deepcopy(model)
     out = {}
-    for epoch in sorted(snapshots):
-        work.load_state_dict(snapshots[epoch])
+    for epoch, work in at_each_snapshot(model, snapshots):
         top = top_images_per_channel(work, images, layer, k=k, batch_size=batch_size, transform=transform)
         proj = top9_projections(work, images, top, layer, transform=transform) if projections else None
-        out[int(epoch)] = EpochFeatures(int(epoch), top, proj)
+        out[epoch] = EpochFeatures(epoch, top, proj)
     return out
