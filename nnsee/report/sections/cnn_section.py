@@ -10,7 +10,7 @@ from PIL import Image
 from torch import nn
 
 from nnsee.render import data_uri, grid, image_tile, mosaic, symmetric_scale, weight_tile
-from nnsee.report.sections.common import ReportInput, upscale_for
+from nnsee.report.sections.common import MAX_CLASSES, ReportInput, dropped_note, upscale_for
 
 # Ten distinguishable colours (matplotlib's tab10), cycled, for "most probable class" maps.
 PALETTE = np.array([[31, 119, 180], [255, 127, 14], [44, 160, 44], [214, 39, 40], [148, 103, 189],
@@ -26,15 +26,21 @@ def cnn_section(inp: ReportInput, n_occlusion: int = 4, max_channels: int = 32) 
     convs = conv_layers(model)
     if not convs:
         return None
+    occlusion = _occlusion(inp, convs[-1], n_occlusion)
+    names = inp.class_names
+    on_maps = sorted({k for r in (occlusion or {}).get("rows", []) for k in r.pop("classes")})
+    # the legend lists every class, or when there are too many, the classes the maps show
+    legend = list(range(len(names))) if len(names) <= MAX_CLASSES else on_maps[:MAX_CLASSES]
     return {
         "filters": _filters(model),
         "layer": convs[-1],
         "top9": _top9(inp, convs[-1], max_channels),
-        "occlusion": _occlusion(inp, convs[-1], n_occlusion),
+        "occlusion": occlusion,
         "evolution": _evolution(inp, convs[-1]),
         "sanity": _sanity(inp),
-        "palette": [{"name": n, "rgb": "#" + bytes(PALETTE[k % len(PALETTE)]).hex()}
-                    for k, n in enumerate(inp.class_names)],
+        "palette": [{"name": names[k], "rgb": "#" + bytes(PALETTE[k % len(PALETTE)]).hex()} for k in legend],
+        "palette_note": dropped_note(f"the colours of the {len(legend)} classes these maps show", len(legend),
+                                     len(names), f" (the colours repeat every {len(PALETTE)} classes)"),
     }
 
 
@@ -105,6 +111,7 @@ def _occlusion(inp: ReportInput, layer: str, n: int) -> dict[str, Any] | None:
             "most_probable": data_uri(Image.fromarray(np.ascontiguousarray(colours), "RGB")),
             "channel": int(maps.strongest_channel[j]),
             "p_min": float(maps.prob_true[j].min()),
+            "classes": {int(k) for k in np.unique(maps.most_probable[j])},
         })
     return {"rows": rows, "window": window, "layer": layer}
 
@@ -163,7 +170,8 @@ that is strongest on the whole image.</p>
 {% for r in c.occlusion.rows %}<tr><td class="name"><img src="{{ r.image }}" alt="test image {{ r.index }}"><br>{{ r.true }}</td>
 <td><img src="{{ r.prob_true }}" alt="p(true)"><br>min {{ r.p_min|num(2) }}</td><td><img src="{{ r.most_probable }}" alt="most probable class"></td>
 <td><img src="{{ r.activity }}" alt="activity"><br>map {{ r.channel }}</td></tr>{% endfor %}</table>
-<p>{% for p in c.palette %}<span style="display:inline-block;width:10px;height:10px;background:{{ p.rgb }}"></span> {{ p.name }} &nbsp;{% endfor %}</p>{% endif %}
+{% if c.palette_note %}<p class="muted">{{ c.palette_note }}</p>
+{% endif %}<p>{% for p in c.palette %}<span style="display:inline-block;width:10px;height:10px;background:{{ p.rgb }}"></span> {{ p.name }} &nbsp;{% endfor %}</p>{% endif %}
 {% if c.evolution %}<h3>Feature evolution during training</h3>
 <p>For the first feature maps of <span class="math">{{ c.layer }}</span>, the deconvnet projection of the strongest activation over
 {{ c.evolution.n_images }} training images at each snapshot epoch ({{ c.evolution.epochs|join(', ') }}).</p>

@@ -11,7 +11,7 @@ import numpy as np
 
 from nnsee.data.imageset import Splits
 from nnsee.models.capabilities import Capabilities, capabilities
-from nnsee.render import data_uri, image_tile, mosaic, weight_tile
+from nnsee.render import bar_chart_svg, data_uri, image_tile, mosaic, weight_tile
 from nnsee.train.run import Run
 
 
@@ -99,3 +99,28 @@ def image_uri(x: np.ndarray, upscale: int) -> str:
 def images_grid_uri(images: np.ndarray, ncols: int, upscale: int) -> str:
     """Several (C, H, W) images in [0, 1] as one PNG grid, so a card needs one image, not nine."""
     return data_uri(mosaic(images, ncols=ncols, upscale=upscale, pad=1))
+
+
+MAX_CLASSES = 30  # a per-class view shows every class up to this many; above, a bounded selection, said on the page
+MAX_BARS = 10  # a chart of one value per class shows this many bars once there are more than MAX_CLASSES classes
+
+
+def dropped_note(what: str, shown: int, total: int, of: str = "") -> str | None:
+    """``"showing WHAT of TOTAL[OF]"`` when a view leaves items out (``shown < total``), else None."""
+    return f"showing {what} of {total:,}{of}" if shown < total else None
+
+
+def class_bars_svg(values: np.ndarray, labels: list[str], title: str, *, keep: tuple[int, ...] = (),
+                   signed: bool = True, width: int = 260, highlight: bool = True) -> str:
+    """A bar chart of one value per class: every class up to :data:`MAX_CLASSES`; above, the :data:`MAX_BARS`
+    largest (by magnitude when ``signed``), the classes in ``keep`` always among them, in class order, the title
+    saying how many of how many. ``highlight`` makes ``keep[0]`` bold."""
+    v = np.asarray(values, dtype=np.float64).ravel()
+    chosen = list(range(v.size))
+    if v.size > MAX_CLASSES:
+        size = np.nan_to_num(np.abs(v) if signed else v, nan=-np.inf)
+        order = [int(i) for i in np.argsort(-size, kind="stable")]
+        chosen = sorted(list(dict.fromkeys([*keep, *order]))[: max(MAX_BARS, len(keep))])
+        title = f"{title} ({len(chosen)} {'largest |values|' if signed else 'largest'} of {v.size:,})"
+    bar = chosen.index(keep[0]) if keep and highlight else None
+    return bar_chart_svg(v[chosen], [labels[i] for i in chosen], width=width, highlight=bar, title=title)

@@ -9,7 +9,7 @@ import numpy as np
 from nnsee.methods.base import softmax
 from nnsee.methods.one_image import CONTRIBUTIONS, explain_image
 from nnsee.render import bar_chart_svg, data_uri, symmetric_scale, weight_tile
-from nnsee.report.sections.common import ReportInput, image_uri, upscale_for
+from nnsee.report.sections.common import ReportInput, class_bars_svg, image_uri, upscale_for
 from nnsee.train.evaluate import predict_logits
 
 
@@ -48,8 +48,8 @@ def gallery_section(inp: ReportInput) -> dict[str, Any] | None:
         item: dict[str, Any] = {
             "index": index, "why": why, "image": image_uri(inp.splits.test.images[index], upscale),
             "true": names[true], "predicted": names[predicted], "probability": float(e.probabilities[predicted]),
-            "probs_svg": bar_chart_svg(e.probabilities, names, width=260, highlight=predicted,
-                                       title="probabilities"),
+            "probs_svg": class_bars_svg(e.probabilities, names, "probabilities", keep=(predicted, true),
+                                        signed=False),
         }
         if shown.panels[0].kind == "class":
             scale = symmetric_scale(np.stack([panels[predicted].map, panels[true].map]))
@@ -65,8 +65,9 @@ def gallery_section(inp: ReportInput) -> dict[str, Any] | None:
                                               title=f"votes W_out[{names[predicted]}, j]·h_j of the top units")
             scale = symmetric_scale(np.stack([p.map for p in shown.panels]))
             item["units"] = [{"unit": p.index, "h": p.value, "uri": data_uri(weight_tile(p.map, scale, small)),
-                              "split_svg": bar_chart_svg(e.votes[:, p.index], names, width=200,
-                                                         title=f"unit {p.index}: its vote for each class")}
+                              "split_svg": class_bars_svg(e.votes[:, p.index], names,
+                                                          f"unit {p.index}: its vote for each class",
+                                                          keep=(predicted, true), width=200, highlight=False)}
                              for p in shown.panels[:4]]
             item["maps"] = [{"label": f"Σ_j votes for {names[k]}", "logit": float(e.logits[k]),
                              "bias": float(e.out_bias[k]), "sum": float(e.contribution_sum[k]), "uri": None}

@@ -9,7 +9,7 @@ import numpy as np
 from torch import nn
 
 from nnsee.render import learning_curves_svg
-from nnsee.report.sections.common import ReportInput, images_grid_uri, upscale_for
+from nnsee.report.sections.common import MAX_CLASSES, ReportInput, dropped_note, images_grid_uri, upscale_for
 from nnsee.train.evaluate import predict_logits, scores
 
 _NOT_OPTIONS = ("name", "input_shape", "n_classes")  # spec keys every model has, shown elsewhere on the page
@@ -32,7 +32,8 @@ def overview(inp: ReportInput, samples_per_class: int = 8) -> dict[str, Any]:
     ]
     samples = []
     upscale = max(1, upscale_for(inp.shape, 40))
-    for k, name in enumerate(inp.class_names):
+    names = inp.class_names
+    for k, name in enumerate(names[:MAX_CLASSES]):
         index = np.flatnonzero(splits.train.labels == k)[:samples_per_class]
         if len(index):
             uri = images_grid_uri(splits.train.images[index], samples_per_class, upscale)
@@ -40,13 +41,16 @@ def overview(inp: ReportInput, samples_per_class: int = 8) -> dict[str, Any]:
     history = run.history
     curves = learning_curves_svg(history) if history.get("epoch") else None
     matrix = np.asarray(test["confusion_matrix"]) if test.get("n") else None
+    full = matrix is not None and len(names) <= MAX_CLASSES
     return {
         "facts": facts,
         "samples": samples,
+        "samples_note": dropped_note(f"the first {MAX_CLASSES} classes", MAX_CLASSES, len(names)),
         "curves": curves,
         "test": test,
         "val": run.metrics.get("val"),
-        "confusion": _confusion_rows(matrix, inp.class_names) if matrix is not None else None,
+        "confusion": _confusion_rows(matrix, names) if full else None,
+        "summary": _confusion_summary(matrix, names) if matrix is not None and not full else None,
     }
 
 
@@ -77,6 +81,32 @@ def _confusion_rows(matrix: np.ndarray, names: list[str]) -> list[dict[str, Any]
     return rows
 
 
+def _confusion_summary(matrix: np.ndarray, names: list[str], top: int = MAX_CLASSES) -> dict[str, Any]:
+    """For a matrix too large to show: its ``top`` largest off-diagonal counts (with their share of the row) and
+    the ``top`` classes of lowest accuracy among those with test images, worst first, each with a note when
+    something is left out."""
+    totals = np.maximum(matrix.sum(1), 1)
+    off = matrix.astype(np.int64, copy=True)
+    np.fill_diagonal(off, 0)
+    nonzero = np.flatnonzero(off)
+    cells = nonzero[np.argsort(-off.ravel()[nonzero], kind="stable")][:top]
+    confusions = [{"true": names[i], "predicted": names[j], "count": int(off[i, j]),
+                   "share": float(off[i, j]) / float(totals[i])}
+                  for i, j in zip(*np.unravel_index(cells, off.shape), strict=True)]
+    counts = matrix.sum(1)
+    scored = np.flatnonzero(counts > 0)  # a class with no test images has no accuracy to rank
+    worst = scored[np.argsort(np.diagonal(matrix)[scored] / counts[scored], kind="stable")[:top]]
+    return {
+        "confusions": confusions,
+        "confusions_note": dropped_note(f"the {len(confusions)} largest", len(confusions), len(nonzero),
+                                        " pairs of a true and a predicted class with mistakes"),
+        "worst": [{"name": names[k], "accuracy": float(matrix[k, k] / counts[k]), "n": int(counts[k])} for k in worst],
+        "worst_note": dropped_note(f"the {len(worst)} classes with the lowest accuracy", len(worst), len(scored),
+                                   " classes with test images"),
+        "classes": len(names),
+    }
+
+
 TEMPLATE = """\
 {% set ov = sections.overview %}
 <h2 id="overview">Overview</h2>
@@ -85,7 +115,8 @@ TEMPLATE = """\
   {% if ov.val %}<tr><th class="name">validation accuracy</th><td class="name">{{ ov.val.accuracy|pct }} on {{ ov.val.n }} images</td></tr>{% endif %}
 </table>
 <h3>Training images, by class</h3>
-<table>{% for s in ov.samples %}<tr><td class="name">{{ s.name }}</td><td class="name"><img src="{{ s.uri }}" alt="examples of {{ s.name }}"></td></tr>{% endfor %}</table>
+{% if ov.samples_note %}<p class="muted">{{ ov.samples_note }}</p>
+{% endif %}<table>{% for s in ov.samples %}<tr><td class="name">{{ s.name }}</td><td class="name"><img src="{{ s.uri }}" alt="examples of {{ s.name }}"></td></tr>{% endfor %}</table>
 {% if ov.curves %}<h3>Learning curves</h3>
 <p class="muted">Training loss is the mean over each epoch's mini-batches; validation is scored after each epoch.
 A validation curve that turns up while training keeps falling is overfitting.</p>
@@ -96,5 +127,13 @@ A validation curve that turns up while training keeps falling is overfitting.</p
   {% for row in ov.confusion %}<tr><td class="name">{{ loop.index0 }} · {{ row.name }}</td>
     {% for c in row.cells %}<td style="background: rgba({{ '33,102,172' if c.diagonal else '178,24,43' }},{{ '%.2f'|format(c.share * 0.85) }})">{{ c.count }}</td>{% endfor %}
     <td>{{ row.accuracy|pct }}</td></tr>{% endfor %}
-</table>{% endif %}
+</table>{% endif %}{% if ov.summary %}{% set sm = ov.summary %}<h3>Top confusions (test)</h3>
+<p class="muted">{{ sm.classes }} classes are too many for a confusion matrix on one page. Listed: the most frequent
+mistakes, each with its share of the true class's test images{% if sm.confusions_note %} ({{ sm.confusions_note }}){% endif %}.</p>
+<table><tr><th class="name">true class</th><th class="name">predicted as</th><th>images</th><th>share of the class</th></tr>
+{% for c in sm.confusions %}<tr><td class="name">{{ c.true }}</td><td class="name">{{ c.predicted }}</td><td>{{ c.count }}</td><td>{{ c.share|pct }}</td></tr>{% endfor %}</table>
+<h3>Accuracy per class (test), worst first</h3>
+{% if sm.worst_note %}<p class="muted">{{ sm.worst_note }}</p>{% endif %}
+<table><tr><th class="name">class</th><th>accuracy</th><th>images</th></tr>
+{% for w in sm.worst %}<tr><td class="name">{{ w.name }}</td><td>{{ w.accuracy|pct }}</td><td>{{ w.n }}</td></tr>{% endfor %}</table>{% endif %}
 """  # noqa: E501

@@ -8,7 +8,9 @@ import numpy as np
 
 from nnsee.methods import class_templates, effective_templates
 from nnsee.render import colorbar, data_uri, grid, png_bytes, symmetric_scale, weight_tile
-from nnsee.report.sections.common import ReportInput, upscale_for
+from nnsee.report.sections.common import ReportInput, dropped_note, upscale_for
+
+MAX_TEMPLATES = 100  # tiles on the page and in templates.png; more classes show the first ones, with a note
 
 
 def templates_section(inp: ReportInput) -> dict[str, Any] | None:
@@ -22,7 +24,8 @@ def templates_section(inp: ReportInput) -> dict[str, Any] | None:
     upscale = upscale_for(shape, 112)
     shared = symmetric_scale(weights)
     tiles = []
-    for k, name in enumerate(inp.class_names):
+    names = inp.class_names[:MAX_TEMPLATES]
+    for k, name in enumerate(names):
         own = symmetric_scale(weights[k])
         tiles.append({
             "name": name,
@@ -30,8 +33,9 @@ def templates_section(inp: ReportInput) -> dict[str, Any] | None:
             "own_uri": data_uri(weight_tile(weights[k], own, upscale)),
             "own_scale": own,
         })
-    figure = grid([weight_tile(w, shared, upscale) for w in weights], ncols=min(len(weights), 10),
-                  captions=inp.class_names, note=f"shared scale ±{shared:.3g}")
+    shown = weights[: len(names)]
+    figure = grid([weight_tile(w, shared, upscale) for w in shown], ncols=min(len(shown), 10),
+                  captions=names, note=f"shared scale ±{shared:.3g}")
     return {
         "exact": exact,
         "tiles": tiles,
@@ -39,6 +43,7 @@ def templates_section(inp: ReportInput) -> dict[str, Any] | None:
         "colorbar": data_uri(colorbar(shared)),
         "png": figure,
         "rgb": shape[0] == 3,
+        "note": dropped_note(f"the templates of the first {len(names)} classes", len(names), len(inp.class_names)),
         "mean_abs": float(np.abs(weights).mean()),
     }
 
@@ -56,7 +61,8 @@ input is positive, blue pixels lower it. Shared scale ±{{ t.scale|num }} (red +
 {% else %}<p>This network has hidden layers, so a class has no single template. Shown is
 <span class="math">(W_out · … · W_1)[k]</span>, the product of the weight matrices that ignores the nonlinearities: the
 template the network would have if every hidden unit were linear. Shared scale ±{{ t.scale|num }}.</p>{% endif %}
-<div class="flex">{% for tile in t.tiles %}<div class="tile"><img src="{{ tile.shared_uri }}" alt="template of {{ tile.name }}"><br>{{ tile.name }}</div>{% endfor %}</div>
+{% if t.note %}<p class="muted">{{ t.note }} (here and in templates.png; the shared scale is over every class)</p>
+{% endif %}<div class="flex">{% for tile in t.tiles %}<div class="tile"><img src="{{ tile.shared_uri }}" alt="template of {{ tile.name }}"><br>{{ tile.name }}</div>{% endfor %}</div>
 <p><img src="{{ t.colorbar }}" alt="colour scale"></p>
 <details><summary>Each template on its own scale</summary><div class="flex">
 {% for tile in t.tiles %}<div class="tile"><img src="{{ tile.own_uri }}" alt="template of {{ tile.name }}, own scale"><br>{{ tile.name }} ±{{ tile.own_scale|num }}</div>{% endfor %}

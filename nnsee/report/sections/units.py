@@ -7,8 +7,15 @@ from typing import Any
 import numpy as np
 
 from nnsee.methods import unit_cards
-from nnsee.render import bar_chart_svg, data_uri, symmetric_scale, weight_tile
-from nnsee.report.sections.common import ReportInput, images_grid_uri, upscale_for
+from nnsee.render import data_uri, symmetric_scale, weight_tile
+from nnsee.report.sections.common import (
+    MAX_BARS,
+    MAX_CLASSES,
+    ReportInput,
+    class_bars_svg,
+    images_grid_uri,
+    upscale_for,
+)
 
 MAX_UNIT_PAGES = 16  # 16 pages of 256 cards: 4,096 units at most, so a report stays bounded in size
 SORTS = {"outgoing-norm": "the norm of its outgoing weights ‖W_out[:, j]‖",
@@ -37,10 +44,9 @@ def units_section(inp: ReportInput, sort_by: str | None = None) -> dict[str, Any
             "unit": card.unit,
             "incoming": data_uri(weight_tile(card.incoming, scale, upscale)),
             "bias": float(card.bias),
-            "outgoing": [float(v) for v in card.outgoing],
-            "outgoing_svg": bar_chart_svg(card.outgoing, names, width=260, title="outgoing weights W_out[k, j]"),
-            "ablation_svg": bar_chart_svg(card.ablation, names, width=260,
-                                          title="accuracy change when switched off"),
+            "outgoing": [float(v) for v in card.outgoing] if len(names) <= MAX_CLASSES else None,
+            "outgoing_svg": class_bars_svg(card.outgoing, names, "outgoing weights W_out[k, j]"),
+            "ablation_svg": class_bars_svg(card.ablation, names, "accuracy change when switched off"),
             "promotes": names[card.promotes],
             "suppresses": names[card.suppresses],
             "top": images_grid_uri(top, 3, small) if len(top) else None,
@@ -50,7 +56,9 @@ def units_section(inp: ReportInput, sort_by: str | None = None) -> dict[str, Any
     if len(pages) > MAX_UNIT_PAGES:
         pages = pages[:MAX_UNIT_PAGES]
         inp.notes.append(f"only the {MAX_UNIT_PAGES * inp.max_units} most important units are shown")
-    return {"count": len(cards), "scale": scale, "sort": SORTS.get(sort_by, sort_by), "pages": pages}
+    note = (f"with {len(names):,} classes, each card's charts show the {MAX_BARS} classes of largest |value|, and "
+            f"its list of outgoing weights is left out" if len(names) > MAX_CLASSES else None)
+    return {"count": len(cards), "scale": scale, "sort": SORTS.get(sort_by, sort_by), "pages": pages, "note": note}
 
 
 TEMPLATE = """\
@@ -59,7 +67,8 @@ TEMPLATE = """\
 {% if page == 1 %}<p>Each of the {{ u.count }} hidden units, most important first by {{ u.sort }}. A card shows the unit's
 incoming weights <span class="math">W_1[j]</span> as an image (shared scale ±{{ u.scale|num }}), its bias, its outgoing weights
 to every class, the class it promotes most and suppresses most, the nine training images that activate it most,
-and how each class's validation accuracy changes when the unit is switched off (h_j = 0).</p>{% endif %}
+and how each class's validation accuracy changes when the unit is switched off (h_j = 0).</p>{% if u.note %}
+<p class="muted">{{ u.note }}</p>{% endif %}{% endif %}
 <div class="flex">
 {% for c in cards %}<div class="card" id="unit-{{ c.unit }}">
   <h3>#{{ c.rank }} · unit {{ c.unit }}</h3>
@@ -68,7 +77,7 @@ and how each class's validation accuracy changes when the unit is switched off (
   <div>bias {{ c.bias|num(4) }} · promotes <b>{{ c.promotes }}</b> · suppresses <b>{{ c.suppresses }}</b></div>
   {{ c.outgoing_svg|svg }}
   {{ c.ablation_svg|svg }}
-  <div class="muted math">weights: [{% for v in c.outgoing %}{{ '%.3f'|format(v) }}{{ ', ' if not loop.last }}{% endfor %}]</div>
+  {% if c.outgoing is not none %}<div class="muted math">weights: [{% for v in c.outgoing %}{{ '%.3f'|format(v) }}{{ ', ' if not loop.last }}{% endfor %}]</div>{% endif %}
 </div>{% endfor %}
 </div>
 """  # noqa: E501
