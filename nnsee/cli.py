@@ -5,7 +5,6 @@ from __future__ import annotations
 import functools
 import importlib
 import json
-import shutil
 import sys
 import warnings
 from collections.abc import Callable
@@ -169,7 +168,7 @@ def data_info(spec: str, as_json: bool, seed: int, **options: Any) -> None:
 @click.option("--patience", type=int, default=0, show_default=True, help="Early stopping patience (0: off).")
 @click.option("--device", default="cpu", show_default=True, help="cpu or cuda.")
 @click.option("--out", type=click.Path(file_okay=False, path_type=Path), required=True, help="The run folder.")
-@click.option("--force", is_flag=True, help="Overwrite an existing run folder.")
+@click.option("--force", is_flag=True, help="Replace the run in OUT (only its own files, once the new run is set up).")
 @click.option("--json", "as_json", is_flag=True, help="Print the final scores as one JSON object.")
 @data_options
 @_friendly_errors
@@ -182,13 +181,14 @@ def train(spec: str, model_name: str, hidden: str, activation: str, channels: st
 
     from nnsee.models import build_model
     from nnsee.train import TrainConfig, fit
-    from nnsee.train.run import is_run_folder
+    from nnsee.train.run import out_folder_state
 
-    if is_run_folder(out) and not force:
+    # Nothing is deleted here: a folder that is not a run is refused whatever the flags, and the old run is removed
+    # (only its own files) by fit, right before the new run's first write, once the data and options have loaded.
+    replace = out_folder_state(out) == "run"
+    if replace and not force:
         raise click.UsageError(f"{out} already holds a run; continue it with `nnsee resume {out}`, "
                                "choose another --out, or pass --force to overwrite it")
-    if force:
-        shutil.rmtree(out / "snapshots", ignore_errors=True)  # the old run's snapshots would mix with the new ones
     config = TrainConfig(optimizer=optimizer, lr=lr, epochs=epochs, batch_size=batch_size, l2=l2, seed=seed,
                          patience=patience, snapshots=snapshots, standardize=standardize, device=device)
     splits = _load(spec, seed, **data_opts)
@@ -199,7 +199,7 @@ def train(spec: str, model_name: str, hidden: str, activation: str, channels: st
     options = _model_options(model_name, given)
     torch.manual_seed(seed)
     model = build_model(model_name, splits.shape, splits.train.n_classes, **options)
-    result = fit(model, splits, config, out)
+    result = fit(model, splits, config, out, replace=replace)
     _report_fit(result, as_json)
 
 

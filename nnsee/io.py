@@ -4,24 +4,37 @@
 A reader sees either the old file or the complete new one, never a half-written file. A killed process can
 leave a ``.tmp-<name>-<random>`` file behind; :func:`clean_stale_tmp` removes those when a folder is next
 opened for writing.
+
+Every file nnsee reads from a run folder goes through :func:`open_regular`: it must be a
+regular file, never a FIFO, device or directory, and no larger than its reader allows.
 """
 
 from __future__ import annotations
 
 import contextlib
 import os
+import re
 import secrets
-from collections.abc import Callable, Iterator
+import stat
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
+from typing import BinaryIO
 
 from nnsee.errors import RunError
 
 TMP_PREFIX = ".tmp-"
 _CHUNK = 1 << 20
+# The names _tmp_path_for gives: ".tmp-<name>-<hex>". Nothing else is ever removed as a stale temporary file.
+_TMP_RE = re.compile(re.escape(TMP_PREFIX) + r".+-[0-9a-f]+")
 
 
 def _tmp_path_for(path: Path) -> Path:
     return path.with_name(f"{TMP_PREFIX}{path.name}-{secrets.token_hex(6)}")
+
+
+def is_tmp_name(name: str) -> bool:
+    """Whether ``name`` is one this module gives its temporary files (``.tmp-<name>-<hex>``)."""
+    return _TMP_RE.fullmatch(name) is not None
 
 
 def fsync_dir(folder: Path) -> None:
@@ -97,23 +110,83 @@ def atomic_write_text(path: str | os.PathLike[str], text: str, encoding: str = "
     return atomic_write_bytes(path, text.encode(encoding))
 
 
-def clean_stale_tmp(folder: str | os.PathLike[str], *, recursive: bool = True) -> list[Path]:
-    """Remove ``.tmp-*`` files left in ``folder`` (and its sub-folders) by a killed writer; return them.
+def _kind(mode: int) -> str:
+    if stat.S_ISDIR(mode):
+        return "a directory"
+    if stat.S_ISFIFO(mode):
+        return "a FIFO (named pipe)"
+    if stat.S_ISCHR(mode) or stat.S_ISBLK(mode):
+        return "a device"
+    if stat.S_ISSOCK(mode):
+        return "a socket"
+    return "not a regular file"
 
-    Call it only when this process is the folder's writer: another writer's file in progress would be removed.
+
+def _not_regular(path: Path, what: str, mode: int) -> RunError:
+    return RunError(f"could not read {path} ({what}): it is {_kind(mode)}, not a regular file, and nnsee reads only "
+                    "regular files; put the file nnsee wrote back in its place, or train again")
+
+
+def open_regular(path: str | os.PathLike[str], what: str, *, max_bytes: int | None = None) -> BinaryIO:
+    """Open ``path`` for reading if it is a regular file of at most ``max_bytes``; else a one-line :class:`RunError`.
+
+    The file is opened with ``O_NONBLOCK`` (a FIFO swapped in after a check cannot block the open) and checked with
+    ``fstat`` on the open descriptor, so what is read is what was checked, and the open never blocks. A symbolic
+    link is followed wherever it points, inside the folder or out of it, as long as it ends at a regular file: never
+    at a FIFO, a device, a socket or a directory. A missing file raises ``FileNotFoundError``.
+    """
+    path = Path(path)
+    flags = os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_CLOEXEC", 0) | getattr(os, "O_BINARY", 0)
+    try:
+        fd = os.open(path, flags)
+    except FileNotFoundError:
+        raise
+    except IsADirectoryError:
+        raise _not_regular(path, what, stat.S_IFDIR) from None
+    except OSError as exc:
+        raise RunError(f"could not read {path} ({what}): {exc.strerror or exc}") from exc
+    try:
+        info = os.fstat(fd)
+        if not stat.S_ISREG(info.st_mode):
+            raise _not_regular(path, what, info.st_mode)
+        if max_bytes is not None and info.st_size > max_bytes:
+            raise RunError(f"{path} ({what}) is {info.st_size:,} bytes, more than the {max_bytes:,} nnsee reads; "
+                           "it was not written by nnsee")
+        if hasattr(os, "set_blocking"):
+            os.set_blocking(fd, True)
+        return os.fdopen(fd, "rb")
+    except BaseException:
+        os.close(fd)
+        raise
+
+
+def clean_stale_tmp(folder: str | os.PathLike[str], *, subfolders: Iterable[str] = ("snapshots",)) -> list[Path]:
+    """Remove the temporary files a killed writer left in ``folder`` and its ``subfolders``; return them.
+
+    Only names this module gives (``.tmp-<name>-<hex>``) are removed, only in ``folder`` itself and in the named
+    subfolders (by default a run folder's ``snapshots/``; a subfolder that is a symbolic link is skipped): no
+    other subfolder is walked. Call it only when this process is the folder's writer: another writer's file in
+    progress would be removed.
     """
     folder = Path(folder)
     if not folder.is_dir():
         return []
-    pattern = f"**/{TMP_PREFIX}*" if recursive else f"{TMP_PREFIX}*"
+    places = [folder] + [folder / name for name in subfolders if (folder / name).is_dir()
+                         and not (folder / name).is_symlink()]
+    found = sorted(p for place in places for p in place.iterdir() if is_tmp_name(p.name))
+    return remove_files([p for p in found if p.is_file() or p.is_symlink()], "the stale temporary file")
+
+
+def remove_files(files: Iterable[Path], what: str) -> list[Path]:
+    """Unlink each of ``files`` (a link itself, never its target); return those removed (a vanished one is skipped).
+    A failure is a :class:`RunError` naming the file as ``what``."""
     removed = []
-    for tmp in sorted(folder.glob(pattern)):
-        if tmp.is_file() or tmp.is_symlink():
-            try:
-                tmp.unlink()
-            except FileNotFoundError:
-                continue
-            except OSError as exc:
-                raise RunError(f"could not remove the stale temporary file {tmp}: {exc.strerror or exc}") from exc
-            removed.append(tmp)
+    for file in files:
+        try:
+            file.unlink()
+        except FileNotFoundError:
+            continue
+        except OSError as exc:
+            raise RunError(f"could not remove {what} {file}: {exc.strerror or exc}") from exc
+        removed.append(file)
     return removed

@@ -20,13 +20,13 @@ import math
 import os
 from collections.abc import Callable, Mapping
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 import torch
 from torch import nn
 
 from nnsee.errors import RunError
-from nnsee.io import atomic_write_bytes
+from nnsee.io import atomic_write_bytes, open_regular
 
 WEIGHTS_FORMAT_VERSION = 1
 MIN_WEIGHTS_FORMAT_VERSION = 1
@@ -75,13 +75,47 @@ def _serialize(path: Path, tensors: StateDict, metadata: dict[str, str], what: s
         raise RunError(f"could not serialize the {what} for {path}: {_one_line(exc)}") from exc
 
 
-def _head(path: Path) -> bytes:
-    """The first two bytes (``PK`` starts a zip from ``torch.save``, ``\\x80`` a pickle); empty if unreadable."""
+_MAX_HEADER = 100_000_000  # what the safetensors library itself accepts
+
+
+class _Malformed(Exception):
+    """A file whose layout does not add up; ``_read`` words it for its caller."""
+
+
+def _fd_path(f: BinaryIO, path: Path) -> str:
+    """A name that opens the very file ``f`` holds (Linux's ``/proc/self/fd/N``; elsewhere ``path`` itself)."""
+    proc = f"/proc/self/fd/{f.fileno()}"
+    return proc if os.path.exists(proc) else str(path)
+
+
+def _check_declared_size(f: BinaryIO, size: int) -> bytes:
+    """The file's first bytes, once its 8-byte header length + header + the declared tensor bytes equal ``size``.
+
+    Only the header is read (at most ``size`` bytes): nothing the header declares is allocated before this holds.
+    """
+    raw = f.read(8)
+    if len(raw) < 8:
+        raise _Malformed(f"it is {size} bytes, shorter than the 8-byte header length", raw)
+    n = int.from_bytes(raw, "little")
+    if n > min(size - 8, _MAX_HEADER):
+        raise _Malformed(f"its header length says {n:,} bytes, the file has {size:,}", raw)
     try:
-        with open(path, "rb") as f:
-            return f.read(2)
-    except OSError:
-        return b""
+        header = json.loads(f.read(n))
+    except (ValueError, UnicodeDecodeError):
+        raise _Malformed("its header is not JSON", raw) from None
+    if not isinstance(header, dict):
+        raise _Malformed("its header is not a JSON object", raw)
+    end = 0
+    for key, entry in header.items():
+        if key == "__metadata__":
+            continue
+        offsets = entry.get("data_offsets") if isinstance(entry, dict) else None
+        if not (isinstance(offsets, list) and len(offsets) == 2 and all(type(o) is int for o in offsets)):
+            raise _Malformed(f"tensor {key!r} has no valid data_offsets", raw)
+        end = max(end, *offsets)
+    if 8 + n + end != size:
+        raise _Malformed(f"its header declares {8 + n + end:,} bytes, the file has {size:,}", raw)
+    return raw
 
 
 def _read(
@@ -89,30 +123,43 @@ def _read(
     missing: str,
     check: Callable[[dict[str, str], dict[str, list[int]]], None] | None = None,
     invalid: Callable[[str], RunError] | None = None,
+    what: str = "a weights file",
 ) -> tuple[StateDict, dict[str, str]]:
     """A safetensors file's tensors (CPU) and metadata; ``check(metadata, shapes)`` runs before any tensor is read.
 
-    A malformed file raises ``invalid(why)`` (default: "PATH is not a valid safetensors file: why").
+    The file must be a regular file (:func:`nnsee.io.open_regular`) whose size is what its header declares, both
+    checked before anything else is read. A malformed file raises ``invalid(why)`` (default: "PATH is not a valid
+    safetensors file: why").
     """
     from safetensors import safe_open
 
+    def refuse(why: str, head: bytes) -> RunError:
+        # A zip from torch.save starts "PK", a pickle "\x80": as a header length, far more than any header.
+        pickled = head[:1] in (b"P", b"\x80") and int.from_bytes(head[:8].ljust(8, b"\xff"), "little") > _MAX_HEADER
+        hint = " (is it a pickle/torch file renamed .safetensors?)" if pickled else ""
+        why = f"{why}{hint}"
+        return invalid(why) if invalid else RunError(f"{path} is not a valid safetensors file: {why}")
+
+    head = b""
     try:
-        with safe_open(path, framework="pt", device="cpu") as f:
-            metadata = f.metadata() or {}
-            keys = list(f.keys())
-            if check is not None:
-                check(metadata, {k: f.get_slice(k).get_shape() for k in keys})
-            return {k: f.get_tensor(k) for k in keys}, metadata
+        with open_regular(path, what) as f:
+            head = _check_declared_size(f, os.fstat(f.fileno()).st_size)
+            with safe_open(_fd_path(f, path), framework="pt", device="cpu") as st:
+                metadata = st.metadata() or {}
+                keys = list(st.keys())
+                if check is not None:
+                    check(metadata, {k: st.get_slice(k).get_shape() for k in keys})
+                return {k: st.get_tensor(k) for k in keys}, metadata
     except RunError:
         raise
+    except _Malformed as exc:
+        raise refuse(str(exc.args[0]), exc.args[1]) from None
     except FileNotFoundError:
         raise RunError(f"{path} does not exist; {missing}") from None
     except OSError as exc:
         raise RunError(f"could not read {path}: {exc.strerror or exc}") from exc
     except Exception as exc:  # safetensors' SafetensorError (its layout checks), ...
-        hint = " (is it a pickle/torch file renamed .safetensors?)" if _head(path)[:1] in (b"P", b"\x80") else ""
-        why = f"{_one_line(exc)}{hint}"
-        raise (invalid(why) if invalid else RunError(f"{path} is not a valid safetensors file: {why}")) from exc
+        raise refuse(_one_line(exc), head) from exc
 
 
 # ---------------------------------------------------------------------------------------------- weights
@@ -302,12 +349,13 @@ def save_state(path: str | os.PathLike[str], state: Mapping[str, Any]) -> Path:
     return atomic_write_bytes(path, _serialize(path, _tensors_of(found), metadata, "resume state"))
 
 
-def _load_legacy_state(path: Path) -> Any:
-    """A run-format-1 ``state.pt``: ``torch.load(weights_only=True)`` with the process's added safe globals off."""
+def _load_legacy_state(path: Path, f: BinaryIO) -> Any:
+    """A run-format-1 ``state.pt`` (open as ``f``): ``torch.load(weights_only=True)`` with the process's added
+    safe globals off."""
     added = torch.serialization.get_safe_globals()
     torch.serialization.clear_safe_globals()
     try:
-        return torch.load(path, map_location="cpu", weights_only=True)
+        return torch.load(f, map_location="cpu", weights_only=True)
     except Exception as exc:  # pickle.UnpicklingError, RuntimeError from torch's reader, ...
         # torch's message opens with advice to load unsafely; the line after it says what was refused.
         lines = [line.strip() for line in str(exc).splitlines() if line.strip()]
@@ -318,16 +366,26 @@ def _load_legacy_state(path: Path) -> Any:
 
 
 def load_state(path: str | os.PathLike[str]) -> dict[str, Any]:
-    """Read a state written by :func:`save_state`, or a run-format-1 ``state.pt`` (a zip or pickle), on the CPU."""
+    """Read a state written by :func:`save_state`, or a run-format-1 ``state.pt`` (a zip or pickle), on the CPU.
+
+    Only a regular file is read (a FIFO, a device or a directory is refused before anything is read).
+    """
     path = Path(path)
-    if not path.exists():
-        raise RunError(f"{path} does not exist; this run has no resume state")
-    head = _head(path)
-    if head == b"PK" or head[:1] == b"\x80":
-        state = _load_legacy_state(path)
-    else:
+    missing = f"{path} does not exist; this run has no resume state"
+    try:
+        with open_regular(path, "the resume state") as f:
+            head = f.read(2)
+            f.seek(0)
+            legacy = head == b"PK" or head[:1] == b"\x80"
+            state = _load_legacy_state(path, f) if legacy else None
+    except FileNotFoundError:
+        raise RunError(missing) from None
+    except OSError as exc:
+        raise RunError(f"could not read {path}: {exc.strerror or exc}") from exc
+    if not legacy:
         tensors, metadata = _read(
-            path, "this run has no resume state", invalid=lambda why: _refused(path, f"not safetensors ({why})")
+            path, "this run has no resume state", invalid=lambda why: _refused(path, f"not safetensors ({why})"),
+            what="the resume state",
         )
         version = metadata.get("nnsee_state_version")
         if version not in (str(v) for v in range(1, STATE_FORMAT_VERSION + 1)):

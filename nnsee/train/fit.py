@@ -34,7 +34,7 @@ from nnsee.train.config import TrainConfig
 from nnsee.train.evaluate import evaluate
 from nnsee.train.objective import l2_penalty, objective
 from nnsee.train.optimizers import make_optimizer
-from nnsee.train.run import Run, save_run, save_snapshot
+from nnsee.train.run import Run, remove_run_files, save_run, save_snapshot
 
 HISTORY_KEYS = ("epoch", "train_loss", "train_accuracy", "val_loss", "val_accuracy", "l2_penalty", "seconds")
 SAVE_POLICIES = ("every-epoch", "end")
@@ -65,6 +65,7 @@ def fit(
     *,
     save: str = "every-epoch",
     progress: bool | None = None,
+    replace: bool = False,
 ) -> FitResult:
     """Train ``model`` on ``data.train``, validating on ``data.val`` every epoch; write the run to ``out``.
 
@@ -73,7 +74,9 @@ def fit(
     resume state (for runs never resumed: L-BFGS's history alone is ~41 MB for a 300-unit MLP on 28x28 images).
     Snapshots are written at their epochs either way. Seed the model's initialisation yourself
     (``torch.manual_seed``) before building it: with the same seed, data and machine, the weights come out bitwise
-    the same. ``progress=None`` shows a bar only on a terminal.
+    the same. ``progress=None`` shows a bar only on a terminal. ``replace=True`` deletes the run already in ``out``
+    (only the files nnsee wrote: :func:`~nnsee.train.run.remove_run_files`) right before the first write, once
+    everything has been checked and training is set up; until then the old run is intact.
     """
     if save not in SAVE_POLICIES:
         raise TrainingError(not_one_of("the save policy", save, SAVE_POLICIES))
@@ -81,6 +84,7 @@ def fit(
     standardizer = Standardizer(config.standardize).fit(data.train.images)
     torch.manual_seed(config.seed)
     trainer = _Trainer(model, data, config, standardizer, out, progress, resumable=save == "every-epoch")
+    trainer.replace = replace and out is not None
     return trainer.train(until=config.epochs)
 
 
@@ -139,6 +143,7 @@ class _Trainer:
         self.bad_epochs = 0
         self.status = "completed"
         self.warned_chance = False
+        self.replace = False  # the old run in self.out is deleted right before the first write
 
         self.x = torch.from_numpy(standardizer.transform(data.train.images)).to(self.device)
         self.y = torch.from_numpy(data.train.labels).to(self.device)
@@ -355,12 +360,21 @@ class _Trainer:
             "status": self.status if metrics is not None else "training",
         }
 
+    def take_place(self) -> None:
+        """Before the first write into ``self.out``: delete the run it replaces (``fit(replace=True)``)."""
+        if self.replace:
+            assert self.out is not None
+            remove_run_files(self.out)
+            self.replace = False
+
     def checkpoint(self, metrics: dict[str, Any] | None = None) -> None:
         assert self.out is not None
+        self.take_place()
         save_run(self.out, self.model, self.meta(metrics), self.state() if self.resumable else None)
 
     def snapshot(self) -> None:
         assert self.out is not None
+        self.take_place()
         save_snapshot(self.out, self.epoch, self.model, class_names=list(self.data.class_names))
 
     def finish(self) -> FitResult:

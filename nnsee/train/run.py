@@ -37,7 +37,7 @@ import torch
 from torch import nn
 
 from nnsee.errors import NnseeError, RunError
-from nnsee.io import atomic_write_text, clean_stale_tmp, fsync_dir
+from nnsee.io import atomic_write_text, clean_stale_tmp, fsync_dir, is_tmp_name, open_regular, remove_files
 from nnsee.train.checkpoint import StateDict, load_state, load_weights, save_state, save_weights
 
 if TYPE_CHECKING:
@@ -50,6 +50,7 @@ WEIGHTS_FILE = "model.safetensors"
 STATE_FILE = "state.safetensors"
 LEGACY_STATE_FILE = "state.pt"  # run format 1
 SNAPSHOT_DIR = "snapshots"
+MAX_RUN_JSON_BYTES = 16 << 20  # run.json holds specs, class names and the history: a few MB for 100k classes
 _SNAPSHOT_RE = re.compile(r"epoch-(\d+)\.safetensors")
 # The keys that tie run.json to its weights: a change of any of them is a different model.
 _IDENTITY_KEYS = ("model", "class_names", "input_shape", "weight_shapes")
@@ -73,8 +74,10 @@ def _jsonable(value: Any, where: str) -> Any:
 
 
 def _read_json(file: Path) -> dict[str, Any]:
+    """``run.json`` as a dict: a regular file of at most :data:`MAX_RUN_JSON_BYTES` (checked before it is read)."""
     try:
-        text = file.read_text(encoding="utf-8")
+        with open_regular(file, "the run's metadata", max_bytes=MAX_RUN_JSON_BYTES) as f:
+            text = f.read(MAX_RUN_JSON_BYTES + 1).decode("utf-8")
     except FileNotFoundError:
         raise RunError(
             f"{file} does not exist: {file.parent} is not an nnsee run folder (or its save was "
@@ -120,6 +123,63 @@ def is_run_folder(path: str | os.PathLike[str]) -> bool:
         return "nnsee_format_version" in _read_json(Path(path) / RUN_JSON)
     except (RunError, OSError):
         return False
+
+
+_RUN_FILES = (RUN_JSON, WEIGHTS_FILE, STATE_FILE, LEGACY_STATE_FILE)
+
+
+def _own_files(path: Path) -> tuple[list[Path], list[Path]]:
+    """The files nnsee wrote in the run folder ``path`` (run files, snapshots, its temporary files), and the other
+    entries (the user's). A name of nnsee's held by something that is not a file or a link counts as the user's."""
+    ours: list[Path] = []
+    others: list[Path] = []
+    for entry in sorted(path.iterdir()):
+        if entry.name == SNAPSHOT_DIR and entry.is_dir() and not entry.is_symlink():
+            for inner in sorted(entry.iterdir()):
+                mine = _SNAPSHOT_RE.fullmatch(inner.name) or is_tmp_name(inner.name)
+                (ours if mine and _file_or_link(inner) else others).append(inner)
+        elif (entry.name in _RUN_FILES or is_tmp_name(entry.name)) and _file_or_link(entry):
+            ours.append(entry)
+        else:
+            others.append(entry)
+    return ours, others
+
+
+def _file_or_link(path: Path) -> bool:
+    return path.is_symlink() or (path.is_file() and not path.is_dir())
+
+
+def out_folder_state(path: str | os.PathLike[str]) -> str:
+    """What training into ``path`` would replace: ``"new"`` (missing or empty) or ``"run"`` (an nnsee run, or only
+    files nnsee writes, e.g. a save interrupted before its ``run.json``). Anything else is the user's folder: refused
+    with a :class:`RunError`, whatever the flags. Nothing is changed."""
+    path = Path(path)
+    if not path.exists():
+        return "new"
+    if not path.is_dir():
+        raise RunError(f"{path} exists and is not a folder: choose another --out")
+    try:
+        ours, others = _own_files(path)
+    except OSError as exc:
+        raise RunError(f"could not look into {path}: {exc.strerror or exc}; choose another --out") from exc
+    if not ours and not others:
+        return "new"
+    if is_run_folder(path) or not others:
+        return "run"
+    raise RunError(f"{path} is not an nnsee run folder and is not empty: choose another --out")
+
+
+def remove_run_files(path: str | os.PathLike[str]) -> list[Path]:
+    """Delete the run in ``path``: only what nnsee wrote there (``run.json``, the weights, the resume state, the
+    snapshots, its temporary files); a file of the user's beside them is kept. Return what was removed."""
+    path = Path(path)
+    if not path.is_dir():
+        return []
+    removed = remove_files(_own_files(path)[0], "a file of the old run,")
+    with contextlib.suppress(OSError):
+        (path / SNAPSHOT_DIR).rmdir()  # only if empty: a file of the user's there keeps it
+    fsync_dir(path)
+    return removed
 
 
 @dataclass
@@ -383,9 +443,9 @@ def list_snapshots(path: str | os.PathLike[str]) -> dict[int, Path]:
     if not folder.is_dir():
         return {}
     found = {}
-    for file in folder.iterdir():
+    for file in folder.iterdir():  # every entry of the name: one that is not a regular file is refused when read
         m = _SNAPSHOT_RE.fullmatch(file.name)
-        if m and file.is_file():
+        if m:
             found[int(m.group(1))] = file
     return dict(sorted(found.items()))
 
