@@ -175,10 +175,11 @@ class _Trainer:
     # -- the loop -------------------------------------------------------------------------------------------
     def train(self, until: int) -> FitResult:
         if self.out is not None and self.epoch == 0:
-            if self.resumable:
-                self.checkpoint()
-            if 0 in self.config.snapshots:
-                self.snapshot()
+            with _sigint_deferred():  # with replace=True, the old run's removal and the new run's first save
+                if self.resumable:
+                    self.checkpoint()
+                if 0 in self.config.snapshots:
+                    self.snapshot()
         bar = tqdm(total=max(until - self.epoch, 0), unit="epoch", disable=_quiet(self.progress), leave=False)
         try:
             while self.epoch < until:
