@@ -164,6 +164,10 @@ def out_folder_state(path: str | os.PathLike[str]) -> str:
         raise RunError(f"could not look into {path}: {exc.strerror or exc}; choose another --out") from exc
     if not ours and not others:
         return "new"
+    snapshots = path / SNAPSHOT_DIR
+    if snapshots in others:  # a link or a file in its place: the new run's snapshots would go elsewhere
+        raise RunError(f"{snapshots} is not the folder nnsee writes snapshots in (a link or a file): move it away or "
+                       "choose another --out")
     if is_run_folder(path) or not others:
         return "run"
     raise RunError(f"{path} is not an nnsee run folder and is not empty: choose another --out")

@@ -92,6 +92,20 @@ def test_a_non_empty_folder_that_is_not_a_run_is_refused_whatever_the_flags(
     assert _contents(out) == before
 
 
+@pytest.mark.parametrize("force", [False, True])
+def test_a_run_whose_snapshots_folder_is_a_link_is_refused(npz_spec: str, tmp_path: Path, force: bool) -> None:
+    run = tmp_path / "run"
+    assert _train(npz_spec, run)[0] == 0
+    users = tmp_path / "users"
+    users.mkdir()
+    (users / "photo.jpg").write_text("mine")
+    (run / "snapshots").symlink_to(users)
+    before = _contents(users)
+    code, err = _train(npz_spec, run, "--snapshots", "0,1", *(["--force"] if force else []))
+    assert code == 1 and "is not the folder nnsee writes snapshots in" in err
+    assert _contents(users) == before
+
+
 def test_an_empty_folder_is_trained_into(npz_spec: str, tmp_path: Path) -> None:
     out = tmp_path / "empty"
     out.mkdir()
