@@ -350,3 +350,24 @@ def test_run_snapshot_epochs_and_state(tmp_path: Path) -> None:
     save_snapshot(path, 3, tiny(hidden=4))
     with pytest.raises(RunError, match="'fc1.weight' has shape"):
         run.snapshot_state(3)
+
+
+def test_a_thousand_class_run_json_stays_well_under_its_cap_and_loads(tmp_path: Path) -> None:
+    """Two 1,000 x 1,000 confusion matrices: one line per top-level field keeps run.json near 6 MB (indented one
+    number a line it was 26 MB, over the reader's cap, so the run could not be loaded or reported)."""
+    import numpy as np
+
+    from nnsee.data import load_data
+    from nnsee.models import build_model
+    from nnsee.train import TrainConfig, fit, load_run
+    from nnsee.train.run import MAX_RUN_JSON_BYTES
+
+    k = 1000
+    x = np.random.default_rng(0).uniform(size=(3 * k, 4, 4)).astype(np.float32)
+    np.savez(tmp_path / "many.npz", x=x, y=np.repeat(np.arange(k), 3))
+    splits = load_data(str(tmp_path / "many.npz"), seed=0)
+    fit(build_model("softmax", splits.shape, k), splits, TrainConfig(epochs=1, batch_size=64), tmp_path / "run",
+        progress=False)
+    assert (tmp_path / "run" / "run.json").stat().st_size < MAX_RUN_JSON_BYTES / 2
+    run = load_run(tmp_path / "run")
+    assert len(run.class_names) == k and len(run.metrics["test"]["confusion_matrix"]) == k
