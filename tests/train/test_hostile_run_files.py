@@ -77,7 +77,9 @@ CHILD = textwrap.dedent(
             outcome = "CRASHED " + type(exc).__name__ + ": " + str(exc)[:200]
         seconds = time.perf_counter() - started
         print(target, f"{{seconds:.3f}}", outcome.replace(chr(10), " | "), flush=True)
-    print("peak_rss_kb", resource.getrusage(resource.RUSAGE_SELF).ru_maxrss, flush=True)
+    # VmHWM, this process image's own peak: ru_maxrss would carry the parent's peak across fork and exec
+    hwm = [line.split()[1] for line in open("/proc/self/status") if line.startswith("VmHWM:")][0]
+    print("peak_rss_kb", hwm, flush=True)
     """
 ).format(limit=LIMIT_BYTES)
 
