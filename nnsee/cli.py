@@ -229,13 +229,16 @@ def _model_options(name: str, given: dict[str, Any]) -> dict[str, Any]:
 @click.argument("run", type=click.Path(exists=True, file_okay=False, path_type=Path))
 @click.option("--epochs", type=click.IntRange(min=1), default=None,
               help="Train this many more epochs (default: up to the run's planned number).")
+@click.option("--allow-changed-data", is_flag=True,
+              help="Resume even though the data set changed since the run started (files added or removed): the "
+                   "splits are rebuilt, so some images may move between training, validation and test.")
 @click.option("--json", "as_json", is_flag=True)
 @_friendly_errors
-def resume(run: Path, epochs: int | None, as_json: bool) -> None:
+def resume(run: Path, epochs: int | None, allow_changed_data: bool, as_json: bool) -> None:
     """Continue training RUN bitwise as if it had never stopped."""
     from nnsee.train import resume as resume_run
 
-    _report_fit(resume_run(run, epochs), as_json)
+    _report_fit(resume_run(run, epochs, allow_changed_data=allow_changed_data), as_json)
 
 
 def _report_fit(result: Any, as_json: bool) -> None:

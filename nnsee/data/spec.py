@@ -19,7 +19,7 @@ from nnsee.data.imageset import ImageSet, Splits
 from nnsee.data.named import NAMED_SETS, has_idx_files, load_idx_folder, load_named
 from nnsee.data.npz import load_npz
 from nnsee.data.splits import split, split_train_val
-from nnsee.errors import DataError
+from nnsee.errors import DataError, not_one_of
 
 ACCEPTED = (
     "'digits' (built in, offline), 'fashion-mnist', 'mnist', a folder of class subfolders (ROOT/<class>/<images>), "
@@ -100,8 +100,18 @@ def load_data(
     return Splits(train, val, test, record)
 
 
-def load_splits(spec: dict[str, Any], *, download: bool = True) -> Splits:
-    """The splits that ``load_data`` built when it wrote ``spec`` (a ``Splits.spec`` dict); warns if counts differ."""
+CHANGED = ("warn", "refuse")
+
+
+def load_splits(spec: dict[str, Any], *, download: bool = True, changed: str = "warn") -> Splits:
+    """The splits that ``load_data`` built when it wrote ``spec`` (a ``Splits.spec`` dict).
+
+    When the data's per-split counts differ from the ones recorded (a file added or removed), the splits are not the
+    ones the run saw: images may have moved between training and test. ``changed="refuse"`` raises a DataError
+    saying what changed, ``"warn"`` warns and goes on.
+    """
+    if changed not in CHANGED:
+        raise DataError(not_one_of("changed", changed, CHANGED))
     if not isinstance(spec, dict) or "spec" not in spec:
         raise DataError(f"data spec must be a dict with a 'spec' field (from Splits.spec), got {str(spec)[:200]}")
     if spec.get("format", SPEC_FORMAT) > SPEC_FORMAT:
@@ -110,11 +120,11 @@ def load_splits(spec: dict[str, Any], *, download: bool = True) -> Splits:
     splits = load_data(args.pop("spec"), download=download, **args)
     expected = spec.get("counts")
     if expected and expected != splits.spec["counts"]:
-        warnings.warn(
-            f"{spec['spec']}: the data changed since these splits were made: counts were {expected}, "
-            f"now {splits.spec['counts']}",
-            stacklevel=2,
-        )
+        what = (f"{spec['spec']}: the data changed since these splits were made: counts were {expected}, "
+                f"now {splits.spec['counts']}")
+        if changed == "refuse":
+            raise DataError(f"{what}; the splits would differ (test images could move into training)")
+        warnings.warn(what, stacklevel=2)
     return splits
 
 

@@ -89,11 +89,13 @@ def fit(
 
 
 def resume(run_dir: str | Path, epochs: int | None = None, *, data: Splits | None = None,
-           model: nn.Module | None = None, progress: bool | None = None) -> FitResult:
+           model: nn.Module | None = None, progress: bool | None = None,
+           allow_changed_data: bool = False) -> FitResult:
     """Continue a run folder exactly where its last complete epoch left it.
 
     ``epochs=None`` trains up to the run's configured number of epochs; ``epochs=N`` trains N more. The
-    result is bitwise what an uninterrupted run would have given.
+    result is bitwise what an uninterrupted run would have given. When the run's data set has changed since
+    (its per-split counts differ), resuming is refused unless ``allow_changed_data`` (then it warns).
     """
     from nnsee.data.spec import load_splits
     from nnsee.train.run import load_run
@@ -101,7 +103,8 @@ def resume(run_dir: str | Path, epochs: int | None = None, *, data: Splits | Non
     run = load_run(run_dir, model=model)
     state = run.state()
     config = TrainConfig.from_dict(run.config)
-    data = data if data is not None else load_splits(run.data_spec)
+    if data is None:
+        data = load_splits(run.data_spec, changed="warn" if allow_changed_data else "refuse")
     _check_same_data(run, data)
     trainer = _Trainer(run.model, data, config, run.standardizer, run_dir, progress, history=run.history)
     trainer.load_state(state)
