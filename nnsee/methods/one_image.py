@@ -18,20 +18,23 @@ from torch import nn
 
 from nnsee.errors import MethodError, not_one_of
 from nnsee.methods.attribution.method import Attribution
-from nnsee.methods.attribution.registry import METHODS, applicable
+from nnsee.methods.attribution.registry import METHODS
 from nnsee.methods.base import evaluating, softmax, to_batch, to_numpy
 from nnsee.methods.contributions import LinearExplanation, MLPExplanation, explain
-from nnsee.models.capabilities import capabilities
+from nnsee.models.capabilities import Capabilities, capabilities
 
 CONTRIBUTIONS = "contributions"
 
 
 def view_names(model: nn.Module | None = None, input_shape: Sequence[int] | None = None) -> tuple[str, ...]:
     """``contributions`` and every registered method; with ``model``, only those that apply to it."""
-    if model is None:
-        return (CONTRIBUTIONS, *METHODS)
-    exact = capabilities(model, input_shape).contributions
-    return ((CONTRIBUTIONS,) if exact else ()) + tuple(applicable(model, input_shape))
+    return (CONTRIBUTIONS, *METHODS) if model is None else views_for(capabilities(model, input_shape))
+
+
+def views_for(caps: Capabilities) -> tuple[str, ...]:
+    """The views that apply to a model with capabilities ``caps`` (read once, by the caller)."""
+    exact = (CONTRIBUTIONS,) if caps.contributions else ()
+    return exact + tuple(name for name, m in METHODS.items() if m.refusal(caps) is None)
 
 
 @dataclass(frozen=True)

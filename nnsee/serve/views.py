@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import threading
 from dataclasses import dataclass, field
+from functools import cached_property
 from pathlib import Path
 from typing import Any
 
@@ -18,7 +19,7 @@ from nnsee.errors import MethodError, not_one_of
 from nnsee.methods import one_image
 from nnsee.methods.attribution.registry import METHODS
 from nnsee.methods.base import dense_stages
-from nnsee.methods.one_image import CONTRIBUTIONS, ImageExplanation, view_names
+from nnsee.methods.one_image import CONTRIBUTIONS, ImageExplanation, views_for
 from nnsee.models.capabilities import Capabilities, capabilities
 from nnsee.render import data_uri, image_tile, symmetric_scale, weight_tile
 from nnsee.train.run import Run, load_run
@@ -45,10 +46,11 @@ class LoadedRun:
     def upscale(self) -> int:
         return max(1, round(112 / self.shape[-1]))
 
-    @property
+    @cached_property
     def views(self) -> tuple[str, ...]:
-        """What the page can show for this run: ``contributions`` (dense chains) and the methods that apply."""
-        return view_names(self.run.model, self.shape)
+        """What the page can show for this run: ``contributions`` (dense chains) and the methods that apply, read
+        once from its capabilities (the registry as it was when the run was loaded)."""
+        return views_for(self.caps)
 
     @property
     def default_views(self) -> tuple[str, ...]:
