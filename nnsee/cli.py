@@ -496,21 +496,17 @@ def study_standardization(spec: str, out: Path, epochs: int, seed: int, **data_o
 @_friendly_errors
 def serve(runs: tuple[Path, ...], host: str, port: int, limit_concurrency: int) -> None:
     """The live page: draw or upload an image and watch the units and maps of RUN... (FastAPI + uvicorn)."""
-    import uvicorn
-
     from nnsee.serve import create_app
+    from nnsee.serve.server import LOOPBACK, allowed_hosts, run_server
 
-    loopback = host in ("127.0.0.1", "localhost", "::1")
-    allowed = None
-    if not loopback:
+    if host not in LOOPBACK:
         click.echo("=" * 72 + f"\nWARNING: binding {host}, not loopback: anyone who can reach this machine on port "
                    f"{port} can use this page, see every served run's class names and weights, and make it compute "
                    "(no authentication).\n" + "=" * 72, err=True)
-        allowed = [f"{name}:{port}" for name in ("127.0.0.1", "localhost", "[::1]", host)]
-    app = create_app(list(runs), allowed_hosts=allowed)
+    app = create_app(list(runs), allowed_hosts=allowed_hosts(host, port))
     shown = f"[{host}]" if ":" in host else host
     click.echo(f"nnsee serving {len(runs)} run(s) on http://{shown}:{port}/ (Ctrl-C stops)")
-    uvicorn.run(app, host=host, port=port, limit_concurrency=limit_concurrency, log_level="warning")
+    run_server(app, host, port, limit_concurrency)
 
 
 if __name__ == "__main__":
