@@ -19,15 +19,19 @@ from typing import BinaryIO
 import numpy as np
 from PIL import Image, ImageOps
 
+#: The one allow-list of image formats nnsee decodes, everywhere (image folders, ``nnsee explain``, the live page):
+#: Pillow's own decoders only, none that runs an outside program (EPS would start Ghostscript).
+IMAGE_FORMATS = ("PNG", "JPEG", "WEBP", "BMP", "GIF", "TIFF", "PPM")
+
 
 class UnusableImage(ValueError):
     """Encoded data that cannot be used as an image (the message says why)."""
 
 
 def decode_stream(fp: BinaryIO, size: int, grayscale: bool, max_pixels: int,
-                  formats: Sequence[str] | None = None) -> np.ndarray:
-    """Float32 (C, size, size) in [0, 1] from an open binary stream; ``formats`` limits the accepted formats (None:
-    any Pillow reads). Raises :class:`UnusableImage`."""
+                  formats: Sequence[str] = IMAGE_FORMATS) -> np.ndarray:
+    """Float32 (C, size, size) in [0, 1] from an open binary stream of one of ``formats`` (Pillow's names).
+    Raises :class:`UnusableImage`."""
     with warnings.catch_warnings():
         warnings.simplefilter("error", Image.DecompressionBombWarning)
         try:
@@ -46,9 +50,7 @@ def decode_stream(fp: BinaryIO, size: int, grayscale: bool, max_pixels: int,
         except (Image.DecompressionBombError, Image.DecompressionBombWarning) as e:
             raise UnusableImage(f"rejected as a decompression bomb ({e})") from None
         except Image.UnidentifiedImageError:
-            if formats:
-                raise UnusableImage(f"not an image of a supported format ({', '.join(formats)})") from None
-            raise UnusableImage("not an image Pillow can read (unknown format or garbage)") from None
+            raise UnusableImage(f"not an image of a supported format ({', '.join(formats)})") from None
         except Exception as e:  # noqa: BLE001 - a damaged file can fail anywhere in a decoder
             raise UnusableImage(f"cannot decode the image ({type(e).__name__}: {e})") from None
 

@@ -1,5 +1,5 @@
-"""Uploaded image bytes to the model's input, strictly: only PNG/JPEG/WebP/BMP, a pixel cap read from the header
-before any decoding, and every failure a :class:`ImageRejected` (the server answers 400).
+"""Uploaded image bytes to the model's input, strictly: only the formats of ``IMAGE_FORMATS``, a pixel cap read
+from the header before any decoding, and every failure a :class:`ImageRejected` (the server answers 400).
 
 The guard and the conversion are those of image folders (:mod:`nnsee.data.image_decode`): transparency is
 composited on white. An image with no contrast at
@@ -13,11 +13,11 @@ import io
 
 import numpy as np
 
-from nnsee.data.image_decode import UnusableImage, decode_stream
+from nnsee.data.image_decode import IMAGE_FORMATS, UnusableImage, decode_stream
 
 #: Largest uploaded image, in pixels, checked from the header before decoding (a 4000 x 4000 photo fits).
 MAX_PIXELS = 16_000_000
-FORMATS = ("PNG", "JPEG", "WEBP", "BMP")
+FORMATS = IMAGE_FORMATS
 #: Below this spread (max - min, in [0, 1]) an image is blank.
 BLANK_SPREAD = 1e-3
 

@@ -108,7 +108,7 @@ def test_bad_files_skipped_counted_and_named(tmp_path):
     r = skipped_reasons(data)
     assert r["zero.png"] == "empty file (0 bytes)"
     assert "cannot decode" in r["truncated.png"] or "truncated" in r["truncated.png"]
-    assert "not an image Pillow can read" in r["garbage.jpg"]
+    assert "not an image of a supported format" in r["garbage.jpg"]
     assert "header-only.png" in r
     assert all(p.startswith(str(tmp_path)) for p, _ in data.skipped)
 
@@ -289,3 +289,18 @@ def test_nested_folders_belong_to_their_class(tmp_path):
     two_classes(tmp_path)
     save(tmp_path / "a" / "deeper" / "x.png")
     assert load_folder(tmp_path).class_counts().tolist() == [3, 2]
+
+
+@pytest.mark.parametrize("fmt", ["PCX", "EPS", "TGA"])
+def test_formats_outside_the_allow_list_refused(tmp_path, fmt):
+    """One allow-list (IMAGE_FORMATS) for folders, explain and the page: EPS would start Ghostscript."""
+    from nnsee.data.image_decode import IMAGE_FORMATS
+
+    path = tmp_path / f"x.{fmt.lower()}"
+    if fmt == "EPS":
+        path.write_bytes(b"%!PS-Adobe-3.0 EPSF-3.0\n%%BoundingBox: 0 0 16 16\nshowpage\n")
+    else:
+        Image.new("L", (16, 16), 200).save(path, fmt)
+    assert fmt not in IMAGE_FORMATS
+    with pytest.raises(DataError, match="not an image of a supported format"):
+        decode_image(path, 8)

@@ -57,14 +57,17 @@ def test_serve_wrong_content_type_415(server, ctype):
     assert _post(server, band(0), ctype) == 415
 
 
-def _gif() -> bytes:
+def _pcx() -> bytes:
     buf = io.BytesIO()
-    Image.new("L", (16, 16), 255).save(buf, "GIF")
+    Image.new("L", (16, 16), 255).save(buf, "PCX")
     return buf.getvalue()
 
 
-@pytest.mark.parametrize("body", [b"", b"garbage, not an image" * 10, band(0)[:60], _gif()],
-                         ids=["empty", "garbage", "truncated", "gif"])
+EPS = b"%!PS-Adobe-3.0 EPSF-3.0\n%%BoundingBox: 0 0 16 16\n0 0 moveto 16 16 lineto stroke\nshowpage\n"
+
+
+@pytest.mark.parametrize("body", [b"", b"garbage, not an image" * 10, band(0)[:60], _pcx(), EPS],
+                         ids=["empty", "garbage", "truncated", "pcx", "eps"])
 def test_serve_bad_images_400(server, body):
     assert _post(server, body) == 400
 
