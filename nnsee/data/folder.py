@@ -8,7 +8,11 @@ Rules:
 * Every file that is not used is recorded in ``ImageSet.skipped`` as ``(path, reason)``: hidden files
   (``.DS_Store``), known non-image files (``.txt``), empty, truncated, garbage or unreadable files, images over
   ``MAX_PIXELS`` (rejected from the header, before decoding), files at the top level, and links that leave ``root``
-  (never followed), broken links and link loops. Empty class folders are dropped with a note there too.
+  (never followed), broken links, link loops and links through folders this user cannot read, FIFOs, devices and
+  sockets (each file is opened non-blocking and checked with ``fstat`` before it is read). Empty class folders are
+  dropped with a note there too.
+* The walk is bounded: a folder nested more than ``MAX_DEPTH`` levels deep, or more than ``MAX_ENTRIES`` files and
+  folders in all, ends it with a one-line ``DataError`` (not an image-class folder), so ``/`` is refused at once.
 * Each image is decoded by :func:`nnsee.data.image_decode.decode_stream` (shared with the live page's uploads):
   first frame, EXIF orientation applied, transparency composited on white, 16-bit grey scaled by 1/65535, then L or
   RGB, centre-cropped and resized to ``size`` x ``size``, as float32 in [0, 1] of shape (C, size, size).
@@ -17,14 +21,18 @@ Rules:
 from __future__ import annotations
 
 import os
+import stat
 import warnings
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import BinaryIO
 
 import numpy as np
 
 from nnsee.data.image_decode import UnusableImage, decode_stream
-from nnsee.data.imageset import ImageSet
+from nnsee.data.imageset import ImageSet, first_few
 from nnsee.errors import DataError
+from nnsee.io import _kind  # a file mode in words: 'a FIFO (named pipe)', 'a device' ...
 
 #: Largest image accepted, in pixels (width x height), checked from the header before any decoding.
 MAX_PIXELS = 40_000_000
@@ -48,53 +56,100 @@ def _contained(real: str, root_real: str) -> bool:
     return os.path.commonpath([real, root_real]) == root_real
 
 
-def _walk(
-    shown: Path, real: str, root_real: str, skipped: list[tuple[str, str]], visited: set[str]
-) -> list[tuple[Path, str]]:
-    """(shown path, real path) of the candidate image files under the folder ``real`` (shown to users as ``shown``)."""
-    if real in visited:
-        skipped.append((str(shown), "folder already visited (symlink loop), not followed again"))
-        return []
-    visited.add(real)
-    try:
-        entries = sorted(os.scandir(real), key=lambda e: e.name)
-    except OSError as e:
-        skipped.append((str(shown), f"cannot list folder: {e.strerror or e}"))
-        return []
-    files: list[tuple[Path, str]] = []
-    for entry in entries:
-        path = shown / _display_name(entry.name)
-        target = _resolve(entry, path, root_real, skipped)
-        if target is None:
-            continue
-        if os.path.isdir(target):
-            files += _walk(path, target, root_real, skipped, visited)
-        elif os.path.isfile(target):
-            reason = _not_an_image(entry.name)
-            if reason:
-                skipped.append((str(path), reason))
+#: A data folder is refused, as it is scanned, once it holds more entries (files and folders, at every depth) than
+#: this, or a folder nested deeper than MAX_DEPTH levels below ROOT (ROOT/<class> is level 1): ``/``, ``/usr`` or a
+#: home folder is refused in about a second instead of being walked whole.
+MAX_ENTRIES = 500_000
+MAX_DEPTH = 6
+LAYOUT = ("a data folder holds one subfolder per class with that class's images inside (ROOT/cat/1.png, "
+          "ROOT/dog/2.jpg; nested folders at most {depth} levels deep, at most {entries:,} files and folders in all)")
+
+
+@dataclass
+class _Scan:
+    """One walk of the data folder ``root`` (shown to users; ``root_real`` is its real path): what it skipped and
+    how many entries it has read, checked against the caps as it goes."""
+
+    root: Path
+    root_real: str
+    max_entries: int = MAX_ENTRIES
+    max_depth: int = MAX_DEPTH
+    skipped: list[tuple[str, str]] = field(default_factory=list)
+    seen: int = 0
+
+    def refuse(self, why: str) -> DataError:
+        layout = LAYOUT.format(depth=self.max_depth, entries=self.max_entries)
+        return DataError(f"{self.root}: not an image-class folder: {why}; {layout}. Point the data SPEC at such a "
+                         "folder")
+
+    def entries(self, shown: str, real: str, depth: int) -> list[os.DirEntry] | None:
+        """The entries of the folder ``real`` sorted by name (None, recorded in ``skipped``, if it cannot be listed),
+        counted against the caps while they are read."""
+        if depth > self.max_depth:
+            raise self.refuse(f"{shown} lies {depth} folder levels deep")
+        found: list[os.DirEntry] = []
+        try:
+            with os.scandir(real) as listing:
+                for entry in listing:
+                    self.seen += 1
+                    if self.seen > self.max_entries:
+                        raise self.refuse(f"it holds more than {self.max_entries:,} files and folders")
+                    found.append(entry)
+        except OSError as e:
+            if depth == 0:
+                raise DataError(f"{self.root}: cannot list the folder: {e.strerror or e}") from None
+            self.skipped.append((shown, f"cannot list folder: {e.strerror or e}"))
+            return None
+        return sorted(found, key=lambda e: e.name)
+
+    def files(self, shown: str, real: str, depth: int, visited: set[str]) -> list[tuple[str, str]]:
+        """(shown path, real path) of the candidate image files under the folder ``real`` (shown as ``shown``)."""
+        if real in visited:
+            self.skipped.append((shown, "folder already visited (symlink loop), not followed again"))
+            return []
+        visited.add(real)
+        found: list[tuple[str, str]] = []
+        for entry in self.entries(shown, real, depth) or []:
+            path = os.path.join(shown, _display_name(entry.name))
+            target = self.resolve(entry, path)
+            if target is None:
+                continue
+            target_real, mode = target
+            if stat.S_ISDIR(mode):
+                found += self.files(path, target_real, depth + 1, visited)
+            elif not stat.S_ISREG(mode):
+                self.skipped.append((path, f"{_kind(mode)}, not a regular file, ignored"))
+            elif reason := _not_an_image(entry.name):
+                self.skipped.append((path, reason))
             else:
-                files.append((path, target))
-        else:
-            skipped.append((str(path), "not a regular file"))
-    return files
+                found.append((path, target_real))
+        return found
 
-
-def _resolve(entry: os.DirEntry, path: Path, root_real: str, skipped: list[tuple[str, str]]) -> str | None:
-    """The real path of ``entry``, or None (recorded in ``skipped``) for hidden entries and links we must not use."""
-    if entry.name.startswith("."):
-        skipped.append((str(path), "hidden file or folder, ignored"))
+    def resolve(self, entry: os.DirEntry, path: str) -> tuple[str, int] | None:
+        """(real path, mode) of ``entry``, or None (recorded in ``skipped``) for hidden entries and links we must not
+        use: links leaving the folder, broken links, loops, and links through folders this user cannot read."""
+        if entry.name.startswith("."):
+            self.skipped.append((path, "hidden file or folder, ignored"))
+            return None
+        try:
+            if not entry.is_symlink():  # the listing's file type where it has one: no system call per entry
+                if entry.is_dir(follow_symlinks=False):
+                    return entry.path, stat.S_IFDIR
+                if entry.is_file(follow_symlinks=False):
+                    return entry.path, stat.S_IFREG
+                return entry.path, entry.stat(follow_symlinks=False).st_mode
+            real = os.path.realpath(entry.path)
+            if not _contained(real, self.root_real):
+                self.skipped.append((path, "symbolic link leading outside the data folder, not followed"))
+                return None
+            return real, os.stat(real).st_mode
+        except PermissionError:
+            why = "symbolic link through a folder this user cannot read" if entry.is_symlink() else "cannot read it"
+            self.skipped.append((path, f"{why} (permission denied), ignored"))
+        except OSError as e:
+            why = "broken symbolic link or symlink loop" if entry.is_symlink() else "cannot read it"
+            self.skipped.append((path, f"{why} ({e.strerror or e}), ignored"))
         return None
-    if not entry.is_symlink():
-        return entry.path
-    real = os.path.realpath(entry.path)
-    if not _contained(real, root_real):
-        skipped.append((str(path), "symbolic link leading outside the data folder, not followed"))
-        return None
-    if not os.path.exists(real):
-        skipped.append((str(path), "broken symbolic link or symlink loop"))
-        return None
-    return real
 
 
 def _not_an_image(name: str) -> str:
@@ -115,49 +170,68 @@ def decode_image(path: str | Path, size: int = 28, grayscale: bool = True) -> np
         raise DataError(f"{path}: {e}") from None
 
 
-def _decode(path: str, size: int, grayscale: bool) -> np.ndarray:
+def _open_image(path: str) -> BinaryIO:
+    """``path`` opened for reading if it is a non-empty regular file; else :class:`_Skip`. It is opened with
+    ``O_NONBLOCK`` and checked with ``fstat`` on the open descriptor: a FIFO or device put in its place after the
+    walk is refused, never read or waited on."""
     try:
-        if os.stat(path).st_size == 0:
-            raise _Skip("empty file (0 bytes)")
-        f = open(path, "rb")  # noqa: SIM115 - closed below
+        fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_CLOEXEC", 0))
     except PermissionError:
         raise _Skip("cannot read the file (permission denied)") from None
     except OSError as e:
         raise _Skip(f"cannot read the file ({e.strerror or e})") from None
-    with f:
+    try:
+        info = os.fstat(fd)
+        if not stat.S_ISREG(info.st_mode):
+            raise _Skip(f"{_kind(info.st_mode)}, not a regular file, ignored")
+        if info.st_size == 0:
+            raise _Skip("empty file (0 bytes)")
+        os.set_blocking(fd, True)
+        return os.fdopen(fd, "rb")
+    except BaseException:
+        os.close(fd)
+        raise
+
+
+def _decode(path: str, size: int, grayscale: bool) -> np.ndarray:
+    with _open_image(path) as f:
         try:
             return decode_stream(f, size, grayscale, MAX_PIXELS)
         except UnusableImage as e:
             raise _Skip(str(e)) from None
 
 
-def load_folder(root: str | Path, size: int = 28, grayscale: bool = True) -> ImageSet:
+def load_folder(root: str | Path, size: int = 28, grayscale: bool = True, *, max_entries: int = MAX_ENTRIES,
+                max_depth: int = MAX_DEPTH) -> ImageSet:
     """Images under ``root/<class>/`` as an ``ImageSet`` of shape (N, 1 or 3, size, size); labels follow sorted names.
 
-    Unusable files are skipped and listed in ``skipped``; raises ``DataError`` only if fewer than two classes with
-    usable images remain.
+    Unusable files are skipped and listed in ``skipped``; raises ``DataError`` if fewer than two classes with
+    usable images remain, or, as soon as it is seen, if the folder holds more than ``max_entries`` entries or
+    folders nested deeper than ``max_depth`` (it is not an image-class folder).
     """
     if size < 1:
         raise DataError(f"size must be a positive number of pixels, got {size}")
     root_path = Path(root).expanduser()
-    if not root_path.is_dir():
-        raise DataError(f"{root_path}: not a folder (expected ROOT/<class name>/<image files>)")
-    root_real = os.path.realpath(root_path)
-    skipped: list[tuple[str, str]] = []
     try:
-        top = sorted(os.scandir(root_real), key=lambda e: e.name)
+        is_dir = stat.S_ISDIR(os.stat(root_path).st_mode)
+    except (FileNotFoundError, NotADirectoryError):
+        is_dir = False
     except OSError as e:
-        raise DataError(f"{root_path}: cannot list the folder: {e.strerror or e}") from e
-    class_files: list[tuple[str, Path, list[tuple[Path, str]]]] = []
-    for entry in top:
-        path = root_path / _display_name(entry.name)
-        target = _resolve(entry, path, root_real, skipped)
+        raise DataError(f"{root_path}: cannot use it as a data folder: {e.strerror or e}") from None
+    if not is_dir:
+        raise DataError(f"{root_path}: not a folder (expected ROOT/<class name>/<image files>)")
+    scan = _Scan(root_path, os.path.realpath(root_path), max_entries, max_depth)
+    skipped = scan.skipped
+    class_files: list[tuple[str, str, list[tuple[str, str]]]] = []
+    for entry in scan.entries(str(root_path), scan.root_real, 0) or []:
+        path = os.path.join(root_path, _display_name(entry.name))
+        target = scan.resolve(entry, path)
         if target is None:
             continue
-        if os.path.isdir(target):
-            class_files.append((_display_name(entry.name), path, _walk(path, target, root_real, skipped, set())))
+        if stat.S_ISDIR(target[1]):
+            class_files.append((_display_name(entry.name), path, scan.files(path, target[0], 1, set())))
         else:
-            skipped.append((str(path), "file at the top level, not inside a class folder"))
+            skipped.append((path, "file at the top level, not inside a class folder"))
 
     images: list[np.ndarray] = []
     labels: list[int] = []
@@ -169,10 +243,10 @@ def load_folder(root: str | Path, size: int = 28, grayscale: bool = True) -> Ima
             try:
                 decoded.append(_decode(real, size, grayscale))
             except _Skip as e:
-                skipped.append((str(shown), str(e)))
+                skipped.append((shown, str(e)))
         if not decoded:
             empty.append(name)
-            skipped.append((str(folder), "class folder without usable images, dropped"))
+            skipped.append((folder, "class folder without usable images, dropped"))
             continue
         images += decoded
         labels += [len(names)] * len(decoded)
@@ -184,13 +258,14 @@ def load_folder(root: str | Path, size: int = 28, grayscale: bool = True) -> Ima
     same = [group for group in folded.values() if len(group) > 1]
     if same:
         warnings.warn(
-            f"{root_path}: class folders whose names differ only in case are distinct classes: {same}; "
+            f"{root_path}: class folders whose names differ only in case are distinct classes "
+            f"({len(same):,} groups): {first_few(same)}; "
             "merge or rename them if they are meant to be one class",
             stacklevel=2,
         )
     if len(names) < 2:
         found = f"{len(names)} usable class{'es' if len(names) != 1 else ''}" + (f" ({names[0]!r})" if names else "")
-        details = f"; empty class folders: {empty}" if empty else ""
+        details = f"; empty class folders: {first_few(empty)}" if empty else ""
         if skipped:
             details += f"; {len(skipped)} entries skipped, e.g. {skipped[0][0]}: {skipped[0][1]}"
         raise DataError(

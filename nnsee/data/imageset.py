@@ -2,12 +2,50 @@
 
 from __future__ import annotations
 
+import unicodedata
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 
 from nnsee.errors import DataError
+
+#: How many items a warning or error lists before it says "and N more".
+LISTED = 5
+
+
+def first_few(items: Iterable[object], limit: int = LISTED, *, quote: bool = True) -> str:
+    """``"a, b, c and N more"``: the first ``limit`` items (strings as reprs when ``quote``; each cut to 80
+    characters), then a count, so a message about 100,000 classes stays one short line."""
+    shown: list[str] = []
+    total = 0
+    for total, item in enumerate(items, start=1):
+        if total <= limit:
+            text = repr(item) if quote and isinstance(item, str) else str(item)
+            shown.append(text if len(text) <= 80 else text[:79] + "…")
+    more = f" and {total - limit:,} more" if total > limit else ""
+    return ", ".join(shown) + more
+
+
+def shown_name(name: object) -> str:
+    """How a class name looks on a page: NFC-normalized, without invisible format characters (Unicode category
+    Cf: zero-width spaces and joiners, the bidi controls such as U+202E). Two names equal here look the same."""
+    return "".join(ch for ch in unicodedata.normalize("NFC", str(name)) if unicodedata.category(ch) != "Cf")
+
+
+def _same_names(names: Sequence[object], source: str) -> DataError | None:
+    """The error for the first two classes whose names look the same (:func:`shown_name`), or None."""
+    seen: dict[str, int] = {}
+    for j, name in enumerate(names):
+        i = seen.setdefault(shown_name(name), j)
+        if i != j:
+            what = (f"the same name {first_few([names[i]])}" if names[i] == name else
+                    f"names that look the same ({first_few([names[i]])} and {first_few([name])}: equal once "
+                    "Unicode-normalized (NFC) and stripped of invisible format characters)")
+            return DataError(f"{source or 'images'}: classes {i} and {j} have {what}; class names must be distinct: "
+                             "rename one of the class folders, or fix the class_names array of the .npz")
+    return None
 
 
 @dataclass
@@ -41,6 +79,9 @@ class ImageSet:
                 f"{self.source or 'images'}: labels must lie in 0..{len(self.class_names) - 1} "
                 f"(one per class name), found {int(self.labels.min())}..{int(self.labels.max())}"
             )
+        same = _same_names(self.class_names, self.source)
+        if same is not None:
+            raise same
 
     def __len__(self) -> int:
         return int(self.images.shape[0])

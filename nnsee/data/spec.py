@@ -8,6 +8,8 @@ A folder that happens to be called ``digits`` is reached as ``./digits``.
 
 from __future__ import annotations
 
+import os
+import stat
 import warnings
 from pathlib import Path
 from typing import Any
@@ -31,20 +33,34 @@ _ARGS = ("spec", "size", "grayscale", "data_dir", "seed", "val_fraction", "test_
 
 
 def _kind(spec: str) -> tuple[str, str]:
-    """(kind, canonical spec): kind is digits, named, npz, idx or folder; paths become absolute."""
+    """(kind, canonical spec): kind is digits, named, npz, idx or folder; paths become absolute. A path must be a
+    regular file or a folder this user can read (never a FIFO or device, links followed)."""
     key = spec.strip().lower().replace("_", "-")
     if key == "digits":
         return "digits", "digits"
     if key in NAMED_SETS:
         return "named", key
     path = Path(spec).expanduser()
-    if path.is_file():
-        if path.suffix.lower() == ".npz":
-            return "npz", str(path.resolve())
+    try:
+        mode = os.stat(path).st_mode
+        if stat.S_ISDIR(mode):
+            return ("idx" if has_idx_files(path) else "folder"), str(path.resolve())
+    except (FileNotFoundError, NotADirectoryError):
+        raise DataError(f"unknown data SPEC {spec!r}: not a built-in name and no such file or folder. "
+                        f"Accepted: {ACCEPTED}") from None
+    except PermissionError:
+        raise DataError(f"{spec}: permission denied: the data set, or a folder on the way to it (through links too), "
+                        "is not readable by this user; make it readable, or copy the data set to a folder of yours"
+                        ) from None
+    except OSError as e:
+        raise DataError(f"{spec}: cannot reach the data set: {e.strerror or e}; give the path of a readable "
+                        "file or folder") from None
+    if not stat.S_ISREG(mode):
+        raise DataError(f"{spec}: not a regular file or folder (a FIFO, device or socket); nnsee reads data sets "
+                        f"only from regular files and folders. Accepted SPEC forms: {ACCEPTED}")
+    if path.suffix.lower() != ".npz":
         raise DataError(f"{spec}: unsupported data file (expected .npz). Accepted SPEC forms: {ACCEPTED}")
-    if path.is_dir():
-        return ("idx" if has_idx_files(path) else "folder"), str(path.resolve())
-    raise DataError(f"unknown data SPEC {spec!r}: not a built-in name and no such file or folder. Accepted: {ACCEPTED}")
+    return "npz", str(path.resolve())
 
 
 def load_data(

@@ -13,7 +13,7 @@ import warnings
 
 import numpy as np
 
-from nnsee.data.imageset import ImageSet
+from nnsee.data.imageset import ImageSet, first_few
 from nnsee.errors import DataError
 
 
@@ -33,13 +33,16 @@ def _indices(data: ImageSet, fractions: tuple[float, ...], seed: int) -> list[np
     parts: list[list[np.ndarray]] = [[] for _ in range(len(fractions) + 1)]
     wanted = 1 + sum(f > 0 for f in fractions)
     too_few: list[str] = []
+    by_class = np.argsort(data.labels, kind="stable")  # each class's indices, ascending, in one O(N log N) sort
+    sizes = np.bincount(data.labels, minlength=data.n_classes)
+    starts = np.cumsum(sizes) - sizes
     for c in range(data.n_classes):
-        idx = rng.permutation(np.flatnonzero(data.labels == c))
+        idx = rng.permutation(by_class[starts[c] : starts[c] + sizes[c]])
         n = len(idx)
         if n == 0:
             continue
         if n < wanted:
-            too_few.append(f"{data.class_names[c]!r} ({n})")
+            too_few.append(f"{first_few([data.class_names[c]])} ({n})")
             parts[0].append(idx)
             continue
         counts = [max(1, int(round(n * f))) if f > 0 else 0 for f in fractions]
@@ -53,7 +56,7 @@ def _indices(data: ImageSet, fractions: tuple[float, ...], seed: int) -> list[np
     if too_few:
         warnings.warn(
             f"{data.source or 'data'}: classes with fewer than {wanted} images go to training only and are missing "
-            f"from validation/test: {', '.join(too_few)}",
+            f"from validation/test ({len(too_few):,} classes): {first_few(too_few, quote=False)}",
             stacklevel=3,
         )
     return [rng.permutation(np.concatenate(p)) if p else np.zeros(0, np.int64) for p in parts]
