@@ -119,12 +119,18 @@ def load_data(
 CHANGED = ("warn", "refuse")
 
 
-def load_splits(spec: dict[str, Any], *, download: bool = True, changed: str = "warn") -> Splits:
+PATH_KINDS = ("npz", "idx", "folder")  # data sets read from a path, which can move
+
+
+def load_splits(spec: dict[str, Any], *, download: bool = True, changed: str = "warn",
+                path: str | Path | None = None) -> Splits:
     """The splits that ``load_data`` built when it wrote ``spec`` (a ``Splits.spec`` dict).
 
     When the data's per-split counts differ from the ones recorded (a file added or removed), the splits are not the
     ones the run saw: images may have moved between training and test. ``changed="refuse"`` raises a DataError
-    saying what changed, ``"warn"`` warns and goes on.
+    saying what changed, ``"warn"`` warns and goes on. ``path`` is where a data set read from a path (npz, IDX or
+    image folder) lives now, if it was moved: it must be of the same kind and give the same counts (else refused).
+    A recorded path that no longer exists is a DataError saying so and what to do.
     """
     if changed not in CHANGED:
         raise DataError(not_one_of("changed", changed, CHANGED))
@@ -133,15 +139,34 @@ def load_splits(spec: dict[str, Any], *, download: bool = True, changed: str = "
     if spec.get("format", SPEC_FORMAT) > SPEC_FORMAT:
         raise DataError(f"data spec format {spec['format']} is newer than this nnsee supports ({SPEC_FORMAT})")
     args = {k: spec[k] for k in _ARGS if k in spec and spec[k] is not None}
-    splits = load_data(args.pop("spec"), download=download, **args)
+    source = str(args.pop("spec"))
+    kind = spec.get("kind")
+    if path is not None:
+        if kind not in PATH_KINDS:
+            raise DataError(f"the run was trained on {source!r}, which is not read from a path: it cannot be moved, "
+                            "so give no new place for it")
+        source = str(path)
+        if (now := _kind(source)[0]) != kind:
+            raise DataError(f"{source}: the run was trained on {_KIND_WORDS[kind]}, this is {_KIND_WORDS[now]}; "
+                            "give the place the same data set was moved to")
+        changed = "refuse"
+    elif kind in PATH_KINDS and not os.path.lexists(source):
+        raise DataError(f"the data set the run was trained on, {source}, is missing (moved, renamed or deleted): "
+                        f"move it back to {source}, or give its new place (nnsee report RUN --data NEW_PATH; "
+                        "load_splits(spec, path=NEW_PATH) in Python): the same images, checked by their counts")
+    splits = load_data(source, download=download, **args)
     expected = spec.get("counts")
     if expected and expected != splits.spec["counts"]:
-        what = (f"{spec['spec']}: the data changed since these splits were made: counts were {expected}, "
+        what = (f"{source}: the data changed since these splits were made: counts were {expected}, "
                 f"now {splits.spec['counts']}")
         if changed == "refuse":
             raise DataError(f"{what}; the splits would differ (test images could move into training)")
         warnings.warn(what, stacklevel=2)
     return splits
+
+
+_KIND_WORDS = {"npz": "an .npz file", "idx": "a folder of IDX files", "folder": "a folder of class subfolders",
+               "digits": "the built-in digits", "named": "a named data set"}
 
 
 def describe(splits: Splits, max_skipped: int = 5) -> dict[str, Any]:

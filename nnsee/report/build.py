@@ -7,6 +7,7 @@ all other text are escaped by jinja2; inline SVG charts escape their own text. T
 
 from __future__ import annotations
 
+import os
 import time
 from collections.abc import Sequence
 from pathlib import Path
@@ -17,7 +18,7 @@ from markupsafe import Markup
 
 import nnsee
 from nnsee.data.imageset import Splits
-from nnsee.errors import MethodError, not_one_of
+from nnsee.errors import MethodError, RunError, not_one_of
 from nnsee.render import write_atomic
 from nnsee.report import sections as declared
 from nnsee.report.sections.common import ReportInput, Section
@@ -37,11 +38,15 @@ def environment(sections: Sequence[Section] = ()) -> Environment:
 
 
 def build_report(run: Run | str | Path, out: str | Path | None = None, *, splits: Splits | None = None,
-                 max_units: int = 256, gallery: int = 16, sort_units: str = "outgoing-norm") -> Path:
+                 data: str | Path | None = None, max_units: int = 256, gallery: int = 16,
+                 sort_units: str = "outgoing-norm") -> Path:
     """Write ``out`` (default ``RUN/report``) ``/index.html`` (+ ``units-N.html`` pages and PNG/GIF figures).
 
     ``run`` is a loaded :class:`~nnsee.train.Run`, or a run folder, loaded here. ``splits`` defaults to the run's
-    own data, reloaded from its stored spec. Returns the index path.
+    own data, reloaded from its stored spec; ``data`` is where that data set lives now if it was moved (same kind,
+    same counts). ``out`` must be a real folder (or not yet exist), never a symbolic link, and no file the report
+    writes may be one: a link is refused before anything is written, so nothing is written through it. Returns
+    the index path.
     """
     from nnsee.data.spec import load_splits
     from nnsee.methods.hidden_units import SORT_KEYS
@@ -53,17 +58,17 @@ def build_report(run: Run | str | Path, out: str | Path | None = None, *, splits
     if not isinstance(run, Run):
         run = load_run(run)
     out = Path(out) if out is not None else run.path / "report"
-    out.mkdir(parents=True, exist_ok=True)
-    data = splits if splits is not None else load_splits(run.data_spec)
-    inp = ReportInput(run, data, max_units=max_units, gallery=gallery, sort_units=sort_units)
+    _refuse_link(out)
+    data_splits = splits if splits is not None else load_splits(run.data_spec, path=data)
+    inp = ReportInput(run, data_splits, max_units=max_units, gallery=gallery, sort_units=sort_units)
 
     sections = list(declared.SECTIONS)
     contexts: dict[str, Any] = {s.name: s.context(inp) for s in sections}
     shown = [s for s in sections if contexts[s.name]]
+    files: dict[str, bytes] = {}
     for s in shown:
         if s.files is not None:
-            for name, data_bytes in s.files(contexts[s.name]).items():
-                write_atomic(out / name, data_bytes)
+            files.update(s.files(contexts[s.name]))
     paged = [s for s in shown if s.paged]
     if len(paged) > 1:
         raise ValueError(f"at most one report section can be paged, not {', '.join(s.name for s in paged)}")
@@ -74,5 +79,26 @@ def build_report(run: Run | str | Path, out: str | Path | None = None, *, splits
     template = environment(sections).get_template("report.html.j2")
     for number, (name, cards) in enumerate(zip(page_names, pages, strict=True), start=1):
         html = template.render(**common, page=number, cards=cards, seconds=time.perf_counter() - started)
-        write_atomic(out / name, html.encode("utf-8"))
+        files[name] = html.encode("utf-8")
+    _make_folder(out, files)
+    for name, content in files.items():
+        write_atomic(out / name, content)
     return out / "index.html"
+
+
+def _refuse_link(path: Path) -> None:
+    if path.is_symlink():
+        raise RunError(f"{path} is a symbolic link (to {os.readlink(path)}): nnsee writes a report only into a real "
+                       "folder, never through a link into another; remove the link, or give --out a folder of yours")
+
+
+def _make_folder(out: Path, files: dict[str, bytes]) -> None:
+    """Create ``out`` (a real folder) once nothing in it that the report would replace is a symbolic link."""
+    _refuse_link(out)
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise RunError(f"cannot create the report folder {out}: {exc.strerror or exc}; give --out a folder "
+                       "you can write") from exc
+    for name in files:
+        _refuse_link(out / name)
