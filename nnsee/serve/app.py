@@ -4,25 +4,30 @@ Routes: ``GET /`` (the page), ``/static/*`` (its files only), ``GET /api/runs``,
 (an image body, ``Content-Type: image/png``; ``&view=`` one of the run's ``views``: ``contributions`` or a registered
 method), ``GET /api/runs/{name}/templates``, ``GET /api/runs/{name}/units/{j}``.
 Runs are loaded once at start; no other path on disk is ever read. Limits and refusals: :mod:`nnsee.serve.guard`.
+Decoding and the model's work run in a :class:`~nnsee.serve.pool.WorkPool` (a few threads, a bounded queue; 503 with
+``Retry-After`` when it is full), never on the event loop.
 """
 
 from __future__ import annotations
 
 import os
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
+from typing import TypeVar
 
 from fastapi import FastAPI, HTTPException, Request
 from fastapi.responses import FileResponse, JSONResponse
 from fastapi.staticfiles import StaticFiles
-from starlette.concurrency import run_in_threadpool
+from starlette.requests import ClientDisconnect
 
 from nnsee.errors import NnseeError, not_one_of
 from nnsee.methods import MethodError
 from nnsee.serve import views
 from nnsee.serve.decode import ImageRejected, decode_bytes, is_blank
-from nnsee.serve.guard import Guard, SecurityHeaders
+from nnsee.serve.guard import RETRY_AFTER_S, Guard, SecurityHeaders, over_limit
+from nnsee.serve.pool import Busy, WorkPool
 
+T = TypeVar("T")
 STATIC = Path(__file__).parent / "static"
 MAX_BODY = 2 * 1024 * 1024
 CSP = ("default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data: blob:; connect-src 'self'; "
@@ -51,21 +56,36 @@ def _names(paths: Sequence[Path]) -> list[str]:
 
 
 async def read_limited(request: Request, limit: int) -> bytes:
-    """The request body, or 413 as soon as more than ``limit`` bytes have arrived (chunked or lying bodies)."""
+    """The request body, or 413 (closing the connection) as soon as more than ``limit`` bytes have arrived
+    (chunked or lying bodies); 408 if the client went away or the server cut off its trickling body."""
     body = bytearray()
-    async for chunk in request.stream():
-        body += chunk
-        if len(body) > limit:
-            raise HTTPException(413, f"body over the {limit} byte limit")
+    try:
+        async for chunk in request.stream():
+            body += chunk
+            if len(body) > limit:
+                raise HTTPException(413, over_limit(limit), headers={"connection": "close"})
+    except ClientDisconnect:
+        raise HTTPException(408, "the body did not arrive in time", headers={"connection": "close"}) from None
     return bytes(body)
 
 
+async def in_pool(pool: WorkPool, fn: Callable[[], T]) -> T:
+    """``fn()`` in the work pool; a full pool is 503 with ``Retry-After``, a method's refusal 422."""
+    try:
+        return await pool.run(fn)
+    except Busy as e:
+        raise HTTPException(503, str(e), headers={"retry-after": str(RETRY_AFTER_S)}) from None
+    except MethodError as e:
+        raise HTTPException(422, str(e)) from None
+
+
 def create_app(run_paths: Iterable[str | os.PathLike[str]], *, max_body: int = MAX_BODY,
-               allowed_hosts: Iterable[str] | None = None) -> FastAPI:
+               allowed_hosts: Iterable[str] | None = None, pool: WorkPool | None = None) -> FastAPI:
     paths = [Path(p) for p in run_paths]
     if not paths:
         raise NnseeError("name at least one run folder to serve")
     runs = {name: views.load(p, name) for name, p in zip(_names(paths), paths, strict=True)}
+    jobs = pool or WorkPool()
 
     app = _App(title="nnsee", docs_url=None, redoc_url=None, openapi_url=None)
 
@@ -80,7 +100,7 @@ def create_app(run_paths: Iterable[str | os.PathLike[str]], *, max_body: int = M
 
     @app.get("/api/runs")
     def list_runs() -> dict:
-        return {"runs": [r.summary() for r in runs.values()]}
+        return {"runs": [r.summary() for r in runs.values()], "max_body": max_body}
 
     @app.post("/api/explain")
     async def explain(request: Request, run: str, view: str | None = None) -> JSONResponse:
@@ -89,35 +109,35 @@ def create_app(run_paths: Iterable[str | os.PathLike[str]], *, max_body: int = M
             raise HTTPException(422, not_one_of(f"view for run {run!r}", view, loaded.views))
         body = await read_limited(request, max_body)
         shape = loaded.shape
-        try:
-            image = decode_bytes(body, shape[-1], shape[0] == 1)
-        except ImageRejected as e:
-            raise HTTPException(400, str(e)) from None
-        if is_blank(image):
-            return JSONResponse({"run": loaded.name, "kind": loaded.kind, "blank": True,
-                                 "class_names": loaded.run.class_names})
-        try:
-            return JSONResponse(await run_in_threadpool(views.explain_image, loaded, image, view))
-        except MethodError as e:
-            raise HTTPException(422, str(e)) from None
+
+        def work() -> dict:
+            try:
+                image = decode_bytes(body, shape[-1], shape[0] == 1)
+            except ImageRejected as e:
+                raise HTTPException(400, str(e)) from None
+            if is_blank(image):
+                return {"run": loaded.name, "kind": loaded.kind, "blank": True, "class_names": loaded.run.class_names}
+            return views.explain_image(loaded, image, view)
+
+        return JSONResponse(await in_pool(jobs, work))
 
     @app.get("/api/runs/{name}/templates")
-    def templates(name: str) -> dict:
+    async def templates(name: str) -> dict:
         loaded = get(name)
         if not loaded.caps.templates:
             raise HTTPException(404, f"run {name!r} is a {loaded.kind} model: class templates need a linear first "
                                 "layer")
-        return views.templates(loaded)
+        return await in_pool(jobs, lambda: views.templates(loaded))
 
     @app.get("/api/runs/{name}/units/{j}")
-    def unit(name: str, j: int) -> dict:
+    async def unit(name: str, j: int) -> dict:
         loaded = get(name)
         if not loaded.caps.one_hidden_layer:
             raise HTTPException(404, f"run {name!r} is a {loaded.kind} model: unit cards need one hidden layer")
         n = views.n_units(loaded)
         if not 0 <= j < n:
             raise HTTPException(404, f"unit {j} does not exist (0..{n - 1})")
-        return views.unit_card(loaded, j)
+        return await in_pool(jobs, lambda: views.unit_card(loaded, j))
 
     app.mount("/static", StaticFiles(directory=STATIC), name="static")
     app.add_middleware(Guard, max_body=max_body, allowed_hosts=allowed_hosts)  # outermost: refuses first

@@ -4,15 +4,21 @@
 * a foreign ``Origin`` on a state-changing method (POST, PUT, PATCH, DELETE) → 403;
 * a declared ``Content-Length`` over ``max_body`` → 413 without reading the body (a chunked body is counted as it
   streams by the route that reads it, :func:`nnsee.serve.app.read_limited`);
-* a POST to an image route whose ``Content-Type`` is not an image → 415.
+* a POST to an image route whose ``Content-Type`` is not ``image/*`` → 415 (the decoder then reads the format from
+  the bytes and accepts only ``IMAGE_FORMATS``: the one allow-list).
 
-The allowed hosts default to ``127.0.0.1``, ``localhost`` and ``[::1]`` at the port the server is bound to.
+The allowed hosts default to ``127.0.0.1``, ``localhost`` and ``[::1]`` at the port the server is bound to; on port 80
+also without the port, as browsers send it (:func:`host_values`).
+
+:class:`UploadLimit` lets at most ``limit`` requests with a body (uploads) run at once; one more waits up to ``wait``
+seconds for a slot, then gets 503 with ``Retry-After``. Requests without a body are never held back.
 
 :class:`SecurityHeaders` adds the security headers to every response, these refusals and server errors included.
 """
 
 from __future__ import annotations
 
+import asyncio
 import json
 from collections.abc import Awaitable, Callable, Iterable
 from typing import Any
@@ -23,14 +29,23 @@ Send = Callable[[dict[str, Any]], Awaitable[None]]
 
 LOOPBACK_NAMES = ("127.0.0.1", "localhost", "[::1]")
 STATE_CHANGING = frozenset({"POST", "PUT", "PATCH", "DELETE"})
-IMAGE_TYPES = frozenset({"image/png", "image/jpeg", "image/webp", "image/bmp"})
+RETRY_AFTER_S = 1
 
 
-async def _refuse(send: Send, status: int, message: str) -> None:
+def host_values(names: Iterable[str], port: int | None) -> set[str]:
+    """``Host`` header values naming ``names`` at ``port``: ``name:port``, and the bare name on port 80 (a browser
+    leaves out the scheme's default port, RFC 9110 §7.2)."""
+    names = [n.lower() for n in names]
+    if not port:
+        return set(names)
+    return {f"{n}:{port}" for n in names} | (set(names) if port == 80 else set())
+
+
+async def _refuse(send: Send, status: int, message: str, headers: Iterable[tuple[bytes, bytes]] = ()) -> None:
     body = json.dumps({"error": message}).encode()
     await send({"type": "http.response.start", "status": status,
                 "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode()),
-                            (b"connection", b"close")]})
+                            (b"connection", b"close"), *headers]})
     await send({"type": "http.response.body", "body": body})
 
 
@@ -45,8 +60,7 @@ class Guard:
     def _hosts(self, scope: Scope) -> set[str]:
         if self.allowed_hosts is not None:
             return self.allowed_hosts
-        port = (scope.get("server") or ("", None))[1]
-        return {f"{name}:{port}" for name in LOOPBACK_NAMES} if port else set(LOOPBACK_NAMES)
+        return host_values(LOOPBACK_NAMES, (scope.get("server") or ("", None))[1])
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -68,14 +82,46 @@ class Guard:
                 await _refuse(send, 400, "bad Content-Length")
                 return
             if int(length) > self.max_body:
-                await _refuse(send, 413, f"body over the {self.max_body} byte limit")
+                await _refuse(send, 413, over_limit(self.max_body))
                 return
         if method == "POST" and scope.get("path") in self.image_paths:
             ctype = headers.get("content-type", "").split(";")[0].strip().lower()
-            if ctype not in IMAGE_TYPES:
-                await _refuse(send, 415, f"send the image as the body with Content-Type {' or '.join(IMAGE_TYPES)}")
+            if not ctype.startswith("image/"):
+                await _refuse(send, 415, "send the image as the body with an image/* Content-Type "
+                              f"(got {ctype or 'none'!r})")
                 return
         await self.app(scope, receive, send)
+
+
+def over_limit(limit: int) -> str:
+    """The 413 message for a body over ``limit`` bytes."""
+    return f"body over the {limit / 2**20:g} MiB ({limit} byte) limit: send a smaller image"
+
+
+class UploadLimit:
+    """At most ``limit`` requests with a body (POST, PUT, PATCH, DELETE) inside ``app`` at once; one more waits up
+    to ``wait`` s for a slot, then is refused with 503 and ``Retry-After`` (a bound on the memory of bodies being
+    read and on the queue of work, that never holds back a cheap GET)."""
+
+    def __init__(self, app: Any, limit: int, wait: float = 5.0) -> None:
+        self.app, self.limit, self.wait = app, limit, wait
+        self._slots: asyncio.Semaphore | None = None  # made on the server's event loop
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or scope.get("method", "GET").upper() not in STATE_CHANGING:
+            await self.app(scope, receive, send)
+            return
+        slots = self._slots = self._slots or asyncio.Semaphore(self.limit)
+        try:
+            await asyncio.wait_for(slots.acquire(), self.wait)
+        except TimeoutError:
+            await _refuse(send, 503, f"busy: {self.limit} uploads are being worked on; retry in a moment",
+                          [(b"retry-after", str(RETRY_AFTER_S).encode())])
+            return
+        try:
+            await self.app(scope, receive, send)
+        finally:
+            slots.release()
 
 
 class SecurityHeaders:
