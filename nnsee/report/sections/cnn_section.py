@@ -10,7 +10,7 @@ from PIL import Image
 from torch import nn
 
 from nnsee.render import data_uri, grid, image_tile, mosaic, symmetric_scale, weight_tile
-from nnsee.report.sections.common import MAX_CLASSES, ReportInput, dropped_note, upscale_for
+from nnsee.report.sections.common import MAX_CLASSES, ReportInput, dropped_note, snapshots_note, spread, upscale_for
 
 # Ten distinguishable colours (matplotlib's tab10), cycled, for "most probable class" maps.
 PALETTE = np.array([[31, 119, 180], [255, 127, 14], [44, 160, 44], [214, 39, 40], [148, 103, 189],
@@ -122,7 +122,8 @@ def _evolution(inp: ReportInput, layer: str) -> dict[str, Any] | None:
     run = inp.run
     if len(run.snapshot_epochs) < 2:
         return None
-    snapshots = {epoch: run.snapshot_state(epoch) for epoch in run.snapshot_epochs}
+    chosen = spread(run.snapshot_epochs)
+    snapshots = {epoch: run.snapshot_state(epoch) for epoch in chosen}
     subset = inp.splits.train.images[: min(len(inp.splits.train), 2000)]
     by_epoch = features_over_training(run.model, snapshots, subset, layer, k=1, projections=True,
                                       transform=run.standardize)
@@ -135,7 +136,8 @@ def _evolution(inp: ReportInput, layer: str) -> dict[str, Any] | None:
         scale = symmetric_scale(crops)
         rows.append({"channel": c, "uri": data_uri(grid([weight_tile(p, scale, up) for p in crops],
                                                         ncols=len(crops), pad=2))})
-    return {"epochs": epochs, "rows": rows, "n_images": len(subset)}
+    return {"epochs": epochs, "rows": rows, "n_images": len(subset),
+            "note": snapshots_note(chosen, len(run.snapshot_epochs))}
 
 
 def _sanity(inp: ReportInput, n: int = 4) -> dict[str, Any] | None:
@@ -175,6 +177,7 @@ that is strongest on the whole image.</p>
 {% if c.evolution %}<h3>Feature evolution during training</h3>
 <p>For the first feature maps of <span class="math">{{ c.layer }}</span>, the deconvnet projection of the strongest activation over
 {{ c.evolution.n_images }} training images at each snapshot epoch ({{ c.evolution.epochs|join(', ') }}).</p>
+{% if c.evolution.note %}<p class="muted">{{ c.evolution.note }}</p>{% endif %}
 {% for r in c.evolution.rows %}<div>map {{ r.channel }} <img src="{{ r.uri }}" alt="evolution of map {{ r.channel }}"></div>{% endfor %}{% endif %}
 {% if c.sanity %}<h3>Sanity check: do the maps depend on what the model learned?</h3>
 <p>Each method's maps for {{ c.sanity.n }} test images, from the trained model and from the same model with every weight

@@ -105,6 +105,23 @@ MAX_CLASSES = 30  # a per-class view shows every class up to this many; above, a
 MAX_BARS = 10  # a chart of one value per class shows this many bars once there are more than MAX_CLASSES classes
 
 
+MAX_SNAPSHOTS = 12  # an evolution view shows at most this many snapshot epochs, evenly spaced, first and last included
+
+
+def spread(epochs: list[int], most: int = MAX_SNAPSHOTS) -> list[int]:
+    """At most ``most`` of ``epochs``: those at positions ``round(i (n - 1) / (most - 1))``, i = 0 .. most - 1 (evenly
+    spaced, the first and the last always among them; distinct, since the step exceeds 1 when n > most)."""
+    if len(epochs) <= most:
+        return list(epochs)
+    return [epochs[int(i)] for i in np.round(np.linspace(0, len(epochs) - 1, most))]
+
+
+def snapshots_note(shown: list[int], total: int) -> str | None:
+    """What an evolution view leaves out, or None when it shows every snapshot."""
+    return dropped_note(f"{len(shown)} evenly spaced snapshots (epochs {', '.join(map(str, shown))})", len(shown),
+                        total)
+
+
 def dropped_note(what: str, shown: int, total: int, of: str = "") -> str | None:
     """``"showing WHAT of TOTAL[OF]"`` when a view leaves items out (``shown < total``), else None."""
     return f"showing {what} of {total:,}{of}" if shown < total else None

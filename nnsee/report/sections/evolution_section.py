@@ -7,7 +7,7 @@ from typing import Any
 
 from nnsee.methods import templates_over_training
 from nnsee.render import animated_gif, data_uri, grid, symmetric_scale, weight_tile
-from nnsee.report.sections.common import ReportInput, upscale_for
+from nnsee.report.sections.common import ReportInput, snapshots_note, spread, upscale_for
 
 
 def evolution_section(inp: ReportInput, n_units: int = 10) -> dict[str, Any] | None:
@@ -18,7 +18,8 @@ def evolution_section(inp: ReportInput, n_units: int = 10) -> dict[str, Any] | N
         inp.notes.append(f"evolution: the weight images need a fully connected chain (its first layer's rows are "
                          f"images); this model is {inp.caps.describe()}")
         return None
-    snapshots = {epoch: run.snapshot_state(epoch) for epoch in run.snapshot_epochs}
+    epochs = spread(run.snapshot_epochs)
+    snapshots = {epoch: run.snapshot_state(epoch) for epoch in epochs}
     frames_by_epoch = templates_over_training(run.model, snapshots, run.input_shape, n_units=n_units)
     if not frames_by_epoch:
         return None
@@ -32,7 +33,7 @@ def evolution_section(inp: ReportInput, n_units: int = 10) -> dict[str, Any] | N
         strips.append({"epoch": epoch, "uri": data_uri(image)})
     gif = animated_gif(frames, 700)
     return {"strips": strips, "gif": "data:image/gif;base64," + base64.b64encode(gif).decode("ascii"),
-            "gif_bytes": gif, "scale": scale}
+            "gif_bytes": gif, "scale": scale, "note": snapshots_note(epochs, len(run.snapshot_epochs))}
 
 
 def evolution_gif(context: dict[str, Any]) -> dict[str, bytes]:
@@ -44,6 +45,7 @@ TEMPLATE = """\
 {% set e = sections.evolution %}
 <h2 id="evolution">Evolution during training</h2>
 <p>The same weight images at each snapshot epoch (shared scale ±{{ e.scale|num }}).</p>
+{% if e.note %}<p class="muted">{{ e.note }}</p>{% endif %}
 <img src="{{ e.gif }}" alt="weights during training (animated)">
 {% for s in e.strips %}<div><img src="{{ s.uri }}" alt="weights at epoch {{ s.epoch }}"></div>{% endfor %}
 """  # noqa: E501
