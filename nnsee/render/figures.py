@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from nnsee.render.bidi import plain
 from nnsee.render.colormap import CMAP_NAME, rgb_signed_to_rgb, signed_to_rgb, symmetric_scale
 
 if TYPE_CHECKING:
@@ -43,8 +44,8 @@ def _new_figure(width: float, height: float) -> Figure:
 
 
 def literal(text: object) -> str:
-    """``text`` as matplotlib shows it literally: one line, every ``$`` escaped (no mathtext)."""
-    return " ".join(str(text).split()).replace("$", r"\$")
+    """``text`` as matplotlib shows it literally: one line, every ``$`` escaped (no mathtext), no bidi controls."""
+    return " ".join(plain(text).split()).replace("$", r"\$")
 
 
 def figure_png(fig: Figure, dpi: float = 100) -> bytes:

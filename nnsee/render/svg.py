@@ -9,6 +9,8 @@ from html import escape
 
 import numpy as np
 
+from nnsee.render.bidi import isolated, plain
+
 POSITIVE_COLOUR = "#b2182b"  # red end of RdBu_r
 NEGATIVE_COLOUR = "#2166ac"  # blue end of RdBu_r
 SERIES_COLOURS = ("#1f77b4", "#d62728", "#2ca02c", "#9467bd", "#ff7f0e", "#8c564b")
@@ -75,13 +77,13 @@ def bar_chart_svg(
     for i, (x, lab) in enumerate(zip(v, labels, strict=True)):
         y = top + i * row
         cy = y + row / 2
-        name = " ".join(str(lab).split())
+        name = " ".join(plain(lab).split())
         shown = f"{x:.3g}" if np.isfinite(x) else ("nan" if np.isnan(x) else ("+inf" if x > 0 else "-inf"))
         bold = ' font-weight="bold"' if i == highlight else ""
-        out.append(f"<g><title>{xml_text(name)}: {xml_text(shown)}</title>")
+        out.append(f"<g><title>{xml_text(isolated(name))}: {xml_text(shown)}</title>")
         out.append(
             f'<text x="{label_w}" y="{_num(cy)}" text-anchor="end" dominant-baseline="middle"{bold}>'
-            f"{xml_text(_shorten(name, max_chars))}</text>"
+            f"{xml_text(isolated(_shorten(name, max_chars)))}</text>"
         )
         if np.isfinite(x) and scale > 0 and x != 0:
             length = abs(x) / scale * half
@@ -191,8 +193,9 @@ def line_chart_svg(
         for run in runs:
             if run:
                 parts.append(f'<polyline fill="none" stroke="{colour}" stroke-width="1.6" points="{" ".join(run)}"/>')
+        shown = xml_text(isolated(_shorten(plain(label), 14)))
         parts.append(f'<rect x="{left + pw - 96}" y="{top + 6 + 14 * n}" width="10" height="3" fill="{colour}"/>'
-                     f'<text x="{left + pw - 82}" y="{top + 10 + 14 * n}">{xml_text(_shorten(str(label), 14))}</text>')
+                     f'<text x="{left + pw - 82}" y="{top + 10 + 14 * n}">{shown}</text>')
     parts.append(f'<text x="{left + pw / 2:.1f}" y="{height - 4}" text-anchor="middle">epoch</text></svg>')
     return "".join(parts)
 

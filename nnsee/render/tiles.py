@@ -11,6 +11,7 @@ from functools import lru_cache
 import numpy as np
 from PIL import Image, ImageDraw, ImageFont
 
+from nnsee.render.bidi import plain
 from nnsee.render.colormap import gray_to_uint8, rgb_signed_to_rgb, signed_lut, signed_to_rgb, symmetric_scale
 
 #: Most tiles one :func:`grid` call draws; page larger sets (e.g. 4,096 hidden units) over several grids.
@@ -80,8 +81,9 @@ def _font() -> ImageFont.ImageFont | ImageFont.FreeTypeFont:
 
 
 def _safe_text(draw: ImageDraw.ImageDraw, text: object) -> str:
-    """``text`` as one line the default font can draw: other characters become '?' (never raises)."""
-    s = " ".join(str(text).split())
+    """``text`` as one line the default font can draw, without bidi controls: other characters become '?' (never
+    raises)."""
+    s = " ".join(plain(text).split())
     font = _font()
     try:
         draw.textbbox((0, 0), s, font=font)

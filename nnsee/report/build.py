@@ -20,6 +20,7 @@ import nnsee
 from nnsee.data.imageset import Splits
 from nnsee.errors import MethodError, RunError, not_one_of
 from nnsee.render import write_atomic
+from nnsee.render.bidi import isolated
 from nnsee.report import sections as declared
 from nnsee.report.sections.common import ReportInput, Section
 from nnsee.train.run import Run
@@ -74,8 +75,8 @@ def build_report(run: Run | str | Path, out: str | Path | None = None, *, splits
         raise ValueError(f"at most one report section can be paged, not {', '.join(s.name for s in paged)}")
     pages = contexts[paged[0].name]["pages"] if paged else [[]]
     page_names = ["index.html"] + [f"units-{i}.html" for i in range(2, len(pages) + 1)]
-    common = {"title": run.path.name, "version": nnsee.__version__, "notes": inp.notes, "page_names": page_names,
-              "class_names": inp.class_names, "sections": contexts, "shown": shown}
+    common = {"title": isolated(run.path.name), "version": nnsee.__version__, "notes": inp.notes,
+              "page_names": page_names, "class_names": inp.class_names, "sections": contexts, "shown": shown}
     template = environment(sections).get_template("report.html.j2")
     for number, (name, cards) in enumerate(zip(page_names, pages, strict=True), start=1):
         html = template.render(**common, page=number, cards=cards, seconds=time.perf_counter() - started)

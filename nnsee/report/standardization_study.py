@@ -9,6 +9,7 @@ import numpy as np
 
 import nnsee
 from nnsee.render import data_uri, image_tile, symmetric_scale, weight_tile, write_atomic
+from nnsee.render.bidi import isolated
 from nnsee.report.build import environment
 from nnsee.report.sections.common import upscale_for
 
@@ -35,6 +36,7 @@ def build_standardization_report(study: StandardizationStudy, out: str | Path) -
         })
     originals = [data_uri(image_tile(np.clip(x, 0, 1), upscale)) for x in study.originals]
     html = environment().get_template("standardization.html.j2").render(
-        modes=modes, originals=originals, class_names=study.class_names, version=nnsee.__version__)
+        modes=modes, originals=originals, class_names=[isolated(n) for n in study.class_names],
+        version=nnsee.__version__)
     write_atomic(out / "index.html", html.encode("utf-8"))
     return out / "index.html"

@@ -102,7 +102,7 @@ def test_a_moved_data_set_is_named_with_what_to_do(tmp_path: Path) -> None:
     assert f"move it back to {npz}" in message and "--data NEW_PATH" in message and "\n" not in message
     assert not (run / "report").exists()
     index = build_report(run, data=moved)
-    assert "What <span class=\"math\">run</span> learned" in index.read_text(encoding="utf-8")
+    assert "What <span class=\"math\">\u2068run\u2069</span> learned" in index.read_text(encoding="utf-8")
     assert json.loads((run / "run.json").read_text(encoding="utf-8"))["data"]["spec"] == str(npz)  # run untouched
     with pytest.raises(DataError, match=r"counts were .* now .*the splits would differ"):
         build_report(run, data=_npz(tmp_path / "other.npz", 45))

@@ -12,6 +12,7 @@ import numpy as np
 from nnsee.data.imageset import Splits
 from nnsee.models.capabilities import Capabilities, capabilities
 from nnsee.render import bar_chart_svg, data_uri, image_tile, mosaic, weight_tile
+from nnsee.render.bidi import isolated
 from nnsee.train.run import Run
 
 
@@ -26,9 +27,11 @@ class ReportInput:
     sort_units: str = "outgoing-norm"
     notes: list[str] = field(default_factory=list)
 
-    @property
+    @cached_property
     def class_names(self) -> list[str]:
-        return list(self.run.class_names)
+        """The class names as every section shows them: isolated (:func:`nnsee.render.bidi.isolated`), so a name
+        with a right-to-left override cannot reorder the text around it on the page."""
+        return [isolated(name) for name in self.run.class_names]
 
     @property
     def shape(self) -> tuple[int, int, int]:

@@ -9,6 +9,7 @@ import numpy as np
 from torch import nn
 
 from nnsee.render import learning_curves_svg
+from nnsee.render.bidi import isolated
 from nnsee.report.sections.common import MAX_CLASSES, ReportInput, dropped_note, images_grid_uri, upscale_for
 from nnsee.train.evaluate import predict_logits, scores
 
@@ -23,7 +24,7 @@ def overview(inp: ReportInput, samples_per_class: int = 8) -> dict[str, Any]:
     standardizer = run.standardizer
     facts = [
         ("model", describe_model(run.model, run.meta.get("model"))),
-        ("data", str(run.data_spec.get("spec", run.data_spec.get("source", "?")) if run.data_spec else "?")),
+        ("data", isolated(run.data_spec.get("spec", run.data_spec.get("source", "?")) if run.data_spec else "?")),
         ("images", f"{'×'.join(str(s) for s in inp.shape)}; train {len(splits.train)}, "
                    f"validation {len(splits.val)}, test {len(splits.test)}"),
         ("standardization", standardizer.describe() if standardizer is not None else "none stored: raw pixels"),
