@@ -252,17 +252,6 @@ def load_folder(root: str | Path, size: int = 28, grayscale: bool = True, *, max
         labels += [len(names)] * len(decoded)
         names.append(name)
 
-    folded: dict[str, list[str]] = {}
-    for n in names:
-        folded.setdefault(n.casefold(), []).append(n)
-    same = [group for group in folded.values() if len(group) > 1]
-    if same:
-        warnings.warn(
-            f"{root_path}: class folders whose names differ only in case are distinct classes "
-            f"({len(same):,} groups): {first_few(same)}; "
-            "merge or rename them if they are meant to be one class",
-            stacklevel=2,
-        )
     if len(names) < 2:
         found = f"{len(names)} usable class{'es' if len(names) != 1 else ''}" + (f" ({names[0]!r})" if names else "")
         details = f"; empty class folders: {first_few(empty)}" if empty else ""
@@ -272,4 +261,16 @@ def load_folder(root: str | Path, size: int = 28, grayscale: bool = True, *, max
             f"{root_path}: found {found}{details}. A folder data set needs at least 2 classes with images: "
             "put them in one subfolder per class, e.g. ROOT/cat/1.png and ROOT/dog/2.jpg"
         )
-    return ImageSet(np.stack(images), np.array(labels, dtype=np.int64), names, str(root_path), skipped)
+    data = ImageSet(np.stack(images), np.array(labels, dtype=np.int64), names, str(root_path), skipped)
+    folded: dict[str, list[str]] = {}
+    for n in names:  # names that look the same were refused by ImageSet; names equal but for case are kept
+        folded.setdefault(n.casefold(), []).append(n)
+    same = [group for group in folded.values() if len(group) > 1]
+    if same:
+        warnings.warn(
+            f"{root_path}: class folders whose names differ only in case are distinct classes "
+            f"({len(same):,} groups): {first_few(same)}; "
+            "merge or rename them if they are meant to be one class",
+            stacklevel=2,
+        )
+    return data

@@ -314,7 +314,7 @@ def test_duplicate_class_names_from_an_npz_and_from_folders(tmp_path: Path) -> N
     png(root / "\\xff" / "1.png")  # the folder literally named \xff ...
     png(Path(os.fsdecode(os.path.join(os.fsencode(root), b"\xff"))) / "1.png")  # ... and the byte 0xff
     with pytest.raises(DataError, match=r"the same name '\\\\xff'"), warnings.catch_warnings():
-        warnings.simplefilter("ignore")  # the names are also equal but for case: warned first, then refused
+        warnings.simplefilter("error")  # refused, not first warned about as names equal but for case
         load_folder(root)
 
 
