@@ -64,13 +64,39 @@ def _view_names() -> tuple[str, ...]:
     return view_names()
 
 
-def _int_list(ctx: click.Context, param: click.Parameter, value: str | None) -> list[int]:
+#: --seed everywhere: the range nnsee.train.config.SEED_MAX allows (kept equal by tests/cli/test_hostile_options.py).
+SEED = click.IntRange(0, 2**32 - 1)
+#: Every epoch count: the range nnsee.train.config.MAX_EPOCHS allows.
+EPOCHS = click.IntRange(0, 1_000_000)
+
+
+def _int_list(ctx: click.Context | None, param: click.Parameter | None, value: str | None) -> list[int]:
+    """Comma-separated whole numbers in ASCII digits (``parse_index``: not ``'²'``, ``'٣'``, ``'-1'`` or ``'1e3'``)."""
+    from nnsee.methods.attribution.target import parse_index
+
     if value in (None, ""):
         return []
+    numbers = [parse_index(v) for v in value.split(",") if v.strip()]
+    if any(n is None for n in numbers):
+        raise click.BadParameter(f"expected comma-separated whole numbers like 1,2,5,10 (digits 0-9), got {value!r}",
+                                 ctx=ctx, param=param)
+    return numbers  # type: ignore[return-value]
+
+
+def _option_int_list(value: str, option: str) -> list[int]:
+    """:func:`_int_list` for an option read in the command's body (its error names ``option``)."""
     try:
-        return [int(v) for v in value.split(",") if v.strip()]
-    except ValueError:
-        raise click.BadParameter(f"expected comma-separated whole numbers like 1,2,5,10, got {value!r}") from None
+        return _int_list(None, None, value)
+    except click.BadParameter as e:
+        e.param_hint = option
+        raise
+
+
+def _spec(ctx: click.Context, param: click.Parameter, value: str | None) -> str | None:
+    """A data SPEC as given, but never empty (an empty path would mean the current folder)."""
+    if value is not None and not value.strip():
+        raise click.BadParameter("the data SPEC is empty: give a named set, a folder or a file", ctx=ctx, param=param)
+    return value
 
 
 def data_options(command: Callable[..., Any]) -> Callable[..., Any]:
@@ -99,6 +125,11 @@ def _load(spec: str, seed: int, size: int | None, grayscale: bool | None, data_d
                      val_fraction=val_fraction, test_fraction=test_fraction, download=not no_download)
 
 
+def _link(path: Path) -> str:
+    """A clickable ``file://`` URI for ``path`` (absolute, percent-encoded: spaces, ``#``, non-ASCII)."""
+    return path.resolve().as_uri()
+
+
 def _print_json(obj: Any) -> None:
     click.echo(json.dumps(obj, ensure_ascii=False, allow_nan=False, default=_json_default))
 
@@ -121,9 +152,9 @@ def data() -> None:
 
 
 @data.command("info")
-@click.argument("spec")
+@click.argument("spec", callback=_spec)
 @data_options
-@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--seed", type=SEED, default=0, show_default=True)
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
 @_friendly_errors
 def data_info(spec: str, as_json: bool, seed: int, **options: Any) -> None:
@@ -149,7 +180,8 @@ def data_info(spec: str, as_json: bool, seed: int, **options: Any) -> None:
 
 
 @main.command()
-@click.option("--data", "spec", required=True, help="digits, fashion-mnist, mnist, a folder, an .npz, IDX folder.")
+@click.option("--data", "spec", required=True, callback=_spec,
+              help="digits, fashion-mnist, mnist, a folder, an .npz, IDX folder.")
 @click.option("--model", "model_name", type=RegistryChoice("nnsee.models.registry:MODELS"), default="softmax",
               show_default=True)
 @click.option("--hidden", default="300", show_default=True,
@@ -159,14 +191,14 @@ def data_info(spec: str, as_json: bool, seed: int, **options: Any) -> None:
 @click.option("--kernel", type=int, default=5, show_default=True, help="cnn: odd filter size.")
 @click.option("--l2", type=float, default=0.0, show_default=True, help="λ in (λ/2)·Σ‖W‖² (weights, not biases).")
 @click.option("--optimizer", type=RegistryChoice("nnsee.train.config:OPTIMIZERS"), default="adam", show_default=True)
-@click.option("--epochs", type=int, default=10, show_default=True)
-@click.option("--batch-size", type=int, default=128, show_default=True)
+@click.option("--epochs", type=EPOCHS, default=10, show_default=True)
+@click.option("--batch-size", type=click.IntRange(1, 2**31 - 1), default=128, show_default=True)
 @click.option("--lr", type=float, default=None, help="Default: sgd 0.05, adam 0.001, lbfgs 1.")
-@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--seed", type=SEED, default=0, show_default=True)
 @click.option("--standardize", type=RegistryChoice("nnsee.data.standardize:MODES"), default="image", show_default=True)
 @click.option("--snapshots", callback=_int_list, default="", help="Epochs whose weights to keep, e.g. 0,1,2,5,10.")
-@click.option("--patience", type=int, default=0, show_default=True, help="Early stopping patience (0: off).")
-@click.option("--device", default="cpu", show_default=True, help="cpu or cuda.")
+@click.option("--patience", type=EPOCHS, default=0, show_default=True, help="Early stopping patience (0: off).")
+@click.option("--device", default="cpu", show_default=True, help="cpu, or cuda / cuda:N where CUDA is available.")
 @click.option("--out", type=click.Path(file_okay=False, path_type=Path), required=True, help="The run folder.")
 @click.option("--force", is_flag=True, help="Replace the run in OUT (only its own files, once the new run is set up).")
 @click.option("--json", "as_json", is_flag=True, help="Print the final scores as one JSON object.")
@@ -191,12 +223,12 @@ def train(spec: str, model_name: str, hidden: str, activation: str, channels: st
                                "choose another --out, or pass --force to overwrite it")
     config = TrainConfig(optimizer=optimizer, lr=lr, epochs=epochs, batch_size=batch_size, l2=l2, seed=seed,
                          patience=patience, snapshots=snapshots, standardize=standardize, device=device)
-    splits = _load(spec, seed, **data_opts)
-    given = {"hidden": _int_list(None, None, hidden), "activation": activation,  # type: ignore[arg-type]
-             "channels": _int_list(None, None, channels), "kernel": kernel}  # type: ignore[arg-type]
+    given = {"hidden": _option_int_list(hidden, "--hidden"), "activation": activation,
+             "channels": _option_int_list(channels, "--channels"), "kernel": kernel}
     ctx = click.get_current_context()
     given = {k: v for k, v in given.items() if ctx.get_parameter_source(k) is not click.core.ParameterSource.DEFAULT}
     options = _model_options(model_name, given)
+    splits = _load(spec, seed, **data_opts)
     torch.manual_seed(seed)
     model = build_model(model_name, splits.shape, splits.train.n_classes, **options)
     result = fit(model, splits, config, out, replace=replace)
@@ -227,7 +259,7 @@ def _model_options(name: str, given: dict[str, Any]) -> dict[str, Any]:
 
 @main.command()
 @click.argument("run", type=click.Path(exists=True, file_okay=False, path_type=Path))
-@click.option("--epochs", type=click.IntRange(min=1), default=None,
+@click.option("--epochs", type=click.IntRange(1, EPOCHS.max), default=None,
               help="Train this many more epochs (default: up to the run's planned number).")
 @click.option("--allow-changed-data", is_flag=True,
               help="Resume even though the data set changed since the run started (files added or removed): the "
@@ -262,7 +294,8 @@ def _report_fit(result: Any, as_json: bool) -> None:
 
 @main.command()
 @click.argument("run", type=click.Path(exists=True, file_okay=False, path_type=Path))
-@click.option("--data", "spec", default=None, help="Evaluate on this SPEC instead of the run's own test split.")
+@click.option("--data", "spec", default=None, callback=_spec,
+              help="Evaluate on this SPEC instead of the run's own test split.")
 @click.option("--split", type=click.Choice(["test", "val", "train"]), default="test", show_default=True)
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
 @data_options
@@ -317,7 +350,7 @@ def report(run: Path, out: Path | None, max_units: int, sort_units: str) -> None
     from nnsee.report import build_report
 
     index = build_report(run, out, max_units=max_units, sort_units=sort_units)
-    click.echo(f"report written: {index}\nopen it in a browser: file://{index.resolve()}")
+    click.echo(f"report written: {index}\nopen it in a browser: {_link(index)}")
 
 
 @main.command()
@@ -355,7 +388,10 @@ def explain(run: Path, images: tuple[Path, ...], method: str, target: str | None
         _print_json({"run": str(run), "method": method, "images": results})
         return
     for r in results:
-        if "classes" in r:
+        if r.get("blank"):
+            click.echo(f"{r['image']}: blank (no contrast: every pixel {r['pixel_value']:.3g}), nothing to explain; "
+                       "no map written")
+        elif "classes" in r:
             best = r["classes"][r["predicted"]]
             click.echo(f"{r['image']}: {r['predicted']} (p={best['probability']:.3f}; logit {best['logit']:.3f} = "
                        f"{best['contribution_sum']:.3f} + bias {best['bias']:.3f}) -> {r['png']}")
@@ -393,6 +429,7 @@ def methods_command(as_json: bool) -> None:
 def maximize(run: Path, target: str, steps: int, out: Path | None) -> None:
     """Activation maximization: the input that a class (or one feature map) responds to most."""
     from nnsee.methods.activation_max import activation_maximization
+    from nnsee.methods.attribution.target import parse_index
     from nnsee.render import save_png, weight_tile
     from nnsee.report.explain import resolve_target
     from nnsee.train import load_run
@@ -400,9 +437,11 @@ def maximize(run: Path, target: str, steps: int, out: Path | None) -> None:
     loaded = load_run(run)
     if ":" in target:
         layer, _, channel = target.rpartition(":")
-        if not channel.isdigit():
-            raise click.BadParameter(f"expected LAYER:CHANNEL such as conv2:5, got {target!r}")
-        goal: Any = (layer, int(channel))
+        index = parse_index(channel)
+        if index is None or not layer:
+            raise click.BadParameter(f"expected LAYER:CHANNEL with the channel in digits 0-9, such as conv2:5; "
+                                     f"got {target!r}", param_hint="--target")
+        goal: Any = (layer, index)
     else:
         goal = resolve_target(target, list(loaded.class_names))
     image = activation_maximization(loaded.model, goal, loaded.input_shape, steps=steps)
@@ -423,8 +462,7 @@ def demo(out: Path, fashion: bool | None) -> None:
     from nnsee.demo import run_demo
 
     run_demo(out, fashion=fashion, say=click.echo)
-    index = (out / "index.html").resolve()
-    click.echo(f"done. Open the reports in a browser: file://{index}")
+    click.echo(f"done. Open the reports in a browser: {_link(out / 'index.html')}")
 
 
 @main.group()
@@ -433,13 +471,13 @@ def study() -> None:
 
 
 @study.command("overfit")
-@click.option("--data", "spec", required=True, help="A data SPEC, as for train.")
+@click.option("--data", "spec", required=True, callback=_spec, help="A data SPEC, as for train.")
 @click.option("--out", type=click.Path(file_okay=False, path_type=Path), required=True)
 @click.option("--per-class", default="40,200", show_default=True, help="Training images per class, e.g. 40,200.")
 @click.option("--l2", "l2_values", default=None, help="L2 values to compare, e.g. 0,0.03,0.3.")
 @click.option("--hidden", type=click.IntRange(1, 65536), default=300, show_default=True)
-@click.option("--epochs", type=click.IntRange(1), default=None, help="L-BFGS epochs per run.")
-@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--epochs", type=click.IntRange(1, EPOCHS.max), default=None, help="L-BFGS epochs per run.")
+@click.option("--seed", type=SEED, default=0, show_default=True)
 @click.option("--json", "as_json", is_flag=True, help="Print the study's summary as one JSON object.")
 @data_options
 @_friendly_errors
@@ -449,12 +487,16 @@ def study_overfit(spec: str, out: Path, per_class: str, l2_values: str | None, h
     from nnsee.report.study import build_study_report
     from nnsee.studies.overfit import overfit_study
 
-    options: dict[str, Any] = {"per_class": _int_list(None, None, per_class), "hidden": hidden, "seed": seed}  # type: ignore[arg-type]
+    options: dict[str, Any] = {"per_class": _option_int_list(per_class, "--per-class"), "hidden": hidden, "seed": seed}
     if l2_values:
+        from nnsee.train.config import TrainConfig
+
         try:
             options["l2_values"] = [float(v) for v in l2_values.split(",")]
         except ValueError:
             raise click.BadParameter(f"expected numbers like 0,0.03,0.3, got {l2_values!r}") from None
+        for l2 in options["l2_values"]:
+            TrainConfig(optimizer="lbfgs", l2=l2)  # each λ checked where every setting is, before any run trains
     if epochs:
         options["epochs"] = epochs
     splits = _load(spec, seed, **data_opts)
@@ -466,14 +508,14 @@ def study_overfit(spec: str, out: Path, per_class: str, l2_values: str | None, h
     for row in result.summary():
         click.echo(f"{row['name']:18s} train {row['train_accuracy']:.3f}  val {row['val_accuracy']:.3f}  "
                    f"high-frequency share {row['noisiness_high_frequency_share_mean']:.3f}")
-    click.echo(f"study report: file://{index.resolve()}")
+    click.echo(f"study report: {_link(index)}")
 
 
 @study.command("standardization")
-@click.option("--data", "spec", required=True, help="A data SPEC, as for train.")
+@click.option("--data", "spec", required=True, callback=_spec, help="A data SPEC, as for train.")
 @click.option("--out", type=click.Path(file_okay=False, path_type=Path), required=True)
-@click.option("--epochs", type=click.IntRange(1), default=15, show_default=True)
-@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--epochs", type=click.IntRange(1, EPOCHS.max), default=15, show_default=True)
+@click.option("--seed", type=SEED, default=0, show_default=True)
 @data_options
 @_friendly_errors
 def study_standardization(spec: str, out: Path, epochs: int, seed: int, **data_opts: Any) -> None:
@@ -484,7 +526,7 @@ def study_standardization(spec: str, out: Path, epochs: int, seed: int, **data_o
     result = standardization_study(_load(spec, seed, **data_opts), epochs=epochs, seed=seed)
     for r in result.results:
         click.echo(f"{r.mode:6s} validation {r.val_accuracy:.3f}  test {r.test_accuracy:.3f}")
-    click.echo(f"study report: file://{build_standardization_report(result, out).resolve()}")
+    click.echo(f"study report: {_link(build_standardization_report(result, out))}")
 
 
 @main.command()

@@ -24,6 +24,32 @@ from nnsee.methods.contributions import LinearExplanation, MLPExplanation, expla
 from nnsee.models.capabilities import Capabilities, capabilities
 
 CONTRIBUTIONS = "contributions"
+#: Below this spread (max − min of the image in [0, 1], as decoded at the model's size) an image is *blank*: it has
+#: no contrast for any map to show, and front ends say so instead of drawing one.
+BLANK_SPREAD = 1e-3
+
+
+def is_blank(image: np.ndarray) -> bool:
+    """True for an image (values in [0, 1]) with no contrast: ``max − min < BLANK_SPREAD``, or no pixels."""
+    return bool(image.size == 0 or float(image.max() - image.min()) < BLANK_SPREAD)
+
+
+def check_view(view: str, target: int | None = None, output: str = "logit", options: dict | None = None) -> None:
+    """Refuse arguments ``view`` would ignore: ``contributions`` draws every class's ``x ⊙ W_k`` (softmax) or the
+    units behind the predicted class (MLP), as logits, and takes no target, output or option."""
+    if view != CONTRIBUTIONS:
+        if view not in METHODS:
+            raise MethodError(not_one_of("method", view, view_names()))
+        return
+    ignored = [name for name, given in (("--target", target is not None), ("--output softmax", output != "logit"))
+               if given]
+    if ignored:
+        verb = "do" if len(ignored) > 1 else "does"
+        raise MethodError(f"{' and '.join(ignored)} {verb} not apply to contributions (it shows every class, or the "
+                          "units behind the predicted class, as logits): to explain one class pick an attribution "
+                          "method, e.g. --method gradient-x-input (x ⊙ W_k for a softmax run)")
+    if options:
+        raise MethodError(f"contributions take no options, got {', '.join(sorted(options))}")
 
 
 def view_names(model: nn.Module | None = None, input_shape: Sequence[int] | None = None) -> tuple[str, ...]:
@@ -71,12 +97,9 @@ def explain_image(model: nn.Module, x_std: np.ndarray, view: str = CONTRIBUTIONS
                   **options: Any) -> ImageExplanation:
     """Explain one standardized image ``x_std`` (C, H, W) by ``view`` (see the module doc)."""
     shape = tuple(input_shape) if input_shape is not None else tuple(np.shape(x_std))
+    check_view(view, target, output, options)
     if view == CONTRIBUTIONS:
-        if options:
-            raise MethodError(f"contributions take no options, got {', '.join(sorted(options))}")
         return _contributions(model, x_std, shape, top_units)
-    if view not in METHODS:
-        raise MethodError(not_one_of("method", view, view_names()))
     with evaluating(model):
         logits = to_numpy(model(to_batch(x_std, shape, model)))[0]
     probabilities = softmax(logits[None])[0]

@@ -2,10 +2,14 @@
 
 ``contributions`` is the dot-product view (``score_k = W_k · x + b_k`` pixel by pixel; through the hidden layer
 for an MLP); every other method is an attribution map of one target class (default: the predicted one).
+A blank image (no contrast, :func:`~nnsee.methods.one_image.is_blank`) is reported as such and gets no map. Each PNG
+is a new file: ``<stem>-<method>.png``, or ``<stem>-<method>-2.png`` and so on where that name is taken (by a file
+already in ``out``, or by an image of the same name earlier in the call): nothing in ``out`` is ever overwritten.
 """
 
 from __future__ import annotations
 
+import os
 from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -19,6 +23,8 @@ if TYPE_CHECKING:
     from nnsee.train.run import Run
 
 LINEAR_METHOD = "contributions"
+#: How many PNGs of one image and method a folder may hold (``-2`` .. ``-N``) before explain asks for another --out.
+MAX_SAME_NAME = 1000
 
 
 def load_images(run: Run, paths: Sequence[Path]) -> np.ndarray:
@@ -32,14 +38,18 @@ def load_images(run: Run, paths: Sequence[Path]) -> np.ndarray:
 
 
 def resolve_target(target: str | None, class_names: list[str]) -> int | None:
-    """A class given by name or index, or None (the predicted class)."""
+    """A class given by name or by index in ASCII digits (``parse_index``), or None (the predicted class)."""
+    from nnsee.methods.attribution.target import parse_index
+
     if target is None:
         return None
     if target in class_names:
         return class_names.index(target)
-    if target.isdigit() and int(target) < len(class_names):
-        return int(target)
-    raise NnseeError(f"unknown target class {target!r}: give a class name or an index 0..{len(class_names) - 1}")
+    index = parse_index(target)
+    if index is not None and index < len(class_names):
+        return index
+    raise NnseeError(f"unknown target class {target!r}: give a class name or an index 0..{len(class_names) - 1} "
+                     "in digits 0-9")
 
 
 def explain_files(run: Run, paths: Sequence[Path], out: Path, method: str = LINEAR_METHOD,
@@ -47,18 +57,28 @@ def explain_files(run: Run, paths: Sequence[Path], out: Path, method: str = LINE
                   options: dict[str, Any] | None = None) -> list[dict[str, Any]]:
     """One dict per image (prediction, per-class scores or the map: its values and statistics) and
     ``out/<stem>-<method>.png``; ``options`` go to the method (checked against its declared options)."""
-    from nnsee.methods.one_image import explain_image, view_names
+    from nnsee.methods.one_image import check_view, explain_image, is_blank, view_names
     from nnsee.render import save_png, why_image
 
     if method not in view_names():
         raise NnseeError(not_one_of("method", method, view_names()))
     names = list(run.class_names)
-    images = load_images(run, paths)
-    x_std = run.standardize(images)
     chosen = resolve_target(target, names)
+    check_view(method, chosen, output, options)
+    images = load_images(run, paths)
+    blank = [is_blank(image) for image in images]
+    if all(blank):
+        raise NnseeError(f"{'the image is' if len(paths) == 1 else 'every image is'} blank (no contrast: every pixel "
+                         f"{float(images[0].flat[0]):.3g} at the model's {run.input_shape[-1]}x{run.input_shape[-1]} "
+                         "size), so there is nothing to explain; no map written")
+    x_std = run.standardize(images)
     upscale = max(1, round(84 / run.input_shape[-1]))
     results = []
     for i, path in enumerate(paths):
+        if blank[i]:
+            results.append({"image": str(path), "method": method, "blank": True,
+                            "pixel_value": float(images[i].mean())})
+            continue
         e = explain_image(run.model, x_std[i], method, chosen, output, run.input_shape, **(options or {}))
         predicted, probabilities = e.predicted, e.probabilities
         entry: dict[str, Any] = {"image": str(path), "method": method, "predicted": names[predicted],
@@ -78,11 +98,34 @@ def explain_files(run: Run, paths: Sequence[Path], out: Path, method: str = LINE
                 "values": attribution[0].tolist()}, **e.extras)
             entry["probabilities"] = {n: float(p) for n, p in zip(names, probabilities, strict=True)}
             title = f"{path.name}: predicted {names[predicted]} ({probabilities[predicted]:.1%}); {method}"
-        png = save_png(why_image(images[i], maps, captions, title, upscale=upscale),
-                       out / f"{path.stem}-{method}.png")
+        drawn = why_image(images[i], maps, captions, title, upscale=upscale)
+        claimed = claim_new_file(out, f"{path.stem}-{method}", ".png")
+        try:
+            png = save_png(drawn, claimed)
+        except BaseException:
+            claimed.unlink(missing_ok=True)
+            raise
         entry["png"] = str(png)
         results.append(entry)
     return results
+
+
+def claim_new_file(folder: Path, stem: str, suffix: str) -> Path:
+    """Create and return an empty new file ``folder/<stem><suffix>``, or ``<stem>-2<suffix>``, ``-3``, ... where the
+    name is taken. ``O_CREAT | O_EXCL`` claims the name atomically (a link, even a dangling one, counts as taken), so
+    nothing already there is overwritten, whoever wrote it; the caller then writes the file in its place."""
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        for n in range(1, MAX_SAME_NAME + 1):
+            path = folder / (f"{stem}{suffix}" if n == 1 else f"{stem}-{n}{suffix}")
+            try:
+                os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644))
+                return path
+            except FileExistsError:
+                continue
+    except OSError as e:
+        raise NnseeError(f"cannot write into {folder}: {e.strerror or e}; choose another --out") from None
+    raise NnseeError(f"{folder} already holds {MAX_SAME_NAME} files named {stem}*{suffix}; choose another --out")
 
 
 def _contributions(e: ImageExplanation, names: list[str]) -> tuple[list[str], dict[str, Any]]:

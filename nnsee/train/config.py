@@ -1,8 +1,17 @@
-"""Training settings, with the checks that turn degenerate settings into clear errors."""
+"""Training settings, with the checks that turn degenerate settings into clear errors.
+
+Every setting is checked here, once, before any data is loaded or any file is touched (``nnsee train`` builds its
+:class:`TrainConfig` first; ``resume`` rebuilds it from run.json): numbers must be finite and in range, counts
+whole numbers, the device one this machine has. A learning rate is finite (its divergence advice, a tenth of it,
+is then finite too), and λ is at most :data:`MAX_L2`, so a run that diverges is fixed by a smaller learning rate, as
+that advice says (SGD's weight decay diverges only when lr·λ > 2).
+"""
 
 from __future__ import annotations
 
+import math
 from dataclasses import asdict, dataclass, field
+from numbers import Integral, Real
 from typing import Any
 
 from nnsee.errors import TrainingError, not_one_of
@@ -10,6 +19,63 @@ from nnsee.errors import TrainingError, not_one_of
 OPTIMIZERS = ("sgd", "adam", "lbfgs")
 DEFAULT_LR = {"sgd": 0.05, "adam": 1e-3, "lbfgs": 1.0}
 STANDARDIZE_MODES = ("image", "pixel", "none")
+#: Seeds are 0 .. 2^32 − 1 (NumPy's and torch's generators both take them; the CLI's --seed has the same range).
+SEED_MAX = 2**32 - 1
+#: Largest L2 λ: the penalty (λ/2)·Σ‖W‖² then outweighs any cross-entropy (ln K at chance) by orders of magnitude.
+MAX_L2 = 10.0
+#: Largest number of epochs (and epoch numbers in patience and snapshots); the CLI's --epochs has the same bound.
+MAX_EPOCHS = 1_000_000
+MAX_BATCH_SIZE = 2**31 - 1
+MAX_LBFGS_ITERATIONS = 100_000
+#: The devices a run can train on: cpu, cuda or cuda:N (when CUDA is available), mps (when available).
+DEVICE_KINDS = ("cpu", "cuda", "mps")
+
+
+def check_device(name: object) -> str:
+    """``name`` if this machine can train on it, else a TrainingError saying which devices it has.
+
+    Accepted: ``cpu``; ``cuda`` or ``cuda:N`` with N < the number of GPUs, when CUDA is available; ``mps`` when
+    available. Anything else (``meta``, which holds no data; ``CPU``; ``cpu:3``; an empty string) is refused.
+    """
+    import torch
+
+    have = ["cpu"]
+    if torch.cuda.is_available():
+        have += ["cuda"] + [f"cuda:{i}" for i in range(torch.cuda.device_count())]
+    mps = getattr(torch.backends, "mps", None)
+    if mps is not None and mps.is_available():
+        have.append("mps")
+    if name in have:
+        return name  # type: ignore[return-value]
+    kind = str(name).partition(":")[0]
+    if kind == "cuda" and "cuda" not in have:
+        raise TrainingError(f"--device {_shown(name)} was asked for but CUDA is not available here; use --device cpu")
+    if kind in DEVICE_KINDS and kind in have:
+        raise TrainingError(f"--device {_shown(name)} is not on this machine: use one of {', '.join(have)}")
+    raise TrainingError(f"unknown device {_shown(name)}: use one of {', '.join(have)}")
+
+
+def _shown(value: object) -> str:
+    """``repr(value)``, cut to 60 characters (a run.json field may be megabytes long)."""
+    text = repr(value)
+    return text if len(text) <= 60 else text[:57] + "..."
+
+
+def _whole(name: str, value: object, low: int, high: int, hint: str = "") -> None:
+    if isinstance(value, bool) or not isinstance(value, Integral) or not low <= value <= high:
+        raise TrainingError(f"{name} must be a whole number from {low:,} to {high:,}, got {_shown(value)}{hint}")
+
+
+def _number(name: str, value: object, low: float, high: float = math.inf, *, open_low: bool = False,
+            open_high: bool = False, hint: str = "") -> None:
+    ok = not isinstance(value, bool) and isinstance(value, Real) and math.isfinite(value)
+    if ok:
+        v = float(value)  # type: ignore[arg-type]
+        ok = (low < v if open_low else low <= v) and (v < high if open_high else v <= high)
+    if not ok:
+        interval = f"{'>' if open_low else '≥'} {low:g}" if math.isinf(high) else \
+            f"in {'(' if open_low else '['}{low:g}, {high:g}{')' if open_high else ']'}"
+        raise TrainingError(f"{name} must be a finite number {interval}, got {_shown(value)}{hint}")
 
 
 @dataclass
@@ -20,6 +86,8 @@ class TrainConfig:
     For ``lbfgs`` one epoch is one full-batch L-BFGS step of ``lbfgs_iterations`` iterations.
     ``patience`` > 0 stops when the validation loss has not improved for that many epochs and keeps the best
     weights; 0 trains every epoch. ``snapshots`` lists the epochs whose weights are kept (0 = before training).
+    Ranges: lr finite and positive, l2 in [0, 10], momentum in [0, 1), seed 0 .. 2^32 − 1, epochs, patience and snapshot
+    epochs 0 .. 10^6; the device must exist here (:func:`check_device`).
     """
 
     optimizer: str = "adam"
@@ -42,19 +110,20 @@ class TrainConfig:
             raise TrainingError(not_one_of("the standardization", self.standardize, STANDARDIZE_MODES))
         if self.lr is None:
             self.lr = DEFAULT_LR[self.optimizer]
-        checks = [
-            (self.epochs >= 0, f"epochs must be 0 or more, got {self.epochs}"),
-            (self.batch_size >= 1, f"batch size must be at least 1, got {self.batch_size}"),
-            (self.lr > 0, f"learning rate must be positive, got {self.lr}"),
-            (self.l2 >= 0, f"the L2 penalty must be 0 or more, got {self.l2}"),
-            (0 <= self.momentum < 1, f"momentum must be in [0, 1), got {self.momentum}"),
-            (self.patience >= 0, f"patience must be 0 (off) or more, got {self.patience}"),
-            (self.lbfgs_iterations >= 1, f"lbfgs iterations must be at least 1, got {self.lbfgs_iterations}"),
-            (all(s >= 0 for s in self.snapshots), f"snapshot epochs must be 0 or more, got {self.snapshots}"),
-        ]
-        for ok, message in checks:
-            if not ok:
-                raise TrainingError(message)
+        defaults = ", ".join(f"{k} {v:g}" for k, v in DEFAULT_LR.items())
+        _number("the learning rate (--lr)", self.lr, 0, open_low=True, hint=f"; the defaults: {defaults}")
+        _number("the L2 penalty λ (--l2)", self.l2, 0, MAX_L2, hint="; 0 turns it off, typical values 1e-5 .. 0.3")
+        _number("momentum", self.momentum, 0, 1, open_high=True)
+        _whole("epochs (--epochs)", self.epochs, 0, MAX_EPOCHS)
+        _whole("the batch size (--batch-size)", self.batch_size, 1, MAX_BATCH_SIZE)
+        _whole("the seed (--seed)", self.seed, 0, SEED_MAX)
+        _whole("patience (--patience)", self.patience, 0, MAX_EPOCHS, hint="; 0 turns early stopping off")
+        _whole("lbfgs iterations", self.lbfgs_iterations, 1, MAX_LBFGS_ITERATIONS)
+        if not isinstance(self.snapshots, list | tuple):
+            raise TrainingError(f"snapshot epochs must be a list of whole numbers, got {_shown(self.snapshots)}")
+        for s in self.snapshots:
+            _whole("snapshot epochs (--snapshots)", s, 0, MAX_EPOCHS)
+        self.device = check_device(self.device)
         self.snapshots = sorted({int(s) for s in self.snapshots})
 
     def to_dict(self) -> dict[str, Any]:
@@ -62,5 +131,7 @@ class TrainConfig:
 
     @classmethod
     def from_dict(cls, values: dict[str, Any]) -> TrainConfig:
+        if not isinstance(values, dict):
+            raise TrainingError(f"the training settings must be a JSON object, got {type(values).__name__}")
         known = {k: v for k, v in values.items() if k in cls.__dataclass_fields__}
         return cls(**known)

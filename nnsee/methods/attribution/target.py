@@ -17,6 +17,20 @@ from nnsee.methods.base import MethodError
 from nnsee.models.hooks import eval_mode
 
 OUTPUTS = ("logit", "softmax")
+#: The longest run of digits :func:`parse_index` reads (Python refuses ``int`` of more than 4,300 digits anyway).
+MAX_INDEX_DIGITS = 100
+
+
+def parse_index(text: str) -> int | None:
+    """The whole number ``text`` spells in ASCII digits ``0-9`` only (surrounding spaces allowed), else None.
+
+    ``str.isdigit`` is true for ``'²'`` (``int`` refuses it) and ``'٣'`` (``int`` reads 3), and ``int`` also reads
+    ``'+3'``, ``'3_0'`` and ``'-1'``: an index, a count or a channel given by a person is ASCII digits or nothing.
+    """
+    digits = text.strip()
+    if not digits or len(digits) > MAX_INDEX_DIGITS or not digits.isascii() or not digits.isdigit():
+        return None
+    return int(digits)
 
 
 def as_input(x: np.ndarray | torch.Tensor, model: nn.Module) -> torch.Tensor:
@@ -33,6 +47,8 @@ def as_input(x: np.ndarray | torch.Tensor, model: nn.Module) -> torch.Tensor:
     if t.device == source.device and t.untyped_storage().data_ptr() == source.untyped_storage().data_ptr():
         t = t.clone()
     return t
+
+
 def target_index(target: int | Sequence[int] | np.ndarray | torch.Tensor, n: int, n_outputs: int,
                  device: torch.device | None = None) -> torch.Tensor:
     """``target`` as a long tensor (n,), checked against the number of outputs."""
