@@ -125,6 +125,14 @@ def _load(spec: str, seed: int, size: int | None, grayscale: bool | None, data_d
                      val_fraction=val_fraction, test_fraction=test_fraction, download=not no_download)
 
 
+def _host(ctx: click.Context, param: click.Parameter, value: str) -> str:
+    """A host to bind: not empty (uvicorn would listen on every interface) and without spaces."""
+    if not value.strip() or any(c.isspace() for c in value):
+        raise click.BadParameter(f"expected an address or name such as 127.0.0.1, ::1 or (every interface, on "
+                                 f"purpose) 0.0.0.0; got {value!r}", ctx=ctx, param=param)
+    return value
+
+
 def _link(path: Path) -> str:
     """A clickable ``file://`` URI for ``path`` (absolute, percent-encoded: spaces, ``#``, non-ASCII)."""
     return path.resolve().as_uri()
@@ -531,7 +539,8 @@ def study_standardization(spec: str, out: Path, epochs: int, seed: int, **data_o
 
 @main.command()
 @click.argument("runs", nargs=-1, required=True, type=click.Path(exists=True, file_okay=False, path_type=Path))
-@click.option("--host", default="127.0.0.1", show_default=True, help="Interface to bind (loopback unless you mean it).")
+@click.option("--host", default="127.0.0.1", show_default=True, callback=_host,
+              help="Interface to bind (loopback unless you mean it).")
 @click.option("--port", type=click.IntRange(0, 65535), default=8000, show_default=True)
 @click.option("--limit-concurrency", type=click.IntRange(min=1), default=32, show_default=True,
               help="Connections served at once; more get 503.")

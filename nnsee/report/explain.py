@@ -9,8 +9,9 @@ already in ``out``, or by an image of the same name earlier in the call): nothin
 
 from __future__ import annotations
 
+import math
 import os
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -56,7 +57,8 @@ def explain_files(run: Run, paths: Sequence[Path], out: Path, method: str = LINE
                   target: str | None = None, output: str = "logit",
                   options: dict[str, Any] | None = None) -> list[dict[str, Any]]:
     """One dict per image (prediction, per-class scores or the map: its values and statistics) and
-    ``out/<stem>-<method>.png``; ``options`` go to the method (checked against its declared options)."""
+    ``out/<stem>-<method>.png``; ``options`` go to the method (checked against its declared options; text values,
+    as the command line gives them, are read by :func:`read_options` first)."""
     from nnsee.methods.one_image import check_view, explain_image, is_blank, view_names
     from nnsee.render import save_png, why_image
 
@@ -64,6 +66,7 @@ def explain_files(run: Run, paths: Sequence[Path], out: Path, method: str = LINE
         raise NnseeError(not_one_of("method", method, view_names()))
     names = list(run.class_names)
     chosen = resolve_target(target, names)
+    options = read_options(method, options or {})
     check_view(method, chosen, output, options)
     images = load_images(run, paths)
     blank = [is_blank(image) for image in images]
@@ -108,6 +111,35 @@ def explain_files(run: Run, paths: Sequence[Path], out: Path, method: str = LINE
         entry["png"] = str(png)
         results.append(entry)
     return results
+
+
+def read_options(method: str, given: Mapping[str, Any]) -> dict[str, Any]:
+    """Option values given as text (``--option NAME=VALUE``) read by the type the method declares for them: a
+    whole number in ASCII digits only (:func:`~nnsee.methods.attribution.target.parse_index`: not ``'٣'``, ``'-1'``
+    or ``'1e3'``), a finite float (not ``nan`` or ``inf``); strings, values that are not text and names the method
+    does not declare pass unchanged (the method refuses unknown names and checks its own ranges)."""
+    from nnsee.methods.attribution.registry import METHODS
+    from nnsee.methods.attribution.target import parse_index
+
+    declared = {o.name: o for o in METHODS[method].options} if method in METHODS else {}
+    read: dict[str, Any] = {}
+    for name, value in given.items():
+        option = declared.get(name)
+        if option is not None and isinstance(value, str) and option.type in (int, float):
+            text = value
+            if option.type is int:
+                value = parse_index(text)
+                if value is None:
+                    raise NnseeError(f"option {name} of {method} takes a whole number in digits 0-9, got {text!r}")
+            else:
+                try:
+                    value = float(text)
+                except ValueError:
+                    raise NnseeError(f"option {name} of {method} takes a number, got {text!r}") from None
+                if not math.isfinite(value):
+                    raise NnseeError(f"option {name} of {method} takes a finite number, got {text!r}")
+        read[name] = value
+    return read
 
 
 def claim_new_file(folder: Path, stem: str, suffix: str) -> Path:

@@ -172,6 +172,15 @@ def test_empty_data_spec_is_refused(tmp_path: Path) -> None:
     assert list(tmp_path.iterdir()) == []
 
 
+def test_serve_refuses_an_empty_host(base: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    def never(*args: object) -> None:
+        raise AssertionError("the server was started")
+
+    monkeypatch.setattr("nnsee.serve.server.run_server", never)
+    for host in ["", " ", "bad host", "127.0.0.1\n"]:
+        _refused(["serve", str(base / "softmax"), "--host", host, "--port", "0"], 2, "--host")
+
+
 @pytest.mark.parametrize("target", NOT_INDICES)
 def test_explain_targets_are_names_or_ascii_indices(base: Path, tmp_path: Path, target: str) -> None:
     out = tmp_path / "maps"
@@ -196,6 +205,26 @@ def test_maximize_channels_are_ascii_digits(base: Path, tmp_path: Path, channel:
     _refused(["maximize", str(base / "cnn"), "--target", channel or "²", "--steps", "1", "--out", str(out)], 1,
              "target")
     assert not out.exists()
+
+
+@pytest.mark.parametrize(
+    ("method", "option"),
+    [("smoothgrad", "samples=٣"), ("smoothgrad", "samples=²"), ("smoothgrad", "seed=-1"),
+     ("smoothgrad", "noise_level=inf"), ("integrated-gradients", "baseline=nan"),
+     ("integrated-gradients", "steps=1e3"), ("integrated-gradients", "steps=1_0"), ("occlusion", "baseline=-inf"),
+     ("occlusion", "window=𝟏")],
+)
+def test_explain_option_values_are_ascii_whole_numbers_or_finite(base: Path, tmp_path: Path, method: str,
+                                                                  option: str) -> None:
+    out = tmp_path / "maps"
+    _refused(["explain", str(base / "cnn"), str(base / "zero.png"), "--method", method, "--option", option,
+              "--out", str(out)], 1, option.partition("=")[0], repr(option.partition("=")[2]))
+    assert not out.exists()
+    good = {"samples": "3", "seed": "7", "noise_level": "0.2", "baseline": "0.5", "steps": "8", "window": "3"}
+    name = option.partition("=")[0]
+    result = CliRunner().invoke(main, ["explain", str(base / "cnn"), str(base / "zero.png"), "--method", method,
+                                       "--option", f"{name}={good[name]}", "--out", str(out), "--json"])
+    assert result.exit_code == 0, result.stderr
 
 
 @pytest.mark.parametrize("ignored", [["--target", "1"], ["--target", "0"], ["--output", "softmax"],
