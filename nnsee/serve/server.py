@@ -23,6 +23,7 @@ import json
 from typing import Any
 
 import h11
+import uvicorn
 from uvicorn.protocols.http.h11_impl import H11Protocol
 
 from nnsee.serve.app import SECURITY_HEADERS
@@ -49,6 +50,8 @@ class GuardedH11Protocol(H11Protocol):
     max_connections = 256
     header_timeout = HEADER_TIMEOUT_S
     body_timeout = BODY_TIMEOUT_S
+    drain_bytes = DRAIN_BYTES
+    drain_s = DRAIN_S
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
@@ -76,7 +79,7 @@ class GuardedH11Protocol(H11Protocol):
     def data_received(self, data: bytes) -> None:
         if self._lingering:
             self._drained += len(data)
-            if self._drained > DRAIN_BYTES:
+            if self._drained > self.drain_bytes:
                 self._socket.close()
             return
         super().data_received(data)
@@ -156,7 +159,7 @@ class GuardedH11Protocol(H11Protocol):
         self._socket.write_eof()
         self.flow.resume_reading()
         self._socket.resume_reading()
-        self._timer = self.loop.call_later(DRAIN_S, self._socket.close)
+        self._timer = self.loop.call_later(self.drain_s, self._socket.close)
 
 class _GentleClose:
     """The connection's transport as uvicorn's protocol sees it: ``close()`` goes through
@@ -175,16 +178,17 @@ class _GentleClose:
         return self._protocol._lingering or self._transport.is_closing()
 
 
-def guarded_protocol(max_connections: int) -> type:
-    """:class:`GuardedH11Protocol` allowing ``max_connections`` open connections."""
-    return type("GuardedH11Protocol", (GuardedH11Protocol,), {"max_connections": max_connections})
+def server_config(app: Any, host: str, port: int, limit_concurrency: int, upload_wait: float = 5.0,
+                  **protocol: Any) -> uvicorn.Config:
+    """uvicorn's Config for ``app``: at most ``limit_concurrency`` uploads in flight (one more waits ``upload_wait``
+    s) and ``CONNECTIONS_PER_UPLOAD`` times as many open connections; ``protocol`` overrides
+    :class:`GuardedH11Protocol`'s limits (``header_timeout=1`` ...)."""
+    limits = {"max_connections": CONNECTIONS_PER_UPLOAD * limit_concurrency, **protocol}
+    limited = SecurityHeaders(UploadLimit(app, limit_concurrency, upload_wait), SECURITY_HEADERS)
+    return uvicorn.Config(limited, host=host, port=port, log_level="warning",
+                          http=type("GuardedH11Protocol", (GuardedH11Protocol,), limits))
 
 
 def run_server(app: Any, host: str, port: int, limit_concurrency: int) -> None:
-    """Serve ``app`` (from :func:`nnsee.serve.create_app`) on ``host:port`` until Ctrl-C: at most
-    ``limit_concurrency`` uploads in flight and ``CONNECTIONS_PER_UPLOAD`` times as many open connections."""
-    import uvicorn
-
-    limited = SecurityHeaders(UploadLimit(app, limit_concurrency), SECURITY_HEADERS)
-    uvicorn.run(limited, host=host, port=port, http=guarded_protocol(CONNECTIONS_PER_UPLOAD * limit_concurrency),
-                log_level="warning")
+    """Serve ``app`` (from :func:`nnsee.serve.create_app`) on ``host:port`` until Ctrl-C."""
+    uvicorn.Server(server_config(app, host, port, limit_concurrency)).run()
