@@ -99,7 +99,8 @@ def test_bad_options_are_refused_in_one_line() -> None:
     model = random_cnn(1, size=8, hidden=3, seed=0)
     x = np.zeros((1, 1, 8, 8), np.float32)
     for options, words in [({"kind": "median"}, "kind must be one of"), ({"base": "occlusion"}, "base must be one of"),
-                           ({"samples": 0}, "samples must be at least 1"), ({"sigma": 1}, "has no option sigma")]:
+                           ({"samples": 0}, "samples takes a whole number from 1 to 10000"),
+                           ({"sigma": 1}, "has no option sigma")]:
         with pytest.raises(MethodError, match=words):
             attribute("smoothgrad", model, x, 0, **options)
     with pytest.raises(MethodError, match="noise must have shape"):

@@ -9,6 +9,7 @@ score difference it explains, ``Σ map = f(x) − f(x′)`` (up to ``extras["con
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -49,23 +50,40 @@ class Attribution:
 
 @dataclass(frozen=True)
 class Option:
-    """One option of a method: its name, type, default (None: chosen from the model and input) and help line."""
+    """One option of a method: its name, type, default (None: chosen from the model and input), help line, and for
+    numbers the closed range ``[low, high]`` a value must lie in (finite, so work and memory stay bounded)."""
 
     name: str
     type: type
     default: Any
     help: str
     choices: tuple[Any, ...] | None = None
+    low: float | None = None
+    high: float | None = None
 
     def check(self, value: Any) -> Any:
+        """``value`` as this option's type, or a :class:`MethodError` saying what is accepted."""
         if self.choices is not None and value not in self.choices:
             raise MethodError(not_one_of(self.name, value, self.choices))
-        if value is None or isinstance(value, self.type):
+        if value is None:
             return value
-        try:
-            return self.type(value)
-        except (TypeError, ValueError):
-            raise MethodError(f"option {self.name} takes a {self.type.__name__}, got {value!r}") from None
+        kind = {int: "a whole number", float: "a number", str: "a text"}.get(self.type, self.type.__name__)
+        shown = repr(value) if len(repr(value)) <= 40 else repr(value)[:37] + "..."
+        if isinstance(value, bool) and self.type is not bool:
+            raise MethodError(f"option {self.name} takes {kind}, got {shown}")
+        if not isinstance(value, self.type):
+            try:
+                value = self.type(value)
+            except (TypeError, ValueError, OverflowError):
+                raise MethodError(f"option {self.name} takes {kind}, got {shown}") from None
+        if self.type not in (int, float):
+            return value
+        low = -math.inf if self.low is None else self.low
+        high = math.inf if self.high is None else self.high
+        finite = self.type is int or math.isfinite(value)  # an int is finite (and may be too large for a float)
+        if not (finite and low <= value <= high):
+            raise MethodError(f"option {self.name} takes {kind} from {low:g} to {high:g}, got {shown}")
+        return value
 
 
 Run = Callable[..., Attribution]
@@ -113,5 +131,6 @@ def describe(methods: Mapping[str, Method]) -> list[dict[str, Any]]:
     """JSON-ready descriptions of ``methods`` for front ends (name, summary, needs, options, complete, space)."""
     return [{"name": m.name, "summary": m.summary, "needs": sorted(m.needs), "complete": m.complete,
              "space": m.space, "live": m.live,
-             "options": [{"name": o.name, "default": o.default, "help": o.help} for o in m.options]}
+             "options": [{"name": o.name, "default": o.default, "help": o.help, "low": o.low, "high": o.high}
+                         for o in m.options]}
             for m in methods.values()]

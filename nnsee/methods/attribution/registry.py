@@ -73,8 +73,11 @@ def _occlusion(model: nn.Module, x: Images, target: Any, output: str, window: in
     return Attribution("occlusion", maps, extras={"window": window, "stride": stride, "baseline": baseline})
 
 
-STEPS = Option("steps", int, 50, "path points of the integral (Gauss–Legendre)")
-BASELINE = Option("baseline", float, 0.0, "the value of the reference image x′ (0: the standardized mean)")
+#: Most forward/backward passes an option may ask for per image (10,000 passes of a small CNN: about a minute here).
+MAX_PASSES = 10_000
+STEPS = Option("steps", int, 50, "path points of the integral (Gauss–Legendre)", low=1, high=MAX_PASSES)
+BASELINE = Option("baseline", float, 0.0, "the value of the reference image x′ (0: the standardized mean)",
+                  low=-1e6, high=1e6)
 
 REGISTERED: tuple[Method, ...] = (
     Method("saliency", _plain("saliency", saliency), "|∂f/∂x|, the largest over channels (Simonyan et al. 2014)",
@@ -85,8 +88,10 @@ REGISTERED: tuple[Method, ...] = (
            "(x − x′) ⊙ the mean gradient on the path from x′ to x (Sundararajan et al. 2017)",
            options=(STEPS, BASELINE), complete=True),
     Method("occlusion", _occlusion, "the score drop when a window of the image is hidden (Zeiler & Fergus 2014)",
-           needs=frozenset(), options=(Option("window", int, None, "window side in pixels (default: side / 7)"),
-                                       Option("stride", int, None, "window step (default: window / 2)"),
+           needs=frozenset(), options=(Option("window", int, None, "window side in pixels (default: side / 7)",
+                                              low=1, high=4096),
+                                       Option("stride", int, None, "window step (default: window / 2)", low=1,
+                                              high=4096),
                                        BASELINE), live=True),
     Method("guided-backprop", _plain("guided-backprop", guided_backprop),
            "the gradient with only positive signals passed back through active ReLUs (Springenberg et al. 2015)",
@@ -102,9 +107,9 @@ REGISTERED: tuple[Method, ...] = (
            options=(Option("base", str, "saliency", "the gradient method smoothed"),
                     Option("kind", str, "smoothgrad", "smoothgrad (mean), smoothgrad_sq (mean of squares) or "
                            "vargrad (variance)", choices=NOISE_TUNNELS),
-                    Option("samples", int, 25, "noisy copies per image"),
-                    Option("noise_level", float, 0.15, "σ as a share of each image's value range"),
-                    Option("seed", int, 0, "seed of the noise"))),
+                    Option("samples", int, 25, "noisy copies per image", low=1, high=MAX_PASSES),
+                    Option("noise_level", float, 0.15, "σ as a share of each image's value range", low=0, high=100),
+                    Option("seed", int, 0, "seed of the noise", low=0, high=2**32 - 1))),
 )
 METHODS: dict[str, Method] = {m.name: m for m in REGISTERED}
 
