@@ -33,15 +33,18 @@ class WorkPool:
     async def run(self, fn: Callable[[], T]) -> T:
         """``fn()`` in a worker thread, or :class:`Busy`."""
         free = self._free = self._free or asyncio.Semaphore(self.workers)
-        if self.waiting >= self.queue:
+        if not free.locked():
+            await free.acquire()  # a worker is free: taken at once
+        elif self.waiting >= self.queue:
             raise Busy(f"busy: {self.workers} images in work and {self.waiting} waiting; retry in a moment")
-        self.waiting += 1
-        try:
-            await asyncio.wait_for(free.acquire(), self.wait)
-        except TimeoutError:
-            raise Busy(f"busy: no worker free within {self.wait:g} s; retry in a moment") from None
-        finally:
-            self.waiting -= 1
+        else:
+            self.waiting += 1
+            try:
+                await asyncio.wait_for(free.acquire(), self.wait)
+            except TimeoutError:
+                raise Busy(f"busy: no worker free within {self.wait:g} s; retry in a moment") from None
+            finally:
+                self.waiting -= 1
         try:
             return await asyncio.get_running_loop().run_in_executor(self._executor, fn)
         finally:

@@ -71,6 +71,12 @@ def load(path: Path, name: str) -> LoadedRun:
     return LoadedRun(name, run, capabilities(run.model, tuple(run.input_shape)))
 
 
+def isolate(text: str) -> str:
+    """``text`` between FIRST STRONG ISOLATE and POP DIRECTIONAL ISOLATE (Unicode bidi, UAX #9): a class name with
+    a right-to-left override cannot reorder the label around it."""
+    return f"\u2068{text}\u2069"
+
+
 def _tile(a: np.ndarray, scale: float, upscale: int) -> str:
     return data_uri(weight_tile(a, scale, upscale))
 
@@ -92,7 +98,7 @@ def explain_image(loaded: LoadedRun, image: np.ndarray, view: str | None = None)
             _contributions(out, e, names, up)
         else:
             (panel,) = e.panels
-            out["maps"].append({"label": f"{e.view} ({names[panel.index]})", "value": panel.value,
+            out["maps"].append({"label": f"{e.view} ({isolate(names[panel.index])})", "value": panel.value,
                                 "src": _tile(panel.map, symmetric_scale(panel.map), up)})
     k = shown[0].predicted
     out.update(predicted=k, label=names[k], logits=[float(v) for v in shown[0].logits],
@@ -104,7 +110,7 @@ def _contributions(out: dict[str, Any], e: ImageExplanation, names: list[str], u
     """Softmax regression: ``x ⊙ W_k`` per class; MLP: the top units' ``x ⊙ W_1[j]`` and their votes."""
     scale = symmetric_scale(np.stack([p.map for p in e.panels]))
     if all(p.kind == "class" for p in e.panels):
-        out["maps"] += [{"label": f"{names[p.index]}: x ⊙ W", "value": p.value, "src": _tile(p.map, scale, up)}
+        out["maps"] += [{"label": f"{isolate(names[p.index])}: x ⊙ W", "value": p.value, "src": _tile(p.map, scale, up)}
                         for p in e.panels]
         return
     d, k = e.dot, e.predicted

@@ -1,15 +1,39 @@
 "use strict";
-// nnsee live page: plain JS, no libraries. All text goes through textContent (class names are data).
+// nnsee live page: plain JS, no libraries. All text goes through textContent (class and run names are data), and
+// each name sits in a <bdi> (or between FSI and PDI in attributes and options): a right-to-left override inside a
+// name cannot reorder the text around it.
 const $ = (id) => document.getElementById(id);
 const pad = $("pad"), ctx = pad.getContext("2d");
-let runs = [], current = null, pending = false, again = false, lastSent = 0;
-const THROTTLE_MS = 150;
+let runs = [], maxBody = 2 * 1024 * 1024, pending = false, again = false, lastSent = 0;
+const THROTTLE_MS = 150, MAX_SIDE = 1024;
+const SENT_AS_IS = ["image/png", "image/jpeg", "image/webp", "image/bmp"];
 
-function el(tag, attrs = {}, text) {
+// el(tag, attrs, ...parts): parts are strings (text) or nodes.
+function el(tag, attrs = {}, ...parts) {
   const e = document.createElement(tag);
   for (const [k, v] of Object.entries(attrs)) e.setAttribute(k, v);
-  if (text !== undefined) e.textContent = String(text);
+  for (const p of parts) if (p !== undefined) e.append(p instanceof Node ? p : String(p));
   return e;
+}
+const bdi = (name) => el("bdi", {}, name);
+const iso = (name) => "\u2068" + name + "\u2069";  // FIRST STRONG ISOLATE ... POP DIRECTIONAL ISOLATE
+
+// Every request of the page: its JSON, or an Error whose message the page can show as it is (a 503 is "busy",
+// a refusal's message is the server's, an answer that is not JSON says so).
+async function api(url, options) {
+  let r;
+  try { r = await fetch(url, options); } catch (e) { throw new Error("the server cannot be reached (" + e.message + ")"); }
+  if (r.status === 503) throw new Error("busy, retry in a moment (the server is working on other requests)");
+  let data = null;
+  try { data = await r.json(); } catch (_) { data = null; }
+  if (!r.ok) {
+    const why = data && (data.detail || data.error);
+    const text = Array.isArray(why) ? why.map((d) => d.msg || JSON.stringify(d)).join("; ") : why;
+    if (r.status === 413) throw new Error("the image is too large to send: " + (text || "over the limit"));
+    throw new Error(text || r.status + " " + r.statusText);
+  }
+  if (data === null) throw new Error("the server's answer was not JSON (" + r.status + ")");
+  return data;
 }
 
 function clearPad() {
@@ -58,12 +82,37 @@ function fillViews() {
   $("view").value = names.has(keep) ? keep : "";
 }
 
-async function post(runName, blob) {
-  const r = await fetch("/api/explain?run=" + encodeURIComponent(runName) + viewFor(runName),
-    { method: "POST", headers: { "Content-Type": blob.type || "image/png" }, body: blob });
-  const data = await r.json();
-  if (!r.ok) throw new Error(data.detail || data.error || r.statusText);
-  return data;
+function post(runName, blob) {
+  return api("/api/explain?run=" + encodeURIComponent(runName) + viewFor(runName),
+    { method: "POST", headers: { "Content-Type": blob.type || "application/octet-stream" }, body: blob });
+}
+
+// An uploaded file as the page sends it: decoded by the browser (EXIF orientation applied) and scaled to at most
+// MAX_SIDE px on its long side, as PNG, halving again while over the server's body limit; a small file of a common
+// type as it is; a file the browser cannot decode as it is too (the server decodes it or says why).
+async function prepare(file) {
+  $("upload-note").textContent = "";
+  let bitmap;
+  try { bitmap = await createImageBitmap(file); } catch (_) { return file; }
+  try {
+    const side = Math.max(bitmap.width, bitmap.height);
+    if (side <= MAX_SIDE && file.size <= maxBody && SENT_AS_IS.includes(file.type)) return file;
+    let scale = Math.min(1, MAX_SIDE / side);
+    for (;;) {
+      const c = el("canvas");
+      c.width = Math.max(1, Math.round(bitmap.width * scale)); c.height = Math.max(1, Math.round(bitmap.height * scale));
+      const g = c.getContext("2d"); g.imageSmoothingQuality = "high";
+      g.drawImage(bitmap, 0, 0, c.width, c.height);
+      const blob = await new Promise((done) => c.toBlob(done, "image/png"));
+      if (!blob) throw new Error("the browser could not re-encode this image");
+      if (blob.size <= maxBody || Math.max(c.width, c.height) <= 64) {
+        $("upload-note").textContent = "scaled from " + bitmap.width + "×" + bitmap.height + " to " + c.width + "×" +
+          c.height + " to send";
+        return blob;
+      }
+      scale /= 2;
+    }
+  } finally { bitmap.close(); }
 }
 
 let lastBlob = null;
@@ -86,7 +135,7 @@ function bars(names, probs, top) {
   const box = el("div", { class: "bars" });
   names.forEach((n, k) => {
     const row = el("div", { class: "bar" + (k === top ? " top" : "") });
-    row.append(el("span", { title: n }, n));
+    row.append(el("span", { title: iso(n) }, bdi(n)));
     const track = el("span"); const fill = el("span", { class: "fill" });
     fill.style.display = "block"; fill.style.width = (100 * probs[k]).toFixed(1) + "%";
     track.append(fill); row.append(track, el("span", {}, (100 * probs[k]).toFixed(1) + "%"));
@@ -95,18 +144,20 @@ function bars(names, probs, top) {
   return box;
 }
 
-function figure(src, caption) {
-  const f = el("figure"); const img = el("img", { alt: caption }); img.src = src;
-  f.append(img, el("figcaption", {}, caption)); return f;
+// figure(src, ...caption): the caption's parts as for el (a class name as bdi(name)).
+function figure(src, ...caption) {
+  const cap = el("figcaption", {}, ...caption);
+  const f = el("figure"); const img = el("img", { alt: cap.textContent }); img.src = src;
+  f.append(img, cap); return f;
 }
 
 function showPanes(results) {
   const panes = $("panes"); panes.replaceChildren();
   for (const d of results) {
     const pane = el("div", { class: "pane", "data-run": d.run });
-    pane.append(el("h2", {}, d.run + " (" + d.kind + ")"));
+    pane.append(el("h2", {}, bdi(d.run), " (" + d.kind + ")"));
     if (d.blank) { pane.append(el("p", { class: "prediction blank" }, "blank: draw something")); panes.append(pane); continue; }
-    pane.append(el("p", { class: "prediction" }, "predicted: " + d.label));
+    pane.append(el("p", { class: "prediction" }, "predicted: ", bdi(d.label)));
     pane.append(figure(d.input, "what the model sees"));
     pane.append(bars(d.class_names, d.probabilities, d.predicted));
     if (d.maps && d.maps.length) {
@@ -117,7 +168,7 @@ function showPanes(results) {
       pane.append(t);
     }
     if (d.units) {
-      pane.append(el("h3", {}, "hidden units that voted most for " + d.label + " (click for the card)"));
+      pane.append(el("h3", {}, "hidden units that voted most for ", bdi(d.label), " (click for the card)"));
       const t = el("div", { class: "tiles units" });
       for (const u of d.units) {
         const b = el("button", { class: "unit", type: "button", "data-unit": u.unit });
@@ -132,13 +183,16 @@ function showPanes(results) {
 }
 
 async function showCard(runName, j) {
-  const r = await fetch("/api/runs/" + encodeURIComponent(runName) + "/units/" + j);
-  const d = await r.json(); const card = $("card");
+  const card = $("card");
+  let d;
+  try { d = await api("/api/runs/" + encodeURIComponent(runName) + "/units/" + j); } catch (e) {
+    card.replaceChildren(el("p", { class: "error" }, "error: " + e.message)); card.hidden = false; return;
+  }
   card.replaceChildren();
-  if (!r.ok) { card.append(el("p", {}, d.detail || "error")); card.hidden = false; return; }
-  card.append(el("h2", {}, d.run + ": unit " + d.unit));
+  card.append(el("h2", {}, bdi(d.run), ": unit " + d.unit));
   card.append(figure(d.incoming, "incoming weights (±" + d.incoming_scale.toPrecision(2) + ")"));
-  card.append(el("p", {}, "bias " + d.bias.toFixed(3) + "; promotes " + d.promotes + ", suppresses " + d.suppresses));
+  card.append(el("p", {}, "bias " + d.bias.toFixed(3) + "; promotes ", bdi(d.promotes), ", suppresses ",
+    bdi(d.suppresses)));
   const box = el("div", { class: "bars outgoing" });
   const m = Math.max(...d.outgoing.map(Math.abs)) || 1;
   d.class_names.forEach((n, k) => {
@@ -146,7 +200,7 @@ async function showCard(runName, j) {
     const fill = el("span", { class: "fill" }); fill.style.display = "block";
     fill.style.width = (100 * Math.abs(d.outgoing[k]) / m).toFixed(1) + "%";
     const track = el("span"); track.append(fill);
-    row.append(el("span", { title: n }, n), track, el("span", {}, d.outgoing[k].toFixed(2)));
+    row.append(el("span", { title: iso(n) }, bdi(n)), track, el("span", {}, d.outgoing[k].toFixed(2)));
     box.append(row);
   });
   card.append(el("h3", {}, "outgoing weights to every class"), box);
@@ -156,19 +210,21 @@ async function showCard(runName, j) {
 
 async function showTemplates() {
   const name = $("template-run").value, box = $("templates"); box.replaceChildren();
-  const r = await fetch("/api/runs/" + encodeURIComponent(name) + "/templates");
-  const d = await r.json();
-  if (!r.ok) { box.append(el("p", { class: "note" }, d.detail || "no templates")); return; }
-  for (const t of d.templates) box.append(figure(t.src, t.label));
+  let d;
+  try { d = await api("/api/runs/" + encodeURIComponent(name) + "/templates"); } catch (e) {
+    box.append(el("p", { class: "note" }, e.message)); return;
+  }
+  for (const t of d.templates) box.append(figure(t.src, bdi(t.label)));
 }
 
 async function init() {
   clearPad();
-  runs = (await (await fetch("/api/runs")).json()).runs;
+  const listed = await api("/api/runs");
+  runs = listed.runs; maxBody = listed.max_body || maxBody;
   for (const r of runs) {
-    $("run").append(el("option", { value: r.name }, r.name + " (" + r.kind + ")"));
-    $("compare").append(el("option", { value: r.name }, r.name + " (" + r.kind + ")"));
-    $("template-run").append(el("option", { value: r.name }, r.name));
+    $("run").append(el("option", { value: r.name }, iso(r.name) + " (" + r.kind + ")"));
+    $("compare").append(el("option", { value: r.name }, iso(r.name) + " (" + r.kind + ")"));
+    $("template-run").append(el("option", { value: r.name }, iso(r.name)));
   }
   $("clear").addEventListener("click", () => { clearPad(); $("panes").replaceChildren(); });
   fillViews();
@@ -177,7 +233,7 @@ async function init() {
   $("view").addEventListener("change", () => lastBlob && send(lastBlob));
   $("template-run").addEventListener("change", showTemplates);
   const withUnits = runs.filter((r) => r.n_units > 0);
-  for (const r of withUnits) $("unit-run").append(el("option", { value: r.name }, r.name));
+  for (const r of withUnits) $("unit-run").append(el("option", { value: r.name }, iso(r.name)));
   $("units-view").hidden = withUnits.length === 0;
   const browse = (step) => {
     const r = withUnits.find((x) => x.name === $("unit-run").value); if (!r) return;
@@ -190,9 +246,10 @@ async function init() {
   $("unit-next").addEventListener("click", () => browse(1));
   $("unit-number").addEventListener("change", () => browse(0));
   $("unit-run").addEventListener("change", () => { $("unit-number").value = 0; browse(0); });
-  $("upload").addEventListener("change", (ev) => {
+  $("upload").addEventListener("change", async (ev) => {
     const f = ev.target.files[0]; if (!f) return;
-    pending = true; send(f);
+    pending = true; $("status").textContent = "preparing the image…";
+    try { send(await prepare(f)); } catch (e) { pending = false; $("status").textContent = "error: " + e.message; }
   });
   showTemplates();
 }
