@@ -185,7 +185,7 @@ def server_config(app: Any, host: str, port: int, limit_concurrency: int, upload
     :class:`GuardedH11Protocol`'s limits (``header_timeout=1`` ...)."""
     limits = {"max_connections": CONNECTIONS_PER_UPLOAD * limit_concurrency, **protocol}
     limited = SecurityHeaders(UploadLimit(app, limit_concurrency, upload_wait), SECURITY_HEADERS)
-    return uvicorn.Config(limited, host=host, port=port, log_level="warning",
+    return uvicorn.Config(limited, host=host, port=port, log_level="warning", ws="none",  # the page needs none
                           http=type("GuardedH11Protocol", (GuardedH11Protocol,), limits))
 
 

@@ -113,6 +113,19 @@ def attack(port: int, seconds: float, slow: int = 40, images: int = 25, body: by
     return tallies
 
 
+def burst(port: int, clients: int = 100, seconds: float = 5.0) -> Tally:
+    """``clients`` well-behaved clients at once, each a GET /api/runs loop for ``seconds``: statuses and latencies."""
+    stop, tally = threading.Event(), Tally()
+    threads = [threading.Thread(target=good_client, args=(port, stop, tally, 10.0, 0.0)) for _ in range(clients)]
+    for t in threads:
+        t.start()
+    time.sleep(seconds)
+    stop.set()
+    for t in threads:
+        t.join()
+    return tally
+
+
 def summary(tally: Tally) -> str:
     lat = np.array(tally.latencies or [0.0]) * 1000
     return (f"{sum(tally.statuses.values())} answers {dict(sorted(tally.statuses.items()))}, p50 {np.median(lat):.0f} "
@@ -136,6 +149,11 @@ if __name__ == "__main__":
     from serve.serve_util import start_server, stop
 
     seconds = 15.0
+    server = start_server([Path(p) for p in sys.argv[1:]])
+    try:
+        print(f"100 clients at once: {summary(burst(server.port))}", flush=True)
+    finally:
+        stop(server)
     for name, slow, images in [("slow headers", 40, 0), ("large images", 0, 25), ("both", 40, 25)]:
         server = start_server([Path(p) for p in sys.argv[1:]])
         try:
