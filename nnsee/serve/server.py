@@ -24,10 +24,12 @@ from typing import Any
 
 import h11
 import uvicorn
+from fastapi import FastAPI
+from starlette.middleware import Middleware
 from uvicorn.protocols.http.h11_impl import H11Protocol
 
 from nnsee.serve.app import SECURITY_HEADERS
-from nnsee.serve.guard import RETRY_AFTER_S, SecurityHeaders, UploadLimit, host_values
+from nnsee.serve.guard import RETRY_AFTER_S, UploadLimit, host_values
 
 LOOPBACK = ("127.0.0.1", "localhost", "::1")
 HEADER_TIMEOUT_S = 5.0
@@ -178,17 +180,20 @@ class _GentleClose:
         return self._protocol._lingering or self._transport.is_closing()
 
 
-def server_config(app: Any, host: str, port: int, limit_concurrency: int, upload_wait: float = 5.0,
+def server_config(app: FastAPI, host: str, port: int, limit_concurrency: int, upload_wait: float = 5.0,
                   **protocol: Any) -> uvicorn.Config:
-    """uvicorn's Config for ``app``: at most ``limit_concurrency`` uploads in flight (one more waits ``upload_wait``
-    s) and ``CONNECTIONS_PER_UPLOAD`` times as many open connections; ``protocol`` overrides
+    """uvicorn's Config for ``app`` (from :func:`nnsee.serve.create_app`, not yet started): at most
+    ``limit_concurrency`` uploads in flight (one more waits ``upload_wait`` s; the limit sits inside the guard, so its
+    refusals come first) and ``CONNECTIONS_PER_UPLOAD`` times as many open connections; ``protocol`` overrides
     :class:`GuardedH11Protocol`'s limits (``header_timeout=1`` ...)."""
+    if app.middleware_stack is not None:
+        raise RuntimeError("server_config needs an app that has not served yet")
+    app.user_middleware.append(Middleware(UploadLimit, limit=limit_concurrency, wait=upload_wait))  # innermost
     limits = {"max_connections": CONNECTIONS_PER_UPLOAD * limit_concurrency, **protocol}
-    limited = SecurityHeaders(UploadLimit(app, limit_concurrency, upload_wait), SECURITY_HEADERS)
-    return uvicorn.Config(limited, host=host, port=port, log_level="warning", ws="none",  # the page needs none
+    return uvicorn.Config(app, host=host, port=port, log_level="warning", ws="none",  # the page needs none
                           http=type("GuardedH11Protocol", (GuardedH11Protocol,), limits))
 
 
-def run_server(app: Any, host: str, port: int, limit_concurrency: int) -> None:
+def run_server(app: FastAPI, host: str, port: int, limit_concurrency: int) -> None:
     """Serve ``app`` (from :func:`nnsee.serve.create_app`) on ``host:port`` until Ctrl-C."""
     uvicorn.Server(server_config(app, host, port, limit_concurrency)).run()

@@ -168,6 +168,9 @@ def test_uploads_over_the_limit_wait_then_get_503_while_gets_are_served(serve_ru
         assert status == 503 and "busy" in _error(data)
         with urllib.request.urlopen(f"http://127.0.0.1:{port}/api/runs", timeout=5) as r:
             assert r.status == 200  # a request without a body is never held back
+        t = time.perf_counter()
+        status, data = _urllib_post(port, b"\0" * THREE_MIB)  # the guard's refusals come before the wait
+        assert status == 413 and time.perf_counter() - t < 0.4
         with _connect(port) as s:
             s.sendall(f"POST /api/explain?run=softmax HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nContent-Type: image/png"
                       f"\r\nContent-Length: {len(band(0))}\r\n\r\n".encode() + band(0))
