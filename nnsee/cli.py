@@ -542,9 +542,11 @@ def study_standardization(spec: str, out: Path, epochs: int, seed: int, **data_o
 @click.argument("runs", nargs=-1, required=True, type=click.Path(exists=True, file_okay=False, path_type=Path))
 @click.option("--host", default="127.0.0.1", show_default=True, callback=_host,
               help="Interface to bind (loopback unless you mean it).")
-@click.option("--port", type=click.IntRange(0, 65535), default=8000, show_default=True)
+@click.option("--port", type=click.IntRange(1, 65535), default=8000, show_default=True,
+              help="Port to listen on (the Host check needs it, so not 0).")
 @click.option("--limit-concurrency", type=click.IntRange(min=1), default=32, show_default=True,
-              help="Connections served at once; more get 503.")
+              help="Uploads handled at once; one more waits up to 5 s, then gets 503. Open connections are capped "
+              "at 8 times this; a request's headers must arrive within 5 s.")
 @_friendly_errors
 def serve(runs: tuple[Path, ...], host: str, port: int, limit_concurrency: int) -> None:
     """The live page: draw or upload an image and watch the units and maps of RUN... (FastAPI + uvicorn)."""

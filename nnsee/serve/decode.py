@@ -3,7 +3,8 @@ from the header before any decoding, and every failure a :class:`ImageRejected` 
 
 The guard and the conversion are those of image folders (:mod:`nnsee.data.image_decode`): transparency is
 composited on white. An image with no contrast at
-all (a fully transparent canvas, an all-black one) is *blank*: the server says so instead of explaining it.
+all (a fully transparent canvas, an all-black one) is *blank* (:func:`nnsee.methods.one_image.is_blank`, the rule
+``nnsee explain`` uses too): the server says so instead of explaining it.
 The page's canvas draws white strokes on black, like MNIST-style training data.
 """
 
@@ -14,12 +15,13 @@ import io
 import numpy as np
 
 from nnsee.data.image_decode import IMAGE_FORMATS, UnusableImage, decode_stream
+from nnsee.methods.one_image import is_blank
+
+__all__ = ["FORMATS", "MAX_PIXELS", "ImageRejected", "decode_bytes", "is_blank"]
 
 #: Largest uploaded image, in pixels, checked from the header before decoding (a 4000 x 4000 photo fits).
 MAX_PIXELS = 16_000_000
 FORMATS = IMAGE_FORMATS
-#: Below this spread (max - min, in [0, 1]) an image is blank.
-BLANK_SPREAD = 1e-3
 
 
 class ImageRejected(ValueError):
@@ -34,8 +36,3 @@ def decode_bytes(data: bytes, size: int, grayscale: bool) -> np.ndarray:
         return decode_stream(io.BytesIO(data), size, grayscale, MAX_PIXELS, FORMATS)
     except UnusableImage as e:
         raise ImageRejected(str(e)) from None
-
-
-def is_blank(image: np.ndarray) -> bool:
-    """True for an image with no contrast (nothing drawn)."""
-    return bool(image.size == 0 or float(image.max() - image.min()) < BLANK_SPREAD)
