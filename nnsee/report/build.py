@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import os
 import time
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -81,7 +81,7 @@ def build_report(run: Run | str | Path, out: str | Path | None = None, *, splits
     for number, (name, cards) in enumerate(zip(page_names, pages, strict=True), start=1):
         html = template.render(**common, page=number, cards=cards, seconds=time.perf_counter() - started)
         files[name] = html.encode("utf-8")
-    _make_folder(out, files)
+    report_folder(out, files)
     for name, content in files.items():
         write_atomic(out / name, content)
     return out / "index.html"
@@ -93,8 +93,9 @@ def _refuse_link(path: Path) -> None:
                        "folder, never through a link into another; remove the link, or give --out a folder of yours")
 
 
-def _make_folder(out: Path, files: dict[str, bytes]) -> None:
-    """Create ``out`` (a real folder) once nothing in it that the report would replace is a symbolic link."""
+def report_folder(out: Path, files: Iterable[str]) -> None:
+    """Create ``out`` (a real folder) once neither it nor any of ``files`` in it (the names a report will replace)
+    is a symbolic link; else a one-line :class:`RunError`, with nothing written."""
     _refuse_link(out)
     try:
         out.mkdir(parents=True, exist_ok=True)

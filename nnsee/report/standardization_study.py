@@ -10,7 +10,7 @@ import numpy as np
 import nnsee
 from nnsee.render import data_uri, image_tile, symmetric_scale, weight_tile, write_atomic
 from nnsee.render.bidi import isolated
-from nnsee.report.build import environment
+from nnsee.report.build import environment, report_folder
 from nnsee.report.sections.common import upscale_for
 
 if TYPE_CHECKING:
@@ -20,7 +20,7 @@ if TYPE_CHECKING:
 def build_standardization_report(study: StandardizationStudy, out: str | Path) -> Path:
     """Write ``out/index.html`` for a :class:`~nnsee.studies.StandardizationStudy` (only renders it)."""
     out = Path(out)
-    out.mkdir(parents=True, exist_ok=True)
+    report_folder(out, ["index.html"])
     shape = study.originals.shape[1:]
     upscale = upscale_for(shape, 84)
     modes = []

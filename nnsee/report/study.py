@@ -18,7 +18,7 @@ from nnsee.render import (
     weight_tile,
     write_atomic,
 )
-from nnsee.report.build import environment
+from nnsee.report.build import environment, report_folder
 from nnsee.report.sections.common import upscale_for
 
 if TYPE_CHECKING:
@@ -29,7 +29,7 @@ def build_study_report(study: OverfitStudy, out: str | Path, n_units: int = 16) 
     """Write ``out/index.html`` (+ ``weights.png``) for an
     :class:`~nnsee.studies.OverfitStudy`; it only renders the study, computed in :mod:`nnsee.studies`."""
     out = Path(out)
-    out.mkdir(parents=True, exist_ok=True)
+    report_folder(out, ["index.html", "weights.png", "study.json"])
     runs, strips = [], []
     for r in study.runs:
         weights = np.asarray(r.incoming_weights)[:n_units]

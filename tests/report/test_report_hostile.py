@@ -134,3 +134,35 @@ def test_a_built_in_data_set_cannot_be_given_a_new_place(run_copy: Path, tmp_pat
     (run_copy / "run.json").write_text(json.dumps(meta), encoding="utf-8")
     with pytest.raises(DataError, match="not read from a path: it cannot be moved"):
         build_report(run_copy, data=tmp_path)
+
+
+@pytest.mark.filterwarnings("ignore:batch size")
+def test_study_pages_refuse_links_too_and_isolate_class_names(tmp_path: Path) -> None:
+    """The study pages write through the same check: a link as their folder or in place of their page is refused
+    with nothing written; the standardization page's class names stand between FSI and PDI, controls removed."""
+    from tiny import make_splits
+
+    from nnsee.report.standardization_study import build_standardization_report
+    from nnsee.report.study import build_study_report
+    from nnsee.studies import overfit_study, standardization_study
+
+    study = standardization_study(make_splits(n_per_class=6, shape=(1, 4, 4)), epochs=1, n_examples=2)
+    study.class_names = ["left\u202eright", "b", "c"]
+    mine = tmp_path / "mine"
+    mine.mkdir()
+    (tmp_path / "link").symlink_to(mine)
+    with pytest.raises(RunError, match="link is a symbolic link"):
+        build_standardization_report(study, tmp_path / "link")
+    page = tmp_path / "page"
+    page.mkdir()
+    (page / "index.html").symlink_to(mine / "own.html")
+    with pytest.raises(RunError, match=r"index\.html is a symbolic link"):
+        build_standardization_report(study, page)
+    assert list(mine.iterdir()) == []
+    html = build_standardization_report(study, tmp_path / "real").read_text(encoding="utf-8")
+    assert "\u2068leftright\u2069" in html and "\u202e" not in html
+    overfit = overfit_study(make_splits(n_per_class=6, shape=(1, 4, 4)), per_class=(3,), l2_values=(0.0,), hidden=8,
+                            epochs=2, lbfgs_iterations=2)
+    with pytest.raises(RunError, match="link is a symbolic link"):
+        build_study_report(overfit, tmp_path / "link")
+    assert list(mine.iterdir()) == []
