@@ -353,12 +353,15 @@ def evaluate(run: Path, spec: str | None, split: str, as_json: bool, **data_opts
               help="Hidden-unit cards per page.")
 @click.option("--sort-units", type=RegistryChoice("nnsee.methods.hidden_units:SORT_KEYS"), default="outgoing-norm",
               show_default=True, help="Order of the unit cards: outgoing weight norm, ablation effect, or index.")
+@click.option("--data", "data_path", type=click.Path(exists=True, path_type=Path), default=None,
+              help="Where the run's data set lives now, if it was moved after training (the same images, checked by "
+              "their counts).")
 @_friendly_errors
-def report(run: Path, out: Path | None, max_units: int, sort_units: str) -> None:
+def report(run: Path, out: Path | None, max_units: int, sort_units: str, data_path: Path | None) -> None:
     """Write the static HTML report of RUN: templates, unit cards, why-this-score, evolution."""
     from nnsee.report import build_report
 
-    index = build_report(run, out, max_units=max_units, sort_units=sort_units)
+    index = build_report(run, out, data=data_path, max_units=max_units, sort_units=sort_units)
     click.echo(f"report written: {index}\nopen it in a browser: {_link(index)}")
 
 
@@ -493,8 +496,11 @@ def study() -> None:
 def study_overfit(spec: str, out: Path, per_class: str, l2_values: str | None, hidden: int, epochs: int | None,
                   seed: int, as_json: bool, **data_opts: Any) -> None:
     """Train the same network on few and more examples, with and without L2, and compare (writes OUT/index.html)."""
+    from nnsee.report.build import check_report_folder
     from nnsee.report.study import build_study_report
     from nnsee.studies.overfit import overfit_study
+
+    check_report_folder(out)  # before any run trains
 
     options: dict[str, Any] = {"per_class": _option_int_list(per_class, "--per-class"), "hidden": hidden, "seed": seed}
     if l2_values:
@@ -529,8 +535,11 @@ def study_overfit(spec: str, out: Path, per_class: str, l2_values: str | None, h
 @_friendly_errors
 def study_standardization(spec: str, out: Path, epochs: int, seed: int, **data_opts: Any) -> None:
     """Softmax regression trained under each standardization: the inputs and the templates side by side."""
+    from nnsee.report.build import check_report_folder
     from nnsee.report.standardization_study import build_standardization_report
     from nnsee.studies.standardization import standardization_study
+
+    check_report_folder(out)  # before any run trains
 
     result = standardization_study(_load(spec, seed, **data_opts), epochs=epochs, seed=seed)
     for r in result.results:

@@ -59,7 +59,7 @@ def build_report(run: Run | str | Path, out: str | Path | None = None, *, splits
     if not isinstance(run, Run):
         run = load_run(run)
     out = Path(out) if out is not None else run.path / "report"
-    _refuse_link(out)
+    check_report_folder(out)  # before the work, not only before the writes
     data_splits = splits if splits is not None else load_splits(run.data_spec, path=data)
     inp = ReportInput(run, data_splits, max_units=max_units, gallery=gallery, sort_units=sort_units)
 
@@ -93,14 +93,64 @@ def _refuse_link(path: Path) -> None:
                        "folder, never through a link into another; remove the link, or give --out a folder of yours")
 
 
-def report_folder(out: Path, files: Iterable[str]) -> None:
-    """Create ``out`` (a real folder) once neither it nor any of ``files`` in it (the names a report will replace)
-    is a symbolic link; else a one-line :class:`RunError`, with nothing written."""
+#: What every page nnsee writes starts its title with: how a folder is recognized as one of nnsee's reports.
+PAGE_TITLE = b"<title>nnsee \xc2\xb7 "
+#: Names of what nnsee's reports and study pages write (a folder holding only these is an interrupted report).
+REPORT_NAMES = ("index.html", "units-*.html", "*.png", "*.gif", "study.json", "runs")
+
+
+def _is_nnsee_page(path: Path) -> bool:
+    """Whether ``path`` is a regular file whose first 4 KiB hold the title of a page nnsee wrote."""
+    from nnsee.io import open_regular
+
+    try:
+        with open_regular(path, "report page") as f:
+            return PAGE_TITLE in f.read(4096)
+    except (OSError, RunError):
+        return False
+
+
+def check_report_folder(out: Path, files: Iterable[str] = ("index.html",)) -> None:
+    """Refuse (one-line :class:`RunError`, nothing written) an ``out`` that is a link or a file, a folder where one
+    of ``files`` (what the report will replace) is a link, or a folder that holds anything but an nnsee report: it
+    must not exist, be empty, have an ``index.html`` nnsee wrote, or hold only :data:`REPORT_NAMES` (an
+    interrupted report). A user's own page is never overwritten."""
+    from fnmatch import fnmatchcase
+
+    from nnsee.io import is_tmp_name
+
     _refuse_link(out)
+    if not out.exists():
+        return
+    if not out.is_dir():
+        raise RunError(f"{out} is a file, not a folder: give --out a new or empty folder for the report")
+    for name in files:
+        _refuse_link(out / name)
+    try:
+        with os.scandir(out) as it:
+            entries = sorted(e.name for _, e in zip(range(10_000), it, strict=False))
+    except OSError as exc:
+        raise RunError(f"cannot read the report folder {out}: {exc.strerror or exc}; give --out a folder you can "
+                       "read and write") from exc
+    if "index.html" in entries and _is_nnsee_page(out / "index.html"):
+        return
+    foreign = [n for n in entries if n == "index.html" or not (is_tmp_name(n) or
+                                                               any(fnmatchcase(n, p) for p in REPORT_NAMES))]
+    if foreign:
+        shown = ", ".join(repr(n) for n in foreign[:3]) + (f" and {len(foreign) - 3} more" if len(foreign) > 3 else "")
+        raise RunError(f"{out} holds files that are not an nnsee report ({shown}): nnsee writes a report only into a "
+                       "new or empty folder, or over a report it wrote there; give --out another folder")
+
+
+def report_folder(out: Path, files: Iterable[str]) -> None:
+    """Create ``out`` (a real folder) once :func:`check_report_folder` accepts it and none of ``files`` in it (the
+    names a report will replace) is a symbolic link; else a one-line :class:`RunError`, with nothing written."""
+    files = list(files)
+    check_report_folder(out, files)
     try:
         out.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
         raise RunError(f"cannot create the report folder {out}: {exc.strerror or exc}; give --out a folder "
                        "you can write") from exc
     for name in files:
-        _refuse_link(out / name)
+        _refuse_link(out / name)  # again: checked just before writing

@@ -69,7 +69,7 @@ def test_a_file_in_the_report_folder_that_is_a_link_is_refused(run_copy: Path, t
 
 def test_a_report_folder_that_is_a_file_is_one_line(run_copy: Path) -> None:
     (run_copy / "report").write_text("not a folder")
-    with pytest.raises(RunError, match="cannot create the report folder .*report: File exists"):
+    with pytest.raises(RunError, match="report is a file, not a folder"):
         build_report(run_copy)
     assert (run_copy / "report").read_text() == "not a folder"
 
@@ -166,3 +166,55 @@ def test_study_pages_refuse_links_too_and_isolate_class_names(tmp_path: Path) ->
     with pytest.raises(RunError, match="link is a symbolic link"):
         build_study_report(overfit, tmp_path / "link")
     assert list(mine.iterdir()) == []
+
+
+def test_report_cli_takes_the_moved_data_set_with_data(tmp_path: Path) -> None:
+    from click.testing import CliRunner
+
+    from nnsee.cli import main
+
+    npz = _npz(tmp_path / "set.npz", 30)
+    run = _tiny_run(npz, tmp_path / "run")
+    npz.rename(tmp_path / "moved.npz")
+    refused = CliRunner().invoke(main, ["report", str(run)])
+    assert refused.exit_code == 1 and "--data NEW_PATH" in refused.output and "Traceback" not in refused.output
+    done = CliRunner().invoke(main, ["report", str(run), "--data", str(tmp_path / "moved.npz")])
+    assert done.exit_code == 0, done.output
+    assert (run / "report" / "index.html").exists()
+
+
+@pytest.mark.parametrize("theirs", [{"index.html": "<h1>my own page</h1>"}, {"notes.txt": "mine"},
+                                    {"index.html": "<title>nnsee is great</title>", "a.png": "x"}],
+                         ids=["their-index", "their-notes", "look-alike-title"])
+def test_report_refuses_a_folder_of_the_users(run_copy: Path, tmp_path: Path, theirs: dict[str, str]) -> None:
+    """--out a folder holding the user's own files: refused before any work, every byte of theirs kept."""
+    out = tmp_path / "site"
+    out.mkdir()
+    for name, text in theirs.items():
+        (out / name).write_text(text)
+    before = _tree(out)
+    with pytest.raises(RunError, match=r"holds files that are not an nnsee report .*give --out another folder"):
+        build_report(run_copy, out)
+    assert _tree(out) == before
+
+
+def test_report_rewrites_its_own_report_and_an_interrupted_one(run_copy: Path) -> None:
+    first = build_report(run_copy)
+    (first.parent / "index.html").unlink()  # an interrupted report: its figures, no page yet
+    assert build_report(run_copy) == first
+    assert build_report(run_copy).exists()  # over a report it wrote
+
+
+def test_study_refuses_a_folder_of_the_users_before_training(tmp_path: Path) -> None:
+    from click.testing import CliRunner
+
+    from nnsee.cli import main
+
+    out = tmp_path / "site"
+    out.mkdir()
+    (out / "index.html").write_text("<h1>my own page</h1>")
+    for command in (["study", "overfit"], ["study", "standardization"]):
+        result = CliRunner().invoke(main, [*command, "--data", "digits", "--out", str(out)])
+        assert result.exit_code == 1 and "holds files that are not an nnsee report" in result.output
+        assert sorted(p.name for p in out.iterdir()) == ["index.html"]  # no runs/ trained into it
+    assert (out / "index.html").read_text() == "<h1>my own page</h1>"
