@@ -108,12 +108,12 @@ def test_slow_headers_get_408_and_idle_connections_are_closed(serve_runs):
     with in_process(serve_runs, header_timeout=1.0) as port, _connect(port) as slow, _connect(port) as idle:
         t = time.perf_counter()
         slow.sendall(f"GET /api/runs HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\n".encode())  # headers never finish
-        for _ in range(15):  # trickling until the answer comes: the deadline is not moved by each byte
-            if select.select([slow], [], [], 0.2)[0]:
+        for _ in range(50):  # trickling for up to 10 s, until the answer comes: the deadline is not moved by each
+            if select.select([slow], [], [], 0.2)[0]:  # byte (if it were, no answer before the trickle stops)
                 break
             slow.sendall(b"X-A: b\r\n")
         status, headers, _ = _reply(slow)
-        assert status == 408 and 1.0 <= time.perf_counter() - t < 3
+        assert status == 408 and 1.0 <= time.perf_counter() - t < 8  # 1 s deadline; slack for a loaded machine
         assert_secure(headers)
         assert idle.recv(100) == b""  # nothing asked, nothing answered: closed
 
@@ -160,7 +160,7 @@ def test_connections_over_the_cap_get_503_with_retry_after(serve_runs):
 
 
 def test_uploads_over_the_limit_wait_then_get_503_while_gets_are_served(serve_runs):
-    with in_process(serve_runs, limit=1, upload_wait=0.5) as port, _connect(port) as holder:
+    with in_process(serve_runs, limit=1, upload_wait=2.0) as port, _connect(port) as holder:
         holder.sendall(f"POST /api/explain?run=softmax HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\n"
                        "Content-Type: image/png\r\nContent-Length: 1000\r\n\r\n".encode())  # holds the one slot
         time.sleep(0.2)
@@ -170,7 +170,7 @@ def test_uploads_over_the_limit_wait_then_get_503_while_gets_are_served(serve_ru
             assert r.status == 200  # a request without a body is never held back
         t = time.perf_counter()
         status, data = _urllib_post(port, b"\0" * THREE_MIB)  # the guard's refusals come before the wait
-        assert status == 413 and time.perf_counter() - t < 0.4
+        assert status == 413 and time.perf_counter() - t < 1.5  # sooner than the 2 s wait for a slot
         with _connect(port) as s:
             s.sendall(f"POST /api/explain?run=softmax HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nContent-Type: image/png"
                       f"\r\nContent-Length: {len(band(0))}\r\n\r\n".encode() + band(0))
