@@ -159,6 +159,10 @@ def data() -> None:
     """Look at a data set before training on it."""
 
 
+#: Classes listed by ``nnsee data info`` as text (--json lists all).
+MAX_CLASS_ROWS = 100
+
+
 @data.command("info")
 @click.argument("spec", callback=_spec)
 @data_options
@@ -177,10 +181,13 @@ def data_info(spec: str, as_json: bool, seed: int, **options: Any) -> None:
     click.echo("splits: " + ", ".join(f"{k} {v}" for k, v in info["splits"].items()))
     low, high = info["pixel_range"]
     click.echo(f"pixel values {low:g}..{high:g}")
-    width = max(len(repr(row["class"])) for row in info["class_counts"])
+    rows = info["class_counts"][:MAX_CLASS_ROWS]
+    width = max(len(repr(row["class"])) for row in rows)
     click.echo(f"  {'class':<{width}}  {'train':>7} {'val':>7} {'test':>7}")
-    for row in info["class_counts"]:
+    for row in rows:
         click.echo(f"  {row['class']!r:<{width}}  {row['train']:>7} {row['val']:>7} {row['test']:>7}")
+    if len(info["class_counts"]) > len(rows):
+        click.echo(f"  ... and {len(info['class_counts']) - len(rows)} more classes (--json lists every class)")
     if info["skipped"]:
         click.echo(f"skipped {info['skipped']} unusable files, e.g.:")
         for example in info["skipped_examples"]:

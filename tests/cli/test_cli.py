@@ -114,3 +114,15 @@ def test_console_script_runs() -> None:
     done = subprocess.run([sys.executable, "-m", "nnsee.cli", "--help"], capture_output=True, text=True, check=True)
     for command in ("train", "resume", "evaluate", "data", "demo"):
         assert command in done.stdout
+
+
+def test_data_info_lists_at_most_100_classes_as_text(tmp_path):
+    """A 300-class npz: 100 rows and a line saying how many more; --json keeps every class."""
+    path = tmp_path / "many.npz"
+    np.savez(path, x=np.random.default_rng(0).random((900, 4, 4)).astype(np.float32), y=np.arange(900) % 300)
+    text = CliRunner().invoke(main, ["data", "info", str(path)])
+    assert text.exit_code == 0, text.output
+    assert "... and 200 more classes (--json lists every class)" in text.output
+    assert len(text.output.splitlines()) < 110
+    listed = CliRunner().invoke(main, ["data", "info", str(path), "--json"])
+    assert len(json.loads(listed.output)["class_counts"]) == 300
