@@ -20,7 +20,7 @@ from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 from typing import BinaryIO
 
-from nnsee.errors import RunError
+from nnsee.errors import NnseeError, RunError
 
 TMP_PREFIX = ".tmp-"
 _CHUNK = 1 << 20
@@ -122,13 +122,17 @@ def _kind(mode: int) -> str:
     return "not a regular file"
 
 
-def _not_regular(path: Path, what: str, mode: int) -> RunError:
-    return RunError(f"could not read {path} ({what}): it is {_kind(mode)}, not a regular file, and nnsee reads only "
-                    "regular files; put the file nnsee wrote back in its place, or train again")
+def _not_regular(path: Path, what: str, mode: int, error: type[NnseeError]) -> NnseeError:
+    fix = ("put the file nnsee wrote back in its place, or train again" if error is RunError
+           else "give the file itself, not a pipe, device or folder")
+    return error(f"could not read {path} ({what}): it is {_kind(mode)}, not a regular file, and nnsee reads only "
+                 f"regular files; {fix}")
 
 
-def open_regular(path: str | os.PathLike[str], what: str, *, max_bytes: int | None = None) -> BinaryIO:
-    """Open ``path`` for reading if it is a regular file of at most ``max_bytes``; else a one-line :class:`RunError`.
+def open_regular(path: str | os.PathLike[str], what: str, *, max_bytes: int | None = None,
+                 error: type[NnseeError] = RunError) -> BinaryIO:
+    """Open ``path`` for reading if it is a regular file of at most ``max_bytes``; else a one-line ``error``
+    (:class:`RunError` by default: a run folder's files; a data set's readers pass :class:`DataError`).
 
     The file is opened with ``O_NONBLOCK`` (a FIFO swapped in after a check cannot block the open) and checked with
     ``fstat`` on the open descriptor, so what is read is what was checked, and the open never blocks. A symbolic
@@ -142,16 +146,16 @@ def open_regular(path: str | os.PathLike[str], what: str, *, max_bytes: int | No
     except FileNotFoundError:
         raise
     except IsADirectoryError:
-        raise _not_regular(path, what, stat.S_IFDIR) from None
+        raise _not_regular(path, what, stat.S_IFDIR, error) from None
     except OSError as exc:
-        raise RunError(f"could not read {path} ({what}): {exc.strerror or exc}") from exc
+        raise error(f"could not read {path} ({what}): {exc.strerror or exc}") from exc
     try:
         info = os.fstat(fd)
         if not stat.S_ISREG(info.st_mode):
-            raise _not_regular(path, what, info.st_mode)
+            raise _not_regular(path, what, info.st_mode, error)
         if max_bytes is not None and info.st_size > max_bytes:
-            raise RunError(f"{path} ({what}) is {info.st_size:,} bytes, more than the {max_bytes:,} nnsee reads; "
-                           "it was not written by nnsee")
+            raise error(f"{path} ({what}) is {info.st_size:,} bytes, more than the {max_bytes:,} nnsee reads"
+                        + ("; it was not written by nnsee" if error is RunError else ""))
         if hasattr(os, "set_blocking"):
             os.set_blocking(fd, True)
         return os.fdopen(fd, "rb")

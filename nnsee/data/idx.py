@@ -2,7 +2,11 @@
 
 Layout: two zero bytes, a dtype code, ``ndim``, then ``ndim`` big-endian uint32 sizes, then
 ``prod(sizes) * itemsize`` big-endian values. Every check runs on the header before any payload-sized
-buffer exists, so a hostile header (sizes of 2**32 - 1) costs nothing.
+buffer exists, so a hostile header (sizes of 2**32 - 1) costs nothing: the file must be a regular file, the
+declared values as float32 must fit the image budget (:data:`nnsee.data.npz.MAX_IMAGE_BYTES`), and the declared
+payload must be the file's size (raw) or at most 1,100 times it (gzip). A ``.gz`` is then stream-decoded chunk by
+chunk, never past the declared size: one byte more is refused, so a gzip bomb costs no more memory than its
+(checked) declaration, and a stream shorter than its claim no more than what it holds.
 """
 
 from __future__ import annotations
@@ -10,8 +14,11 @@ from __future__ import annotations
 import gzip
 import hashlib
 import math
+import os
 import struct
 import zlib
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -19,16 +26,15 @@ from typing import Any
 import numpy as np
 
 from nnsee.data.imageset import ImageSet
+from nnsee.data.npz import MAX_DEFLATE_RATIO, MAX_IMAGE_BYTES, check_image_budget, class_names_for
 from nnsee.errors import DataError
+from nnsee.io import open_regular
 
 #: IDX dtype code -> big-endian numpy dtype.
 IDX_DTYPES: dict[int, str] = {0x08: ">u1", 0x09: ">i1", 0x0B: ">i2", 0x0C: ">i4", 0x0D: ">f4", 0x0E: ">f8"}
 
-#: Largest payload accepted (bytes): far above any IDX data set, far below a memory-exhausting claim.
-MAX_PAYLOAD_BYTES = 8 * 1024**3
-
-#: Deflate cannot expand data by more than ~1032x, so a gzip file of ``s`` bytes holds at most this many times ``s``.
-_MAX_DEFLATE_RATIO = 1100
+#: Largest payload accepted (bytes): what becomes at most MAX_IMAGE_BYTES of float32 values.
+MAX_PAYLOAD_BYTES = MAX_IMAGE_BYTES
 
 _CHUNK = 1 << 20
 
@@ -74,13 +80,20 @@ def _parse_header(path: Path, head: bytes) -> IdxHeader:
     return IdxHeader(np.dtype(IDX_DTYPES[code]), tuple(int(d) for d in dims), need)
 
 
-def _open(path: Path):
+@contextmanager
+def _open(path: Path) -> Iterator[tuple[Any, int]]:
+    """The decoded stream of ``path`` (a regular file, gunzipped if named .gz) and the file's size on disk."""
     try:
-        return gzip.open(path, "rb") if _is_gzip(path) else open(path, "rb")  # noqa: SIM115
+        raw = open_regular(path, "an IDX file", error=DataError)
     except FileNotFoundError:
         raise DataError(f"{path}: no such file") from None
-    except OSError as e:
-        raise DataError(f"{path}: cannot open: {e.strerror or e}") from e
+    with raw:
+        size = os.fstat(raw.fileno()).st_size
+        if not _is_gzip(path):
+            yield raw, size
+            return
+        with gzip.GzipFile(fileobj=raw, mode="rb") as f:
+            yield f, size
 
 
 def _gzip_error(path: Path, e: BaseException) -> DataError:
@@ -95,8 +108,9 @@ def _gzip_error(path: Path, e: BaseException) -> DataError:
     return DataError(f"{path}: {what}; download it again or replace it with a good copy")
 
 
-def _read_exact(f, path: Path, n: int) -> bytes:
-    """Up to ``n`` bytes from ``f`` (fewer only at end of file), wrapping decompression errors."""
+def _read_exact(f: Any, path: Path, n: int) -> bytes:
+    """Up to ``n`` bytes from ``f`` (fewer only at end of stream), ``_CHUNK`` at a time: memory follows what the
+    stream holds, not what a header claims. Decompression errors become a one-line :class:`DataError`."""
     parts, got = [], 0
     try:
         while got < n:
@@ -112,18 +126,18 @@ def _read_exact(f, path: Path, n: int) -> bytes:
     return b"".join(parts)
 
 
-def _check_size(path: Path, header: IdxHeader) -> None:
-    """Refuse a declared payload that cannot be in this file, before reading or allocating it."""
+def _check_size(path: Path, header: IdxHeader, file_size: int) -> None:
+    """Refuse a declared payload that cannot be in this file of ``file_size`` bytes, or that passes the budget
+    (as float32 values), before reading or allocating it."""
     declared = header.payload_bytes
     shape = "x".join(map(str, header.dims))
-    if declared > MAX_PAYLOAD_BYTES:
+    if math.prod(header.dims) * 4 > MAX_PAYLOAD_BYTES:
         raise DataError(
-            f"{path}: IDX header declares {shape} {header.dtype.name} = {declared:,} bytes, over the "
-            f"{MAX_PAYLOAD_BYTES:,}-byte limit; the header is corrupt"
+            f"{path}: IDX header declares {shape} {header.dtype.name} values, {math.prod(header.dims) * 4:,} bytes as "
+            f"float32, over the {MAX_PAYLOAD_BYTES:,}-byte limit; use a smaller data set (or the header is corrupt)"
         )
-    file_size = path.stat().st_size
     if _is_gzip(path):
-        bound = file_size * _MAX_DEFLATE_RATIO
+        bound = file_size * MAX_DEFLATE_RATIO
         if declared + header.header_bytes > bound:
             raise DataError(
                 f"{path}: IDX header declares {shape} = {declared:,} bytes, more than a {file_size:,}-byte gzip "
@@ -139,17 +153,17 @@ def _check_size(path: Path, header: IdxHeader) -> None:
 def read_idx_header(path: str | Path) -> IdxHeader:
     """The header of the IDX file at ``path`` (raw or ``.gz``), checked against the file's size."""
     path = Path(path)
-    with _open(path) as f:
-        return _read_header(f, path)[0]
+    with _open(path) as (f, size):
+        return _read_header(f, path, size)[0]
 
 
-def _read_header(f: Any, path: Path) -> tuple[IdxHeader, bytes]:
+def _read_header(f: Any, path: Path, file_size: int) -> tuple[IdxHeader, bytes]:
     """Read, parse and size-check the header at the start of the open stream ``f``; also its raw bytes."""
     head = _read_exact(f, path, 4)
     if len(head) == 4 and head[:2] == b"\0\0":
         head += _read_exact(f, path, 4 * head[3])
     header = _parse_header(path, head)
-    _check_size(path, header)
+    _check_size(path, header, file_size)
     return header, head
 
 
@@ -160,11 +174,11 @@ def read_idx(path: str | Path, *, sha256: str | None = None) -> np.ndarray:
     Raises ``DataError`` naming the file for every malformed header, size mismatch or broken gzip stream.
     """
     path = Path(path)
-    with _open(path) as f:
-        header, head = _read_header(f, path)
+    with _open(path) as (f, size):
+        header, head = _read_header(f, path, size)
         declared = header.payload_bytes
-        # One byte more than declared reveals trailing data; a short read means end of stream, where gzip has
-        # verified its CRC and length.
+        # One byte more than declared reveals trailing data (a gzip bomb stops there); a short read means end of
+        # stream, where gzip has verified its CRC and length.
         payload = _read_exact(f, path, declared + 1)
     if len(payload) != declared:
         shape = "x".join(map(str, header.dims))
@@ -205,6 +219,7 @@ def load_idx_pair(
     img_header = read_idx_header(images_path)
     if len(img_header.dims) != 3:
         raise DataError(f"{images_path}: expected an IDX image file of shape (N, H, W), got dims {img_header.dims}")
+    check_image_budget(images_path, img_header.dims)
     labels = read_idx(labels_path, sha256=lbl_sha)
     if labels.ndim != 1:
         raise DataError(f"{labels_path}: expected an IDX label file of shape (N,), got shape {labels.shape}")
@@ -218,13 +233,7 @@ def load_idx_pair(
         )
     if len(labels) and labels.min() < 0:
         raise DataError(f"{labels_path}: negative label {int(labels.min())}")
-    if class_names is None:
-        class_names = [str(i) for i in range(int(labels.max()) + 1 if len(labels) else 0)]
-    elif len(labels) and labels.max() >= len(class_names):
-        raise DataError(
-            f"{labels_path}: label value {int(labels.max())} but only {len(class_names)} classes "
-            f"(labels must lie in 0..{len(class_names) - 1})"
-        )
+    class_names = class_names_for(labels_path, labels, None if class_names is None else list(class_names))
     raw = read_idx(images_path, sha256=img_sha)
     images = raw.astype(np.float32)
     if raw.dtype == np.uint8:

@@ -18,6 +18,7 @@ from pathlib import Path
 from nnsee.data.idx import load_idx_pair
 from nnsee.data.imageset import ImageSet
 from nnsee.errors import DataError, not_one_of
+from nnsee.io import open_regular
 
 #: The four standard IDX file names, without ``.gz``.
 TRAIN_IMAGES, TRAIN_LABELS = "train-images-idx3-ubyte", "train-labels-idx1-ubyte"
@@ -83,11 +84,21 @@ def has_idx_files(folder: Path) -> bool:
     return find_idx_file(folder, TRAIN_IMAGES) is not None and find_idx_file(folder, TRAIN_LABELS) is not None
 
 
+#: A class-names file holds at most MAX_CLASSES lines: 4 MiB is 2,000 names of 2,000 bytes each.
+MAX_CLASS_NAMES_BYTES = 4 << 20
+
+
 def _class_names_file(folder: Path) -> list[str] | None:
+    """The lines of ``class_names.txt`` or ``classes.txt`` in ``folder`` (a regular file of at most 4 MiB), if any."""
     for name in ("class_names.txt", "classes.txt"):
         path = folder / name
         if path.is_file():
-            names = [line.rstrip("\r\n") for line in path.read_text(encoding="utf-8").splitlines()]
+            try:
+                with open_regular(path, "the class names", max_bytes=MAX_CLASS_NAMES_BYTES, error=DataError) as f:
+                    text = f.read(MAX_CLASS_NAMES_BYTES + 1).decode("utf-8")
+            except UnicodeDecodeError as e:
+                raise DataError(f"{path}: not UTF-8 text ({e}); write one class name per line in UTF-8") from e
+            names = [line.rstrip("\r\n") for line in text.splitlines()]
             return [n for n in names if n.strip()]
     return None
 

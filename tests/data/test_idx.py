@@ -178,7 +178,7 @@ def test_pair_label_count_mismatch_refused_before_reading_images(h, tmp_path):
 def test_pair_label_values_out_of_range(h, tmp_path):
     h.write_idx(tmp_path / "i", np.zeros((3, 2, 2), np.uint8))
     h.write_idx(tmp_path / "l", np.array([0, 1, 10], np.uint8))
-    with pytest.raises(DataError, match=r"l: label value 10 but only 10 classes"):
+    with pytest.raises(DataError, match=r"l: holds label 10 but class_names has only 10 names"):
         load_idx_pair(tmp_path / "i", tmp_path / "l", [str(i) for i in range(10)])
 
 
