@@ -4,13 +4,40 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from math import prod
+from typing import Any
 
 from torch import nn
 
 from nnsee.errors import TrainingError, not_one_of
+from nnsee.models.options import int_list_option
 
 ACTIVATIONS: dict[str, type[nn.Module]] = {"tanh": nn.Tanh, "relu": nn.ReLU, "sigmoid": nn.Sigmoid}
 MAX_HIDDEN = 65536
+MAX_HIDDEN_LAYERS = 16
+
+
+def mlp_options(hidden: Any = (300,), activation: Any = "tanh") -> tuple[list[int], str]:
+    """``(hidden, activation)`` checked: 1 to 16 hidden layers of 1 to 65,536 units, a known activation."""
+    if isinstance(hidden, Sequence) and not isinstance(hidden, str) and len(hidden) == 0:
+        raise TrainingError("an MLP needs at least one hidden layer; for none, use --model softmax")
+    sizes = int_list_option("hidden layer size", hidden, 1, MAX_HIDDEN, MAX_HIDDEN_LAYERS,
+                            "for no hidden layer use --model softmax")
+    if not isinstance(activation, str) or activation not in ACTIVATIONS:
+        raise TrainingError(not_one_of("activation", activation, ACTIVATIONS))
+    return sizes, activation
+
+
+def mlp_shapes(input_shape: Sequence[int], n_classes: int, hidden: Any = (300,),
+               activation: Any = "tanh") -> dict[str, tuple[int, ...]]:
+    """The weights' shapes: ``fc{i}.weight`` (h_i, h_{i-1}) with h_0 = C·H·W, ``fc{i}.bias`` (h_i,), then ``out``."""
+    sizes, _ = mlp_options(hidden, activation)
+    shapes: dict[str, tuple[int, ...]] = {}
+    width = prod(input_shape)
+    for i, h in enumerate(sizes, start=1):
+        shapes[f"fc{i}.weight"], shapes[f"fc{i}.bias"] = (h, width), (h,)
+        width = h
+    shapes["out.weight"], shapes["out.bias"] = (n_classes, width), (n_classes,)
+    return shapes
 
 
 class MLP(nn.Sequential):
@@ -24,24 +51,14 @@ class MLP(nn.Sequential):
         self,
         input_shape: Sequence[int],
         n_classes: int,
-        hidden: Sequence[int] = (300,),
+        hidden: Sequence[int] | int = (300,),
         activation: str = "tanh",
     ) -> None:
         super().__init__()
-        hidden = [int(h) for h in ([hidden] if isinstance(hidden, int) else hidden)]
-        if not hidden:
-            raise TrainingError("an MLP needs at least one hidden layer; for none, use --model softmax")
-        for h in hidden:
-            if not 1 <= h <= MAX_HIDDEN:
-                raise TrainingError(
-                    f"hidden layer size must be between 1 and {MAX_HIDDEN}, got {h}; "
-                    "for no hidden layer use --model softmax"
-                )
-        if activation not in ACTIVATIONS:
-            raise TrainingError(not_one_of("activation", activation, ACTIVATIONS))
+        sizes, activation = mlp_options(hidden, activation)
         self.add_module("flatten", nn.Flatten())
         width = prod(input_shape)
-        for i, h in enumerate(hidden, start=1):
+        for i, h in enumerate(sizes, start=1):
             self.add_module(f"fc{i}", nn.Linear(width, h))
             self.add_module(f"act{i}", ACTIVATIONS[activation]())
             width = h
@@ -50,6 +67,6 @@ class MLP(nn.Sequential):
             "name": "mlp",
             "input_shape": list(input_shape),
             "n_classes": n_classes,
-            "hidden": hidden,
+            "hidden": sizes,
             "activation": activation,
         }

@@ -8,6 +8,11 @@ from math import prod
 from torch import nn
 
 
+def softmax_shapes(input_shape: Sequence[int], n_classes: int) -> dict[str, tuple[int, ...]]:
+    """The weights' shapes: ``out.weight`` (K, C·H·W) and ``out.bias`` (K,)."""
+    return {"out.weight": (n_classes, prod(input_shape)), "out.bias": (n_classes,)}
+
+
 class SoftmaxRegression(nn.Sequential):
     """``flatten`` then ``out = nn.Linear(C*H*W, n_classes)``; ``out.weight[k]`` is class k's template."""
 
