@@ -3,30 +3,15 @@
 from __future__ import annotations
 
 import unicodedata
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 
-from nnsee.errors import DataError
+from nnsee.errors import LISTED, DataError, first_few
 
-#: How many items a warning or error lists before it says "and N more".
-LISTED = 5
-
-
-def first_few(items: Iterable[object], limit: int = LISTED, *, quote: bool = True) -> str:
-    """``"a, b, c and N more"``: the first ``limit`` items (strings as reprs when ``quote``; each cut to 80
-    characters), then a count, so a message about 100,000 classes stays one short line."""
-    shown: list[str] = []
-    total = 0
-    for total, item in enumerate(items, start=1):
-        if total <= limit:
-            text = repr(item) if quote and isinstance(item, str) else str(item)
-            shown.append(text if len(text) <= 80 else text[:79] + "…")
-    more = f" and {total - limit:,} more" if total > limit else ""
-    return ", ".join(shown) + more
-
+__all__ = ["LISTED", "ImageSet", "Splits", "first_few"]
 
 def shown_name(name: object) -> str:
     """How a class name looks on a page: NFC-normalized, without invisible format characters (Unicode category
