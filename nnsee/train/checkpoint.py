@@ -19,6 +19,7 @@ import json
 import math
 import os
 from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, BinaryIO
 
@@ -75,11 +76,22 @@ def _serialize(path: Path, tensors: StateDict, metadata: dict[str, str], what: s
         raise RunError(f"could not serialize the {what} for {path}: {_one_line(exc)}") from exc
 
 
-_MAX_HEADER = 100_000_000  # what the safetensors library itself accepts
+_MAX_HEADER = 16 << 20  # nnsee's headers: tensor names, class names, a model spec, an optimizer's JSON; far less
+_FLOAT_DTYPES = frozenset({"F16", "BF16", "F32", "F64", "F8_E4M3", "F8_E5M2"})
 
 
 class _Malformed(Exception):
     """A file whose layout does not add up; ``_read`` words it for its caller."""
+
+
+@dataclass(frozen=True)
+class Header:
+    """What a safetensors header declares, read before any tensor: ``metadata``, and per tensor its ``shapes``
+    and safetensors ``dtypes`` (``"F32"``, ``"I64"``, ``"BOOL"``, ...)."""
+
+    metadata: dict[str, str]
+    shapes: dict[str, list[int]]
+    dtypes: dict[str, str]
 
 
 def _fd_path(f: BinaryIO, path: Path) -> str:
@@ -88,10 +100,11 @@ def _fd_path(f: BinaryIO, path: Path) -> str:
     return proc if os.path.exists(proc) else str(path)
 
 
-def _check_declared_size(f: BinaryIO, size: int) -> bytes:
-    """The file's first bytes, once its 8-byte header length + header + the declared tensor bytes equal ``size``.
+def _read_header(f: BinaryIO, size: int) -> tuple[bytes, Header]:
+    """The file's first 8 bytes and its header, once 8 + header length + the declared tensor bytes equal ``size``.
 
-    Only the header is read (at most ``size`` bytes): nothing the header declares is allocated before this holds.
+    Only the header is read (at most ``_MAX_HEADER`` bytes): nothing the header declares is allocated before this
+    holds, and every shape and dtype is known before any tensor is read.
     """
     raw = f.read(8)
     if len(raw) < 8:
@@ -101,35 +114,45 @@ def _check_declared_size(f: BinaryIO, size: int) -> bytes:
         raise _Malformed(f"its header length says {n:,} bytes, the file has {size:,}", raw)
     try:
         header = json.loads(f.read(n))
-    except (ValueError, UnicodeDecodeError):
+    except (ValueError, UnicodeDecodeError, RecursionError):
         raise _Malformed("its header is not JSON", raw) from None
     if not isinstance(header, dict):
         raise _Malformed("its header is not a JSON object", raw)
+    metadata = header.get("__metadata__") or {}
+    if not isinstance(metadata, dict) or not all(isinstance(v, str) for v in metadata.values()):
+        raise _Malformed("its metadata is not a JSON object of strings", raw)
     end = 0
+    shapes: dict[str, list[int]] = {}
+    dtypes: dict[str, str] = {}
     for key, entry in header.items():
         if key == "__metadata__":
             continue
         offsets = entry.get("data_offsets") if isinstance(entry, dict) else None
         if not (isinstance(offsets, list) and len(offsets) == 2 and all(type(o) is int for o in offsets)):
             raise _Malformed(f"tensor {key!r} has no valid data_offsets", raw)
+        shape, dtype = entry.get("shape"), entry.get("dtype")
+        if not (isinstance(shape, list) and all(type(d) is int and d >= 0 for d in shape) and isinstance(dtype, str)):
+            raise _Malformed(f"tensor {key!r} has no valid shape and dtype", raw)
+        shapes[key], dtypes[key] = shape, dtype
         end = max(end, *offsets)
     if 8 + n + end != size:
         raise _Malformed(f"its header declares {8 + n + end:,} bytes, the file has {size:,}", raw)
-    return raw
+    return raw, Header(dict(metadata), shapes, dtypes)
 
 
 def _read(
     path: Path,
     missing: str,
-    check: Callable[[dict[str, str], dict[str, list[int]]], None] | None = None,
+    check: Callable[[Header], None] | None = None,
     invalid: Callable[[str], RunError] | None = None,
     what: str = "a weights file",
+    max_bytes: int | None = None,
 ) -> tuple[StateDict, dict[str, str]]:
-    """A safetensors file's tensors (CPU) and metadata; ``check(metadata, shapes)`` runs before any tensor is read.
+    """A safetensors file's tensors (CPU) and metadata; ``check(header)`` runs before any tensor is read.
 
-    The file must be a regular file (:func:`nnsee.io.open_regular`) whose size is what its header declares, both
-    checked before anything else is read. A malformed file raises ``invalid(why)`` (default: "PATH is not a valid
-    safetensors file: why").
+    The file must be a regular file (:func:`nnsee.io.open_regular`) of at most ``max_bytes`` whose size is what its
+    header declares, all checked before anything else is read. A malformed file raises ``invalid(why)`` (default:
+    "PATH is not a valid safetensors file: why").
     """
     from safetensors import safe_open
 
@@ -142,14 +165,13 @@ def _read(
 
     head = b""
     try:
-        with open_regular(path, what) as f:
-            head = _check_declared_size(f, os.fstat(f.fileno()).st_size)
+        with open_regular(path, what, max_bytes=max_bytes) as f:
+            head, header = _read_header(f, os.fstat(f.fileno()).st_size)
+            if check is not None:
+                check(header)
             with safe_open(_fd_path(f, path), framework="pt", device="cpu") as st:
                 metadata = st.metadata() or {}
-                keys = list(st.keys())
-                if check is not None:
-                    check(metadata, {k: st.get_slice(k).get_shape() for k in keys})
-                return {k: st.get_tensor(k) for k in keys}, metadata
+                return {k: st.get_tensor(k) for k in st.keys()}, metadata  # noqa: SIM118 (not a dict)
     except RunError:
         raise
     except _Malformed as exc:
@@ -244,25 +266,55 @@ def check_shapes(path: str | os.PathLike[str], actual: Mapping[str, Any], expect
         )
 
 
+def check_dtypes(path: str | os.PathLike[str], dtypes: Mapping[str, str],
+                 expect_dtypes: Mapping[str, torch.dtype | None]) -> None:
+    """Raise a :class:`RunError` naming the first tensor stored with another kind of dtype than expected: where the
+    expected dtype is floating point (or None: a weight), the file's must be too (``F16`` ... ``F64``); an integer
+    or boolean one must be stored as an integer or boolean."""
+    for key, want in expect_dtypes.items():
+        have = dtypes.get(key)
+        if have is None:
+            continue
+        if want is None or want.is_floating_point:
+            ok, kind = have in _FLOAT_DTYPES, "floating point"
+        elif want == torch.bool:
+            ok, kind = have == "BOOL", "boolean"
+        else:
+            ok, kind = have[:1] in ("I", "U"), "integer"
+        if not ok:
+            raise RunError(f"the weights in {path} do not fit the architecture: {key!r} is stored as {have}, where "
+                           f"the model has {kind} values; the file is damaged or not nnsee's, train again")
+
+
+def weights_budget(expect_shapes: Mapping[str, Any]) -> int:
+    """Most bytes a weights file of these shapes can take: 8 + the largest header + 8 bytes a value (float64)."""
+    return 8 + _MAX_HEADER + 8 * sum(math.prod(shape) for shape in expect_shapes.values())
+
+
 def load_weights(
     path: str | os.PathLike[str],
     *,
     expect_shapes: Mapping[str, Any] | None = None,
+    expect_dtypes: Mapping[str, torch.dtype | None] | None = None,
 ) -> tuple[StateDict, dict[str, str]]:
     """Read a weights file written by :func:`save_weights`; return ``(state_dict, metadata)`` on the CPU.
 
     Refuses (with a :class:`RunError` naming ``path``) a malformed file, one without nnsee metadata or from a
-    newer nnsee, NaN/Inf weights, and, given ``expect_shapes`` (key -> shape), any tensor that does not fit
-    (checked from the header, before the tensors are read).
+    newer nnsee, NaN/Inf weights, and, given ``expect_shapes`` (key -> shape), a file larger than such weights can
+    be (:func:`weights_budget`, from its size alone) and any tensor that does not fit or is not floating point
+    (``expect_dtypes`` names the keys that are not, e.g. a user's integer buffers): all checked from the header,
+    before any tensor is read.
     """
     path = Path(path)
 
-    def check(metadata: dict[str, str], shapes: dict[str, list[int]]) -> None:
-        _check_metadata(path, metadata)
+    def check(header: Header) -> None:
+        _check_metadata(path, header.metadata)
         if expect_shapes is not None:
-            check_shapes(path, shapes, expect_shapes)
+            check_shapes(path, header.shapes, expect_shapes)
+            check_dtypes(path, header.dtypes, {k: (expect_dtypes or {}).get(k) for k in expect_shapes})
 
-    tensors, metadata = _read(path, "the run has no weights there", check)
+    budget = weights_budget(expect_shapes) if expect_shapes is not None else None
+    tensors, metadata = _read(path, "the run has no weights there", check, max_bytes=budget)
     bad = _nonfinite(tensors)
     if bad:
         raise RunError(
@@ -365,15 +417,63 @@ def _load_legacy_state(path: Path, f: BinaryIO) -> Any:
         torch.serialization.add_safe_globals(added)
 
 
-def load_state(path: str | os.PathLike[str]) -> dict[str, Any]:
+#: Copies of the model a resume state may hold, at 8 bytes a value: the weights, the best weights, and the
+#: optimizer's (Adam 2, L-BFGS with its history of 20 about 42).
+STATE_MODEL_COPIES = 64
+
+
+def state_budget(expect_shapes: Mapping[str, Any]) -> int:
+    """Most bytes a resume state for a model of these weight shapes can take: :data:`STATE_MODEL_COPIES` copies of
+    its values at 8 bytes, 1 MiB for random generator states and step counters, and the largest header."""
+    return 8 + _MAX_HEADER + (1 << 20) + STATE_MODEL_COPIES * 8 * sum(math.prod(s) for s in expect_shapes.values())
+
+
+def _model_refs(tree: Any, key: str) -> dict[str, str] | None:
+    """``tree[key]`` of a state's JSON when it is a dict of weight name -> tensor reference (``{"$tensor": n}``)."""
+    sub = tree.get(key) if isinstance(tree, dict) else None
+    if not isinstance(sub, dict):
+        return None
+    return {k: v["$tensor"] for k, v in sub.items() if isinstance(v, dict) and isinstance(v.get("$tensor"), str)}
+
+
+def load_state(
+    path: str | os.PathLike[str],
+    *,
+    expect_shapes: Mapping[str, Any] | None = None,
+    expect_dtypes: Mapping[str, torch.dtype | None] | None = None,
+) -> dict[str, Any]:
     """Read a state written by :func:`save_state`, or a run-format-1 ``state.pt`` (a zip or pickle), on the CPU.
 
-    Only a regular file is read (a FIFO, a device or a directory is refused before anything is read).
+    Only a regular file is read (a FIFO, a device or a directory is refused before anything is read). Given the
+    model's ``expect_shapes`` (and ``expect_dtypes``, as for :func:`load_weights`), a file over
+    :func:`state_budget` is refused from its size, and its ``model`` and ``best_model`` weights are checked
+    against them: from the header, before any tensor is read (a ``state.pt`` once loaded, within the budget).
     """
     path = Path(path)
     missing = f"{path} does not exist; this run has no resume state"
+    budget = state_budget(expect_shapes) if expect_shapes is not None else None
+
+    def check_weights(shapes: Mapping[str, Any], dtypes: Mapping[str, str], where: str) -> None:
+        if expect_shapes is not None:
+            check_shapes(f"{path} ({where})", shapes, expect_shapes)
+            check_dtypes(f"{path} ({where})", dtypes, {k: (expect_dtypes or {}).get(k) for k in expect_shapes})
+
+    def check(header: Header) -> None:
+        version = header.metadata.get("nnsee_state_version")
+        if version not in (str(v) for v in range(1, STATE_FORMAT_VERSION + 1)):
+            raise _refused(path, f"its nnsee_state_version is {version!r}, this nnsee reads 1-{STATE_FORMAT_VERSION}")
+        try:
+            tree = json.loads(header.metadata["state"])
+        except Exception as exc:  # a missing entry, bad JSON, too deep, ...
+            raise _refused(path, f"its state entry is unreadable ({type(exc).__name__}: {_one_line(exc)})") from exc
+        for key in ("model", "best_model"):
+            refs = _model_refs(tree, key)
+            if refs is not None:
+                shapes = {k: header.shapes.get(n, []) for k, n in refs.items()}
+                check_weights(shapes, {k: header.dtypes.get(n, "") for k, n in refs.items()}, key)
+
     try:
-        with open_regular(path, "the resume state") as f:
+        with open_regular(path, "the resume state", max_bytes=budget) as f:
             head = f.read(2)
             f.seek(0)
             legacy = head == b"PK" or head[:1] == b"\x80"
@@ -382,18 +482,26 @@ def load_state(path: str | os.PathLike[str]) -> dict[str, Any]:
         raise RunError(missing) from None
     except OSError as exc:
         raise RunError(f"could not read {path}: {exc.strerror or exc}") from exc
-    if not legacy:
+    if legacy:
+        for key in ("model", "best_model"):
+            weights = state.get(key) if isinstance(state, dict) else None
+            if isinstance(weights, dict) and all(isinstance(t, torch.Tensor) for t in weights.values()):
+                check_weights({k: t.shape for k, t in weights.items()},
+                              {k: _dtype_name(t) for k, t in weights.items()}, key)
+    else:
         tensors, metadata = _read(
-            path, "this run has no resume state", invalid=lambda why: _refused(path, f"not safetensors ({why})"),
-            what="the resume state",
+            path, "this run has no resume state", check,
+            invalid=lambda why: _refused(path, f"not safetensors ({why})"), what="the resume state", max_bytes=budget,
         )
-        version = metadata.get("nnsee_state_version")
-        if version not in (str(v) for v in range(1, STATE_FORMAT_VERSION + 1)):
-            raise _refused(path, f"its nnsee_state_version is {version!r}, this nnsee reads 1-{STATE_FORMAT_VERSION}")
         try:
             state = _decode(json.loads(metadata["state"]), tensors)
-        except Exception as exc:  # a missing entry, bad JSON, a reference to no tensor, too deep, ...
+        except Exception as exc:  # a reference to no tensor, an unknown tag, ...
             raise _refused(path, f"its state entry is unreadable ({type(exc).__name__}: {_one_line(exc)})") from exc
     if not isinstance(state, dict):
         raise _refused(path, f"it holds a {type(state).__name__}, not a dict")
     return state
+
+
+def _dtype_name(t: torch.Tensor) -> str:
+    """The safetensors name of ``t``'s dtype kind: ``F32`` for any float, ``BOOL``, or ``I64`` for integers."""
+    return "F32" if t.is_floating_point() else "BOOL" if t.dtype == torch.bool else "I64"

@@ -34,7 +34,7 @@ from nnsee.train.config import TrainConfig
 from nnsee.train.evaluate import evaluate
 from nnsee.train.objective import l2_penalty, objective
 from nnsee.train.optimizers import make_optimizer
-from nnsee.train.run import Run, remove_run_files, save_run, save_snapshot
+from nnsee.train.run import Run, out_folder_state, remove_run_files, save_run, save_snapshot
 
 HISTORY_KEYS = ("epoch", "train_loss", "train_accuracy", "val_loss", "val_accuracy", "l2_penalty", "seconds")
 SAVE_POLICIES = ("every-epoch", "end")
@@ -76,8 +76,11 @@ def fit(
     (``torch.manual_seed``) before building it: with the same seed, data and machine, the weights come out bitwise
     the same. ``progress=None`` shows a bar only on a terminal. ``replace=True`` deletes the run already in ``out``
     (only the files nnsee wrote: :func:`~nnsee.train.run.remove_run_files`) right before the first write, once
-    everything has been checked and training is set up; until then the old run is intact.
+    everything has been checked and training is set up; until then the old run is intact. An ``out`` that holds
+    anything but an nnsee run (a folder of the user's) is refused before anything else, as ``nnsee train`` does.
     """
+    if out is not None:
+        out_folder_state(out)  # a non-empty folder that is not a run: RunError, nothing touched
     if save not in SAVE_POLICIES:
         raise TrainingError(not_one_of("the save policy", save, SAVE_POLICIES))
     config = config or TrainConfig()

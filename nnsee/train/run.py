@@ -50,7 +50,9 @@ WEIGHTS_FILE = "model.safetensors"
 STATE_FILE = "state.safetensors"
 LEGACY_STATE_FILE = "state.pt"  # run format 1
 SNAPSHOT_DIR = "snapshots"
-MAX_RUN_JSON_BYTES = 16 << 20  # specs, class names, history, two confusion matrices: about 7 MB at 1,000 classes
+# specs, class names, history, two confusion matrices: about 4 MB at 1,000 classes, 16 MB at MAX_CLASSES = 2,000 (and
+# 32 MB if every count had 2 digits)
+MAX_RUN_JSON_BYTES = 40 << 20
 _SNAPSHOT_RE = re.compile(r"epoch-(\d+)\.safetensors")
 # The keys that tie run.json to its weights: a change of any of them is a different model.
 _IDENTITY_KEYS = ("model", "class_names", "input_shape", "weight_shapes")
@@ -85,10 +87,16 @@ def _read_json(file: Path) -> dict[str, Any]:
         ) from None
     except (OSError, UnicodeDecodeError) as exc:
         raise RunError(f"could not read {file}: {exc}") from exc
+    if _nesting(text) > MAX_JSON_DEPTH:
+        raise RunError(f"{file} nests lists or objects more than {MAX_JSON_DEPTH} deep, too deeply to be an nnsee "
+                       "run.json; the run folder is damaged")
     try:
         meta = json.loads(text)
     except ValueError as exc:
         raise RunError(f"{file} is not valid JSON ({exc}); the run folder is damaged") from exc
+    except RecursionError:
+        raise RunError(f"{file} nests lists or objects too deeply to be an nnsee run.json; the run folder is "
+                       "damaged") from None
     if not isinstance(meta, dict):
         raise RunError(f"{file} is not a JSON object; it is not an nnsee run")
     return meta
@@ -114,7 +122,114 @@ def read_meta(path: str | os.PathLike[str]) -> dict[str, Any]:
             f"{file} uses the old run format {version}, which this nnsee no longer reads (formats "
             f"{MIN_RUN_FORMAT_VERSION}-{RUN_FORMAT_VERSION}); train the model again"
         )
+    check_meta(file, meta)
     return meta
+
+
+# ------------------------------------------------------------------------------------------ run.json schema
+
+MAX_JSON_DEPTH = 32  # nnsee writes 5 (run.json -> metrics -> test -> confusion_matrix -> row -> count)
+MAX_HISTORY = 1_000_000  # epochs in a history list
+_CONFIG_TYPES: dict[str, tuple[type, ...]] = {
+    "optimizer": (str,), "lr": (int, float, type(None)), "epochs": (int,), "batch_size": (int,),
+    "l2": (int, float), "momentum": (int, float), "seed": (int,), "patience": (int,), "snapshots": (list,),
+    "standardize": (str,), "lbfgs_iterations": (int,), "device": (str,),
+}
+
+
+_JSON_STRING = re.compile(r'"(?:[^"\\]|\\.)*"')
+_NOT_BRACKETS = {c: None for c in range(256) if chr(c) not in "[]{}"}
+
+
+def _nesting(text: str) -> int:
+    """How deeply lists and objects nest in the JSON ``text``: its strings dropped, then its brackets counted (a
+    scan of the few brackets left, not of every value)."""
+    deepest = level = 0
+    for c in _JSON_STRING.sub("", text).translate(_NOT_BRACKETS):
+        level += 1 if c in "[{" else -1
+        deepest = max(deepest, level)
+    return deepest
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
+def _check_standardization(value: dict[str, Any], input_shape: Any) -> str | None:
+    """Why the ``standardization`` record cannot be used with images of ``input_shape``, or None."""
+    from nnsee.train.config import STANDARDIZE_MODES
+
+    if value.get("mode") not in STANDARDIZE_MODES:
+        return f"has mode {value.get('mode')!r}, not one of {', '.join(STANDARDIZE_MODES)}"
+    if value["mode"] != "pixel":
+        return None
+    for key in ("mean", "std"):
+        stats = value.get(key)
+        if not isinstance(stats, dict) or stats.get("shape") != input_shape:
+            return f"needs '{key}' of the input shape {input_shape} for pixel mode"
+        size = math.prod(input_shape)
+        values, packed = stats.get("values"), stats.get("float32_le_base64")
+        if not ((isinstance(values, list) and len(values) == size and all(_is_number(v) for v in values))
+                or (isinstance(packed, str) and len(packed) == 4 * math.ceil(4 * size / 3))):
+            return f"'{key}' does not hold {size:,} numbers"
+    return None
+
+
+def _field_problem(meta: dict[str, Any]) -> tuple[str, str] | None:
+    """The first field of ``meta`` (a run.json) whose type, length or nesting is wrong, and what is wrong."""
+    from nnsee.data.npz import MAX_CLASSES
+
+    names = meta.get("class_names")
+    if not (isinstance(names, list) and 1 <= len(names) <= MAX_CLASSES and all(isinstance(n, str) for n in names)):
+        return "class_names", f"must be a list of 1 to {MAX_CLASSES:,} strings"
+    shape = meta.get("input_shape")
+    if shape is not None and not (isinstance(shape, list) and len(shape) == 3
+                                  and all(isinstance(d, int) and not isinstance(d, bool) and 1 <= d <= 65536
+                                          for d in shape)):
+        return "input_shape", "must be three positive integers (channels, height, width)"
+    for key in ("model", "data", "standardization", "config", "history", "metrics", "weight_shapes"):
+        if meta.get(key) is not None and not isinstance(meta[key], dict):
+            return key, f"must be a JSON object, not {type(meta[key]).__name__}"
+    for key, kind in (("save_id", str), ("nnsee_version", str), ("status", str)):
+        if meta.get(key) is not None and not isinstance(meta[key], kind):
+            return key, f"must be a string, not {type(meta[key]).__name__}"
+    epoch = meta.get("epoch")
+    if epoch is not None and not (isinstance(epoch, int) and not isinstance(epoch, bool) and epoch >= 0):
+        return "epoch", "must be an integer of 0 or more"
+    if isinstance(meta.get("standardization"), dict):
+        why = _check_standardization(meta["standardization"], shape)
+        if why:
+            return "standardization", why
+    for key, values in (meta.get("history") or {}).items():
+        if not (isinstance(values, list) and len(values) <= MAX_HISTORY
+                and all(v is None or _is_number(v) for v in values)):
+            return f"history.{key}", f"must be a list of at most {MAX_HISTORY:,} numbers"
+    for key, value in (meta.get("config") or {}).items():
+        if key in _CONFIG_TYPES and (not isinstance(value, _CONFIG_TYPES[key]) or isinstance(value, bool)
+                                     or (key == "snapshots" and not all(type(v) is int for v in value))):
+            return f"config.{key}", f"cannot be {value!r}"[:120]
+    for key, value in (meta.get("weight_shapes") or {}).items():
+        if not (isinstance(value, list) and all(type(d) is int and d >= 0 for d in value)):
+            return f"weight_shapes.{key}", "must be a list of sizes"
+    for split, scores in (meta.get("metrics") or {}).items():
+        if not isinstance(scores, dict):
+            return f"metrics.{split}", "must be a JSON object"
+        matrix = scores.get("confusion_matrix")
+        if matrix is not None and matrix != [] and not (
+                isinstance(matrix, list) and len(matrix) == len(names)
+                and all(isinstance(row, list) and len(row) == len(names) and set(map(type, row)) <= {int}
+                        for row in matrix)):
+            return f"metrics.{split}.confusion_matrix", f"must be {len(names)} rows of {len(names)} counts"
+    return None
+
+
+def check_meta(file: Path, meta: dict[str, Any]) -> None:
+    """Refuse a run.json whose fields have the wrong types, lengths or nesting, in one line naming the field, before
+    anything is built from it (the model spec itself is checked by :func:`nnsee.models.registry.spec_shapes`)."""
+    problem = _field_problem(meta)
+    if problem is not None:
+        key, why = problem
+        raise RunError(f"{file}: the field {key!r} {why}; the run folder is damaged, train again")
 
 
 def is_run_folder(path: str | os.PathLike[str]) -> bool:
@@ -251,9 +366,10 @@ class Run:
         return list(list_snapshots(self.path))
 
     def snapshot_state(self, epoch: int) -> dict[str, torch.Tensor]:
-        """The weights saved at ``epoch`` (a state dict for ``self.model``), shape-checked against the model."""
-        expect = {k: tuple(v.shape) for k, v in self.model.state_dict().items()}
-        return load_snapshot(self.path, epoch, expect_shapes=expect)
+        """The weights saved at ``epoch`` (a state dict for ``self.model``), their shapes and dtypes checked against
+        the model from the file's header, before they are read."""
+        expect, dtypes = expected_weights(self.model)
+        return load_snapshot(self.path, epoch, expect_shapes=expect, expect_dtypes=dtypes)
 
     def state(self) -> dict[str, Any]:
         """The resume state: ``state.safetensors``, or a format-1 run's ``state.pt`` (``weights_only=True``)."""
@@ -262,7 +378,8 @@ class Run:
             file = self.path / LEGACY_STATE_FILE
         if not file.exists():
             raise RunError(f"this run has no resume state ({file} is missing); it cannot be resumed, train again")
-        state = load_state(file)
+        expect, dtypes = expected_weights(self.model)
+        state = load_state(file, expect_shapes=expect, expect_dtypes=dtypes)
         saved = self.meta.get("save_id")
         if saved is not None and state.get("save_id") != saved:
             warnings.warn(
@@ -319,10 +436,13 @@ def save_run(
         "save_id": save_id,
         **{k: v for k, v in record.items() if k not in ("nnsee_format_version", "nnsee_version", "save_id")},
     }
-    # one line per top-level field: readable, and a confusion matrix of 1,000 classes stays about 3 MB (indented,
-    # one number a line, it took 13 MB and a run.json of 26 MB passed MAX_RUN_JSON_BYTES)
-    text = "{\n" + ",\n".join(f"  {json.dumps(key)}: {json.dumps(value, allow_nan=False)}"
+    # one line per top-level field, compact: readable, and a confusion matrix of 1,000 classes takes about 2 MB
+    # (indented, one number a line, it took 13 MB; with ", " between numbers 3 MB)
+    text = "{\n" + ",\n".join(f"  {json.dumps(key)}: {json.dumps(value, allow_nan=False, separators=(',', ':'))}"
                                for key, value in record.items()) + "\n}\n"
+    if _nesting(text) > MAX_JSON_DEPTH:
+        raise RunError(f"cannot save the run {path}: its meta nests lists or objects more than {MAX_JSON_DEPTH} deep, "
+                       "more than run.json is read with")
 
     run_json = path / RUN_JSON
     if run_json.exists():
@@ -353,6 +473,25 @@ def save_run(
     return path
 
 
+def expected_weights(model: nn.Module) -> tuple[dict[str, tuple[int, ...]], dict[str, torch.dtype]]:
+    """The shapes and dtypes of ``model``'s state dict: what its weights files must hold."""
+    sd = model.state_dict()
+    return {k: tuple(v.shape) for k, v in sd.items()}, {k: v.dtype for k, v in sd.items()}
+
+
+def spec_weights(run_json: Path, spec: Any) -> dict[str, tuple[int, ...]]:
+    """The weight shapes of the model ``spec`` in ``run_json``, by arithmetic, its values checked (one line naming
+    the file otherwise); nothing is built."""
+    from nnsee.models.registry import spec_shapes
+
+    if not isinstance(spec, dict):
+        raise RunError(f"{run_json}: 'model' is not a model spec")
+    try:
+        return spec_shapes(spec)
+    except NnseeError as exc:
+        raise RunError(f"{run_json}: cannot rebuild the model of its 'model' field: {exc}") from None
+
+
 def load_run(
     path: str | os.PathLike[str],
     model: nn.Module | None = None,
@@ -360,13 +499,17 @@ def load_run(
 ) -> Run:
     """Load the run folder ``path``: rebuild its model from the spec (or fill ``model``), load and check weights.
 
-    Pass ``model`` for a run of a custom module. The model ends on ``map_location``, in eval mode.
+    Pass ``model`` for a run of a custom module. The model ends on ``map_location``, in eval mode. Every size is
+    checked before it is allocated: run.json's fields (:func:`check_meta`), the spec's options and weight count
+    (:func:`nnsee.models.registry.check_model`, by arithmetic), then the weights file's header against those shapes;
+    only then is the model built and the weights read.
     """
     path = Path(path)
     if not path.is_dir():
         raise RunError(f"no run folder at {path}; train one with: nnsee train ... --out {path}")
     meta = read_meta(path)
     run_json = path / RUN_JSON
+    dtypes: dict[str, torch.dtype] = {}
     if model is None:
         spec = meta.get("model")
         if spec is None:
@@ -374,22 +517,15 @@ def load_run(
                 f"{path} holds a custom model that nnsee cannot rebuild; pass the module: "
                 f"load_run({str(path)!r}, model=MyNet(...))"
             )
-        if not isinstance(spec, dict):
-            raise RunError(f"{run_json}: 'model' is not a model spec")
-        from nnsee.models.registry import build_from_spec
-
-        try:
-            model = build_from_spec(spec)
-        except Exception as exc:
-            raise RunError(f"{run_json}: cannot rebuild the model {spec}: {exc}") from exc
-
-    expect = {k: tuple(v.shape) for k, v in model.state_dict().items()}
-    weights, wmeta = load_weights(path / WEIGHTS_FILE, expect_shapes=expect)
+        expect = spec_weights(run_json, spec)
+    else:
+        expect, dtypes = expected_weights(model)
+    weights, wmeta = load_weights(path / WEIGHTS_FILE, expect_shapes=expect, expect_dtypes=dtypes)
     weight_classes = json.loads(wmeta["class_names"])
     if weight_classes != meta.get("class_names"):
         raise RunError(
-            f"{path / WEIGHTS_FILE} was saved for classes {weight_classes}, but {run_json} lists "
-            f"{meta.get('class_names')}; the run folder is inconsistent, train again"
+            f"{path / WEIGHTS_FILE} was saved for classes {_short(weight_classes)}, but {run_json} lists "
+            f"{_short(meta.get('class_names'))}; the run folder is inconsistent, train again"
         )
     if wmeta.get("save_id") != meta.get("save_id"):
         warnings.warn(
@@ -398,13 +534,26 @@ def load_run(
             RuntimeWarning,
             stacklevel=2,
         )
+    if model is None:
+        from nnsee.models.registry import build_from_spec
+
+        model = build_from_spec(meta["model"])  # checked above: the shapes the weights have just been checked against
     try:
         model.load_state_dict(weights)
     except RuntimeError as exc:
-        raise RunError(f"the weights in {path / WEIGHTS_FILE} do not fit the model: {exc}") from exc
+        raise RunError(f"the weights in {path / WEIGHTS_FILE} do not fit the model: {_one_line(exc)}") from exc
     model.to(map_location)
     model.eval()
     return Run(path=path, model=model, meta=meta)
+
+
+def _short(value: Any, limit: int = 200) -> str:
+    text = repr(value)
+    return text if len(text) <= limit else text[:limit] + "..."
+
+
+def _one_line(exc: BaseException) -> str:
+    return " ".join(str(exc).split())
 
 
 # ---------------------------------------------------------------------------------------------- snapshots
@@ -462,8 +611,11 @@ def load_snapshot(
     epoch: int,
     *,
     expect_shapes: dict[str, Any] | None = None,
+    expect_dtypes: dict[str, torch.dtype] | None = None,
 ) -> StateDict:
-    """The weights saved at ``epoch``, checked against ``expect_shapes`` (default: the run's weight shapes)."""
+    """The weights saved at ``epoch``, checked from the file's header against ``expect_shapes`` and
+    ``expect_dtypes`` (default: the shapes of the run.json's model spec, else its ``weight_shapes``, all floating
+    point) before they are read."""
     path = Path(path)
     snaps = list_snapshots(path)
     if int(epoch) not in snaps:
@@ -471,8 +623,11 @@ def load_snapshot(
         raise RunError(
             f"{path} has no snapshot of epoch {epoch} (snapshots: {have}); ask for it with --snapshots when training"
         )
-    if expect_shapes is None:
-        with contextlib.suppress(RunError):
-            expect_shapes = _read_json(path / RUN_JSON).get("weight_shapes")
-    weights, _ = load_weights(snaps[int(epoch)], expect_shapes=expect_shapes)
+    if expect_shapes is None and (path / RUN_JSON).exists():  # without run.json: snapshots saved before the run
+        meta = read_meta(path)
+        if meta.get("model") is not None:
+            expect_shapes = spec_weights(path / RUN_JSON, meta["model"])
+        else:
+            expect_shapes = meta.get("weight_shapes")
+    weights, _ = load_weights(snaps[int(epoch)], expect_shapes=expect_shapes, expect_dtypes=expect_dtypes)
     return weights

@@ -145,7 +145,9 @@ def test_a_weights_file_larger_or_smaller_than_its_header_declares_is_refused_be
 def test_a_huge_run_json_is_refused_by_its_size(tmp_path: Path) -> None:
     run = _make_run(tmp_path / "run")
     text = (run / "run.json").read_text()
-    (run / "run.json").write_text(text[:-2] + ', "padding": "' + "x" * (17 << 20) + '"}\n')
+    from nnsee.train.run import MAX_RUN_JSON_BYTES
+
+    (run / "run.json").write_text(text[:-2] + ', "padding": "' + "x" * (MAX_RUN_JSON_BYTES + 1) + '"}\n')
     with pytest.raises(RunError, match="more than the"):
         load_run(run)
     json.loads(text)  # the original was fine
