@@ -438,8 +438,14 @@ def save_run(
     }
     # one line per top-level field, compact: readable, and a confusion matrix of 1,000 classes takes about 2 MB
     # (indented, one number a line, it took 13 MB; with ", " between numbers 3 MB)
-    text = "{\n" + ",\n".join(f"  {json.dumps(key)}: {json.dumps(value, allow_nan=False, separators=(',', ':'))}"
-                               for key, value in record.items()) + "\n}\n"
+    lines = {key: f"  {json.dumps(key)}: {json.dumps(value, allow_nan=False, separators=(',', ':'))}"
+             for key, value in record.items()}
+    text = "{\n" + ",\n".join(lines.values()) + "\n}\n"
+    if len(text) > MAX_RUN_JSON_BYTES:  # never write a run.json that read_meta would refuse
+        largest = max(lines, key=lambda k: len(lines[k]))
+        raise RunError(f"cannot save the run {path}: its run.json would be {len(text):,} bytes ({largest!r} alone "
+                       f"{len(lines[largest]):,}), more than the {MAX_RUN_JSON_BYTES:,} nnsee reads back; use fewer "
+                       "classes, smaller images (--size) or --standardize image")
     if _nesting(text) > MAX_JSON_DEPTH:
         raise RunError(f"cannot save the run {path}: its meta nests lists or objects more than {MAX_JSON_DEPTH} deep, "
                        "more than run.json is read with")

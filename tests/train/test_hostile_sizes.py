@@ -272,3 +272,18 @@ def test_each_epoch_rewrites_only_scalars_and_the_final_write_alone_holds_the_ma
     assert all("confusion_matrix" not in text for text in writes[:-1]) and "confusion_matrix" in writes[-1]
     growth = [len(b) - len(a) for a, b in zip(writes[1:-2], writes[2:-1], strict=True)]
     assert max(growth) <= 7 * 25, growth  # 7 numbers, each at most 24 characters and a comma
+
+
+def test_a_run_json_too_large_to_read_back_is_never_written(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Per-pixel statistics of 3 x 1,024 x 1,024 images take 33.5 MB of base64 in every run.json write; past the
+    reader's cap the save is refused before anything is written, naming the field."""
+    from nnsee.data.standardize import Standardizer
+
+    images = np.random.default_rng(0).uniform(size=(2, 3, 1024, 1024)).astype(np.float32)
+    stats = Standardizer("pixel").fit(images).to_dict()
+    monkeypatch.setattr(run_module, "MAX_RUN_JSON_BYTES", 32 << 20)
+    model = torch.nn.Linear(2, 2)
+    with pytest.raises(RunError, match=r"would be [\d,]+ bytes \('standardization' alone [\d,]+\), more than the "
+                                       "33,554,432 nnsee reads back"):
+        save_run(tmp_path / "run", model, {"class_names": ["a", "b"], "model": None, "standardization": stats})
+    assert not (tmp_path / "run" / "run.json").exists() and not (tmp_path / "run" / "model.safetensors").exists()
