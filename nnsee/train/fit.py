@@ -30,7 +30,7 @@ from nnsee.data.imageset import Splits
 from nnsee.data.standardize import Standardizer
 from nnsee.errors import TrainingError, not_one_of
 from nnsee.models.registry import model_spec
-from nnsee.train.config import TrainConfig
+from nnsee.train.config import DEFAULT_LR, TrainConfig, check_device
 from nnsee.train.evaluate import evaluate
 from nnsee.train.objective import l2_penalty, objective
 from nnsee.train.optimizers import make_optimizer
@@ -320,7 +320,9 @@ class _Trainer:
             + (f"the loss became {loss} " if not math.isfinite(loss) else "the weights became ")
             + "NaN or infinite (not finite). "
             + f"The learning rate {self.config.lr:g} is probably too large for {self.config.optimizer}: try "
-            f"{self.config.lr / 10:g}. Inputs after '{self.config.standardize}' standardization have mean "
+            f"{min(self.config.lr / 10, DEFAULT_LR[self.config.optimizer]):g}"
+            + (f" (or a smaller --l2 than {self.config.l2:g})" if self.config.l2 > 0 else "")
+            + f". Inputs after '{self.config.standardize}' standardization have mean "
             f"{x.mean().item():.3g}, std {x.std().item():.3g}, max |x| {x.abs().max().item():.3g}. "
             + (f"{self.out} keeps the last good epoch ({self.epoch})." if self.out and self.resumable else "")
         )
@@ -399,12 +401,8 @@ class _Trainer:
 
 
 def _device(name: str) -> torch.device:
-    if name.startswith("cuda") and not torch.cuda.is_available():
-        raise TrainingError(f"--device {name} was asked for but CUDA is not available here; use --device cpu")
-    try:
-        return torch.device(name)
-    except RuntimeError as exc:
-        raise TrainingError(f"unknown device {name!r}: use cpu or cuda") from exc
+    """The torch device of a checked device name (:func:`~nnsee.train.config.check_device`: one rule everywhere)."""
+    return torch.device(check_device(name))
 
 
 def _quiet(progress: bool | None) -> bool | None:

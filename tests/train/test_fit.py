@@ -97,9 +97,13 @@ def test_divergence_stops_with_a_message_and_keeps_the_last_good_run(tmp_path) -
     with pytest.raises(TrainingError, match="learning rate") as caught:
         fit(_model(splits), splits, config, tmp_path / "run", progress=False)
     assert "not finite" in str(caught.value)
+    assert "try 0.05." in str(caught.value)  # the default rate, not 1e+29 (lr / 10 of an absurd rate)
     run = load_run(tmp_path / "run")
     assert all(torch.isfinite(p).all() for p in run.model.parameters())
     assert run.epoch == 0  # the last good epoch: the initial weights
+    with pytest.raises(TrainingError, match=r"try 0\.05 \(or a smaller --l2 than 5\)"):
+        fit(_model(splits), splits, TrainConfig(optimizer="sgd", lr=1e30, l2=5.0, epochs=5, batch_size=8,
+                                                standardize="none"), progress=False)
 
 
 def test_unscaled_inputs_and_a_loss_stuck_at_chance_warn() -> None:
