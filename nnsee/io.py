@@ -110,7 +110,8 @@ def atomic_write_text(path: str | os.PathLike[str], text: str, encoding: str = "
     return atomic_write_bytes(path, text.encode(encoding))
 
 
-def _kind(mode: int) -> str:
+def file_kind(mode: int) -> str:
+    """A file mode in words: 'a directory', 'a FIFO (named pipe)', 'a device' ..."""
     if stat.S_ISDIR(mode):
         return "a directory"
     if stat.S_ISFIFO(mode):
@@ -125,7 +126,7 @@ def _kind(mode: int) -> str:
 def _not_regular(path: Path, what: str, mode: int, error: type[NnseeError]) -> NnseeError:
     fix = ("put the file nnsee wrote back in its place, or train again" if error is RunError
            else "give the file itself, not a pipe, device or folder")
-    return error(f"could not read {path} ({what}): it is {_kind(mode)}, not a regular file, and nnsee reads only "
+    return error(f"could not read {path} ({what}): it is {file_kind(mode)}, not a regular file, and nnsee reads only "
                  f"regular files; {fix}")
 
 

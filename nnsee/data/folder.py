@@ -32,7 +32,7 @@ import numpy as np
 from nnsee.data.image_decode import UnusableImage, decode_stream
 from nnsee.data.imageset import ImageSet, first_few
 from nnsee.errors import DataError
-from nnsee.io import _kind  # a file mode in words: 'a FIFO (named pipe)', 'a device' ...
+from nnsee.io import file_kind
 
 #: Largest image accepted, in pixels (width x height), checked from the header before any decoding.
 MAX_PIXELS = 40_000_000
@@ -118,7 +118,7 @@ class _Scan:
             if stat.S_ISDIR(mode):
                 found += self.files(path, target_real, depth + 1, visited)
             elif not stat.S_ISREG(mode):
-                self.skipped.append((path, f"{_kind(mode)}, not a regular file, ignored"))
+                self.skipped.append((path, f"{file_kind(mode)}, not a regular file, ignored"))
             elif reason := _not_an_image(entry.name):
                 self.skipped.append((path, reason))
             else:
@@ -183,7 +183,7 @@ def _open_image(path: str) -> BinaryIO:
     try:
         info = os.fstat(fd)
         if not stat.S_ISREG(info.st_mode):
-            raise _Skip(f"{_kind(info.st_mode)}, not a regular file, ignored")
+            raise _Skip(f"{file_kind(info.st_mode)}, not a regular file, ignored")
         if info.st_size == 0:
             raise _Skip("empty file (0 bytes)")
         os.set_blocking(fd, True)
