@@ -328,3 +328,22 @@ def test_the_console_prints_one_line_not_a_traceback(base: Path, tmp_path: Path)
         assert done.returncode in (1, 2) and "Traceback" not in done.stderr, done.stderr
         assert sum(line.lower().startswith("error") for line in done.stderr.splitlines()) == 1
     assert not (tmp_path / "run").exists()
+
+
+@pytest.mark.parametrize("bad", [["--model", "cnn", "--kernel", "99999"], ["--model", "mlp", "--hidden", "2000000"],
+                                 ["--model", "mlp", "--hidden", "65536,65536,65536"],
+                                 ["--model", "cnn", "--channels", "4096,4096"]],
+                         ids=["kernel", "hidden", "three-layers", "channels"])
+def test_absurd_model_sizes_are_one_line_under_a_memory_limit(base: Path, tmp_path: Path, bad: list[str]) -> None:
+    """Sizes that once tried to allocate 3.4-40 GB: refused from arithmetic on the spec, in a child limited to
+    6 GiB of address space (torch itself maps about 3), so a regression fails with MemoryError here."""
+    limit = (
+        "import resource, runpy, sys; resource.setrlimit(resource.RLIMIT_AS, (6 << 30, 6 << 30)); "
+        "sys.argv = ['nnsee'] + sys.argv[1:]; runpy.run_module('nnsee.cli', run_name='__main__')"
+    )
+    done = subprocess.run([sys.executable, "-c", limit, "train", "--data", str(base / "d.npz"), "--out",
+                           str(tmp_path / "run"), *bad], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 1 and "Traceback" not in done.stderr, done.stderr[-2000:]
+    errors = [line for line in done.stderr.splitlines() if line.lower().startswith("error")]
+    assert len(errors) == 1 and "MemoryError" not in errors[0], done.stderr[-2000:]
+    assert not (tmp_path / "run").exists()
