@@ -10,64 +10,31 @@ from __future__ import annotations
 
 import gzip
 import io
-import json
 import os
 import struct
-import subprocess
-import sys
-import textwrap
 import zipfile
 from pathlib import Path
 
 import numpy as np
 import pytest
+from limited_child import call, run_limited
 
 from nnsee.data.idx import load_idx_pair
 from nnsee.data.npz import MAX_CLASSES, load_npz
 from nnsee.errors import DataError
 
-LIMIT = 1 << 30
-
-CHILD = textwrap.dedent(
-    """
-    import json, resource, sys, time
-    resource.setrlimit(resource.RLIMIT_AS, ({limit}, {limit}))
-    from nnsee.errors import NnseeError
-    from nnsee.data.idx import load_idx_pair, read_idx
-    from nnsee.data.npz import load_npz
-
-    for call, args in json.loads(sys.argv[1]):
-        started = time.perf_counter()
-        try:
-            {{"npz": load_npz, "idx": read_idx, "pair": load_idx_pair}}[call](*args)
-            outcome = "LOADED"
-        except NnseeError as exc:
-            outcome = "REFUSED " + str(exc)
-        except BaseException as exc:
-            outcome = "CRASHED " + type(exc).__name__ + ": " + str(exc)[:200]
-        print(json.dumps([time.perf_counter() - started, outcome]), flush=True)
-    print(next(line.split()[1] for line in open("/proc/self/status") if line.startswith("VmHWM:")), flush=True)
-    """
-).format(limit=LIMIT)
+TARGETS = {"npz": "nnsee.data.npz:load_npz", "idx": "nnsee.data.idx:read_idx", "pair": "nnsee.data.idx:load_idx_pair"}
 
 
 def refused_in_a_limited_child(cases: list[tuple[str, list[str], str]], timeout: float = 300) -> None:
-    """Run each (loader, args, expected words) in one child under the limit: each is refused in one line, naming the
-    file and saying the words, in under 2 s, and the child's peak stays under 600 MB."""
-    calls = [[call, args] for call, args, _ in cases]
-    try:
-        done = subprocess.run([sys.executable, "-c", CHILD, json.dumps(calls)], capture_output=True, text=True,
-                              timeout=timeout)
-    except subprocess.TimeoutExpired as exc:
-        pytest.fail(f"a reader hung: {exc.stdout!r}")
-    assert done.returncode == 0, done.stderr[-2000:]
-    *lines, peak_kb = done.stdout.splitlines()
-    for (_, args, says), line in zip(cases, lines, strict=True):
-        seconds, outcome = json.loads(line)
+    """Run each (loader, args, expected words) in one child under a 1 GiB limit: each is refused in one line,
+    naming the file and saying the words, in under 2 s, and the child's peak stays under 600 MB."""
+    results, peak_kb = run_limited([call(TARGETS[loader], *args) for loader, args, _ in cases], timeout=timeout)
+    for (_, args, says), (seconds, outcome) in zip(cases, results, strict=True):
         assert outcome.startswith("REFUSED ") and says in outcome, (args, outcome)
         assert any(Path(a).name in outcome for a in args), (args, outcome)
         assert "\n" not in outcome and seconds < 2, (args, outcome, seconds)
-    assert int(peak_kb) < 600_000, peak_kb
+    assert peak_kb < 600_000, peak_kb
 
 
 def npz(path: Path, **arrays: np.ndarray) -> str:

@@ -8,18 +8,13 @@ built before it is checked fails the test instead of exhausting the machine.
 
 from __future__ import annotations
 
-import json
 import math
-import subprocess
-import sys
-import textwrap
 
 import pytest
+from limited_child import call, run_limited
 
 from nnsee.errors import TrainingError
 from nnsee.models.registry import MAX_PARAMETERS, build_model, check_model, register_model
-
-LIMIT = 1 << 30
 
 
 @pytest.mark.parametrize(("name", "shape", "options"), [
@@ -77,38 +72,13 @@ REFUSED = [
     ("no-such", [1, 28, 28], 10, {}, "model must be one of"),
 ]
 
-CHILD = textwrap.dedent(
-    """
-    import json, resource, sys, time
-    resource.setrlimit(resource.RLIMIT_AS, ({limit}, {limit}))
-    from nnsee.errors import NnseeError
-    from nnsee.models import build_model
-
-    for name, shape, k, options, _ in json.loads(sys.argv[1]):
-        started = time.perf_counter()
-        try:
-            build_model(name, shape, k, **options)
-            outcome = "BUILT"
-        except NnseeError as exc:
-            outcome = "REFUSED " + str(exc)
-        except BaseException as exc:
-            outcome = "CRASHED " + type(exc).__name__ + ": " + str(exc)[:200]
-        print(json.dumps([time.perf_counter() - started, outcome]), flush=True)
-    print(next(line.split()[1] for line in open("/proc/self/status") if line.startswith("VmHWM:")), flush=True)
-    """
-).format(limit=LIMIT)
-
-
 def test_hostile_model_options_are_refused_in_one_line_before_anything_is_allocated() -> None:
-    done = subprocess.run([sys.executable, "-c", CHILD, json.dumps(REFUSED)], capture_output=True, text=True,
-                          timeout=120)
-    assert done.returncode == 0, done.stderr[-2000:]
-    *lines, peak_kb = done.stdout.splitlines()
-    for (name, _, _, options, says), line in zip(REFUSED, lines, strict=True):
-        seconds, outcome = json.loads(line)
+    results, peak_kb = run_limited([call("nnsee.models:build_model", name, shape, k, **options)
+                                     for name, shape, k, options, _ in REFUSED], timeout=120)
+    for (name, _, _, options, says), (seconds, outcome) in zip(REFUSED, results, strict=True):
         assert outcome.startswith("REFUSED ") and says in outcome, (name, options, outcome)
         assert "\n" not in outcome and seconds < 1, (name, options, seconds)
-    assert int(peak_kb) < 600_000, peak_kb
+    assert peak_kb < 600_000, peak_kb
 
 
 def test_the_budget_is_the_weight_count() -> None:

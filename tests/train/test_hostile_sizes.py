@@ -11,14 +11,12 @@ from __future__ import annotations
 import json
 import shutil
 import struct
-import subprocess
-import sys
-import textwrap
 from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
+from limited_child import call, run_limited
 from safetensors.torch import load_file, save_file
 from tiny import make_splits
 
@@ -29,7 +27,6 @@ from nnsee.train import TrainConfig, fit
 from nnsee.train.checkpoint import save_state
 from nnsee.train.run import load_run, save_run, save_snapshot
 
-LIMIT = 1 << 30
 GIB4 = 4 << 30
 
 
@@ -66,30 +63,7 @@ def _with_big_tensor(file: Path) -> None:
         f.truncate(8 + len(text) + len(data) + GIB4)
 
 
-CHILD = textwrap.dedent(
-    """
-    import json, resource, sys, time
-    resource.setrlimit(resource.RLIMIT_AS, ({limit}, {limit}))
-    from nnsee.errors import NnseeError
-    from nnsee.train.run import load_run
-
-    for run, what in json.loads(sys.argv[1]):
-        started = time.perf_counter()
-        try:
-            loaded = load_run(run)
-            if what == "state":
-                loaded.state()
-            if what == "snapshot":
-                loaded.snapshot_state(1)
-            outcome = "LOADED"
-        except NnseeError as exc:
-            outcome = "REFUSED " + str(exc)
-        except BaseException as exc:
-            outcome = "CRASHED " + type(exc).__name__ + ": " + str(exc)[:200]
-        print(json.dumps([time.perf_counter() - started, outcome]), flush=True)
-    print(next(line.split()[1] for line in open("/proc/self/status") if line.startswith("VmHWM:")), flush=True)
-    """
-).format(limit=LIMIT)
+THEN = {"model": [], "state": [("state", [])], "snapshot": [("snapshot_state", [1])]}
 
 
 def test_sizes_a_run_folder_declares_are_refused_before_they_are_allocated(tmp_path: Path) -> None:
@@ -120,15 +94,12 @@ def test_sizes_a_run_folder_declares_are_refused_before_they_are_allocated(tmp_p
     _edit(case("channels-1024x1024", "model", "more than the 50,000,000", cnn),
           model={**cnn_spec, "input_shape": [3, 4096, 4096], "channels": [1024]})
 
-    done = subprocess.run([sys.executable, "-c", CHILD, json.dumps([[str(r), w] for r, w, _ in cases])],
-                          capture_output=True, text=True, timeout=300)
-    assert done.returncode == 0, done.stderr[-2000:]
-    *lines, peak_kb = done.stdout.splitlines()
-    for (run, _, says), line in zip(cases, lines, strict=True):
-        seconds, outcome = json.loads(line)
+    results, peak_kb = run_limited([call("nnsee.train.run:load_run", str(run), then=THEN[what])
+                                     for run, what, _ in cases])
+    for (run, _, says), (seconds, outcome) in zip(cases, results, strict=True):
         assert outcome.startswith("REFUSED ") and says in outcome and str(run) in outcome, (run.name, outcome)
         assert "\n" not in outcome and seconds < 2, (run.name, seconds)
-    assert int(peak_kb) < 600_000, peak_kb
+    assert peak_kb < 600_000, peak_kb
 
 
 @pytest.mark.parametrize("dtype", [torch.int64, torch.int32, torch.bool, torch.uint8])
