@@ -308,6 +308,50 @@ def _report_fit(result: Any, as_json: bool) -> None:
         sys.exit(130)
 
 
+def _input_shape(ctx: click.Context, param: click.Parameter, value: str) -> tuple[int, ...]:
+    """``3x224x224``: channels x height x width, whole numbers in digits 0-9."""
+    parts = value.lower().split("x")
+    if len(parts) != 3 or not all(p.isascii() and p.isdigit() for p in parts):
+        raise click.BadParameter(f"expected CxHxW such as 3x224x224, got {value!r}", ctx=ctx, param=param)
+    return tuple(int(p) for p in parts)
+
+
+@main.command()
+@click.option("--out", type=click.Path(file_okay=False, path_type=Path), required=True,
+              help="The run folder to write (new or empty).")
+@click.option("--code", required=True,
+              help="package.module:factory or path/to/file.py:factory, a callable returning the nn.Module (imported: "
+              "it runs with your permissions, now and whenever the run is loaded).")
+@click.option("--code-args", default=None, help="The factory's keyword arguments as a JSON object.")
+@click.option("--weights", type=click.Path(dir_okay=False, path_type=Path), required=True,
+              help="The state dict: .safetensors, or .pt/.pth from torch.save(model.state_dict(), ...) (read with "
+              "weights_only=True).")
+@click.option("--input-shape", required=True, callback=_input_shape, help="CxHxW the model takes, e.g. 3x224x224.")
+@click.option("--normalize", required=True,
+              help="imagenet, MEAN1,MEAN2,MEAN3/STD1,STD2,STD3 or none: pixels in 0..1, then (x - mean) / std per "
+              "channel.")
+@click.option("--classes", "classes_file", type=click.Path(dir_okay=False, path_type=Path), default=None,
+              help="Class names, one a line or a JSON list, in the order of the model's outputs.")
+@click.option("--data", "spec", default=None, callback=_spec,
+              help="A data SPEC whose classes are the model's (for the report's data views and evaluate).")
+@click.option("--output", default=None, help="For a model returning a tuple or dict: the index or key of the logits.")
+@_friendly_errors
+def adopt(out: Path, code: str, code_args: str | None, weights: Path, input_shape: tuple[int, ...], normalize: str,
+          classes_file: Path | None, spec: str | None, output: str | None) -> None:
+    """Adopt a model trained elsewhere (your code + its weights) into the run folder OUT."""
+    from nnsee.adopt import adopt_code, read_class_names
+    from nnsee.models.adopted import parse_code_args, parse_output
+
+    if classes_file is None and spec is None:
+        raise click.UsageError("give the class names with --classes FILE or --data SPEC (or both, agreeing)")
+    names = read_class_names(classes_file) if classes_file is not None else None
+    run = adopt_code(code, weights=weights, code_args=parse_code_args(code_args), class_names=names,
+                     input_shape=input_shape, normalize=normalize, out=out, output=parse_output(output), data=spec)
+    shape = "x".join(map(str, run.input_shape))
+    click.echo(f"adopted {code} into {run.path}: {len(run.class_names)} classes, input {shape}, "
+               f"{run.standardizer.describe()}")
+
+
 @main.command()
 @click.argument("run", type=click.Path(exists=True, file_okay=False, path_type=Path))
 @click.option("--data", "spec", default=None, callback=_spec,

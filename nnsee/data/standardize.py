@@ -9,6 +9,9 @@ Modes, for an image ``x`` with ``D = C * H * W`` values:
   Pixels with ``sigma < 1e-8`` (constant in training, e.g. MNIST's border) get ``sigma = 1``: they map to
   ``x - mu`` (0 on training data) instead of dividing by zero.
 * ``none``: ``x' = x``.
+* ``normalize`` (adopted models, :func:`parse_normalize`): the torchvision convention, ``x' = (x - m_c) / s_c`` per
+  channel ``c`` on pixels in 0..1, with the model's own ``m`` and ``s`` (``imagenet``: m = 0.485, 0.456, 0.406,
+  s = 0.229, 0.224, 0.225). Nothing is fitted.
 """
 
 from __future__ import annotations
@@ -20,7 +23,10 @@ import numpy as np
 
 from nnsee.errors import DataError, not_one_of
 
-MODES = ("image", "pixel", "none")
+MODES = ("image", "pixel", "none")  # what training fits (``nnsee train --standardize``)
+NORMALIZE = "normalize"  # fixed per-channel statistics given with an adopted model
+#: Named per-channel (mean, std) of ``--normalize``: torchvision's ImageNet statistics.
+NORMALIZE_PRESETS = {"imagenet": ((0.485, 0.456, 0.406), (0.229, 0.224, 0.225))}
 _STD_FLOOR = 1e-8
 _CHUNK = 2048  # images standardized at a time in image mode
 _LIST_LIMIT = 4096  # arrays up to this many values are stored as JSON lists, larger ones as base64 float32
@@ -49,12 +55,31 @@ class Standardizer:
     """Standardize images by ``mode`` (``image``, ``pixel`` or ``none``; math in the module docstring)."""
 
     def __init__(self, mode: str = "image") -> None:
-        if mode not in MODES:
-            raise DataError(not_one_of("standardize mode", mode, MODES))
+        if mode not in (*MODES, NORMALIZE):
+            raise DataError(not_one_of("standardize mode", mode, (*MODES, NORMALIZE)))
         self.mode = mode
         self.mean: np.ndarray | None = None  # pixel mode: (C, H, W)
         self.std: np.ndarray | None = None
         self.n_fit = 0
+
+    @classmethod
+    def normalize(cls, mean: Any, std: Any) -> Standardizer:
+        """``x' = (x - mean_c) / std_c`` per channel (``normalize`` mode): ``mean`` and ``std`` one number a channel,
+        finite, ``std > 0``."""
+        m, s = (np.asarray(v, dtype=np.float64).ravel() for v in (mean, std))
+        if m.size == 0 or m.shape != s.shape or not (np.isfinite(m).all() and np.isfinite(s).all()) or (s <= 0).any():
+            raise DataError(f"normalize needs one finite mean and one std > 0 per channel, got mean {m.tolist()} and "
+                            f"std {s.tolist()}")
+        out = cls(NORMALIZE)
+        out.mean, out.std = m.astype(np.float32), s.astype(np.float32)
+        return out
+
+    def _channel_stats(self, channels: int) -> tuple[np.ndarray, np.ndarray]:
+        if self.mean is None or self.std is None:
+            raise DataError("Standardizer('normalize') needs its per-channel mean and std: use Standardizer.normalize")
+        if self.mean.size != channels:
+            raise DataError(f"expected images of {self.mean.size} channels for this normalization, got {channels}")
+        return self.mean[:, None, None], self.std[:, None, None]
 
     def fit(self, images: np.ndarray) -> Standardizer:
         """Fit on the training images (N, C, H, W); only ``pixel`` mode keeps statistics."""
@@ -99,6 +124,9 @@ class Standardizer:
             return x.copy()
         if self.mode == "pixel":
             return ((x - self.mean) / self.std).astype(np.float32)
+        if self.mode == NORMALIZE:
+            mean, std = self._channel_stats(x.shape[-3])
+            return ((x - mean) / std).astype(np.float32)
         if x.ndim == 3:
             return self._standardize_images(x)
         # Chunks of images keep the float64 temporaries small and in cache; every image is computed alone anyway.
@@ -127,6 +155,9 @@ class Standardizer:
             return x.copy()
         if self.mode == "pixel":
             return (x * self.std + self.mean).astype(np.float32)
+        if self.mode == NORMALIZE:
+            m, s = self._channel_stats(x.shape[-3])
+            return (x * s + m).astype(np.float32)
         if mean is not None and scale is not None:
             return (x * scale + mean).astype(np.float32)
         lo = x.min(axis=(-3, -2, -1), keepdims=True)
@@ -139,12 +170,16 @@ class Standardizer:
         d: dict[str, Any] = {"mode": self.mode, "n_fit": self.n_fit}
         if self.mode == "pixel" and self.mean is not None and self.std is not None:
             d["mean"], d["std"] = _encode(self.mean), _encode(self.std)
+        if self.mode == NORMALIZE and self.mean is not None and self.std is not None:
+            d["mean"], d["std"] = [float(str(v)) for v in self.mean], [float(str(v)) for v in self.std]
         return d
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> Standardizer:
         """The Standardizer that ``to_dict`` described."""
         try:
+            if d["mode"] == NORMALIZE:
+                return cls.normalize(d["mean"], d["std"])
             s = cls(d["mode"])
             s.n_fit = int(d.get("n_fit", 0))
             if s.mode == "pixel" and "mean" in d:
@@ -157,6 +192,9 @@ class Standardizer:
         """One line for humans."""
         if self.mode == "none":
             return "none: raw pixel values"
+        if self.mode == NORMALIZE:
+            return (f"normalize: per channel (x - mean) / std on 0..1 pixels, mean {_floats(self.mean)}, "
+                    f"std {_floats(self.std)}")
         if self.mode == "image":
             return "image: each image shifted to mean 0 and scaled to norm sqrt(D) (RMS 1)"
         if self.mean is None or self.std is None:
@@ -175,3 +213,31 @@ class Standardizer:
 
     def __repr__(self) -> str:
         return f"Standardizer({self.mode!r})"
+
+
+def _floats(values: np.ndarray | None) -> str:
+    return "?" if values is None else ", ".join(f"{float(v):.4g}" for v in values)
+
+
+def parse_normalize(text: str, channels: int) -> Standardizer:
+    """``--normalize``: ``none`` (raw 0..1 pixels), a preset (``imagenet``) or ``M1,M2,M3/S1,S2,S3`` (one mean and
+    one std per channel), as a :class:`Standardizer` for images of ``channels`` channels."""
+    key = text.strip().lower()
+    if key == "none":
+        return Standardizer("none")
+    if key in NORMALIZE_PRESETS:
+        mean, std = NORMALIZE_PRESETS[key]
+    else:
+        head, sep, tail = key.partition("/")
+        try:
+            mean, std = [float(v) for v in head.split(",")], [float(v) for v in tail.split(",")]
+        except ValueError:
+            mean = std = ()
+        if not sep or not mean:
+            raise DataError(f"--normalize takes none, {', '.join(NORMALIZE_PRESETS)} or "
+                            f"MEAN1,MEAN2,MEAN3/STD1,STD2,STD3 (one mean and one std per channel, for pixels in 0..1), "
+                            f"got {text[:80]!r}")
+    if len(mean) != channels or len(std) != channels:
+        raise DataError(f"--normalize {text[:80]!r} gives {len(mean)} means and {len(std)} stds, the model takes "
+                        f"{channels} channel{'s' if channels != 1 else ''}: give one of each per channel")
+    return Standardizer.normalize(mean, std)

@@ -38,6 +38,7 @@ from torch import nn
 
 from nnsee.errors import NnseeError, RunError
 from nnsee.io import atomic_write_text, clean_stale_tmp, fsync_dir, is_tmp_name, open_regular, remove_files
+from nnsee.models.adopted import attach_output, build_for_run, is_adopted
 from nnsee.train.checkpoint import StateDict, load_state, load_weights, save_state, save_weights
 
 if TYPE_CHECKING:
@@ -159,8 +160,23 @@ def _check_standardization(value: dict[str, Any], input_shape: Any) -> str | Non
     """Why the ``standardization`` record cannot be used with images of ``input_shape``, or None."""
     from nnsee.train.config import STANDARDIZE_MODES
 
-    if value.get("mode") not in STANDARDIZE_MODES:
-        return f"has mode {value.get('mode')!r}, not one of {', '.join(STANDARDIZE_MODES)}"
+    if value.get("mode") in STANDARDIZE_MODES:
+        return _check_pixel_stats(value, input_shape)
+    from nnsee.data.standardize import NORMALIZE
+
+    if value.get("mode") == NORMALIZE:  # an adopted model's per-channel statistics
+        channels = input_shape[0] if isinstance(input_shape, list) and input_shape else None
+        for key in ("mean", "std"):
+            stats = value.get(key)
+            if not (isinstance(stats, list) and len(stats) == channels and all(_is_number(v) for v in stats)
+                    and (key == "mean" or all(v > 0 for v in stats))):
+                return f"needs '{key}': one number per channel ({channels}){', each > 0' if key == 'std' else ''}"
+        return None
+    return f"has mode {value.get('mode')!r}, not one of {', '.join((*STANDARDIZE_MODES, NORMALIZE))}"
+
+
+def _check_pixel_stats(value: dict[str, Any], input_shape: Any) -> str | None:
+    """Why a training standardization record (image, pixel, none) cannot be used with ``input_shape``, or None."""
     if value["mode"] != "pixel":
         return None
     for key in ("mean", "std"):
@@ -505,7 +521,9 @@ def load_run(
 ) -> Run:
     """Load the run folder ``path``: rebuild its model from the spec (or fill ``model``), load and check weights.
 
-    Pass ``model`` for a run of a custom module. The model ends on ``map_location``, in eval mode. Every size is
+    Pass ``model`` for a run of a custom module. An adopted run (:mod:`nnsee.models.adopted`) is built by importing
+    its recorded code (said on stderr), then its weights are checked against that model. The model ends on
+    ``map_location``, in eval mode. Every size is
     checked before it is allocated: run.json's fields (:func:`check_meta`), the spec's options and weight count
     (:func:`nnsee.models.registry.check_model`, by arithmetic), then the weights file's header against those shapes;
     only then is the model built and the weights read.
@@ -516,8 +534,11 @@ def load_run(
     meta = read_meta(path)
     run_json = path / RUN_JSON
     dtypes: dict[str, torch.dtype] = {}
+    spec = meta.get("model")
+    adopted = is_adopted(spec)
+    if model is None and adopted:  # the user's code, imported (said on stderr)
+        model = build_for_run(path, spec)
     if model is None:
-        spec = meta.get("model")
         if spec is None:
             raise RunError(
                 f"{path} holds a custom model that nnsee cannot rebuild; pass the module: "
@@ -548,6 +569,8 @@ def load_run(
         model.load_state_dict(weights)
     except RuntimeError as exc:
         raise RunError(f"the weights in {path / WEIGHTS_FILE} do not fit the model: {_one_line(exc)}") from exc
+    if adopted:
+        attach_output(model, spec.get("output"))
     model.to(map_location)
     model.eval()
     return Run(path=path, model=model, meta=meta)
@@ -631,7 +654,7 @@ def load_snapshot(
         )
     if expect_shapes is None and (path / RUN_JSON).exists():  # without run.json: snapshots saved before the run
         meta = read_meta(path)
-        if meta.get("model") is not None:
+        if meta.get("model") is not None and not is_adopted(meta["model"]):
             expect_shapes = spec_weights(path / RUN_JSON, meta["model"])
         else:
             expect_shapes = meta.get("weight_shapes")
