@@ -146,3 +146,10 @@ def photo_like(n: int = 1, size: int = 224, channels: int = 3, seed: int = 0,
     smooth = nn.functional.interpolate(coarse, size=(size, size), mode="bilinear", align_corners=False)
     fine = 0.3 * torch.randn(n, channels, size, size, generator=g, dtype=torch.float64)
     return (smooth + fine).to(dtype)
+
+
+def sequential_resnet18(model: ResNet18) -> nn.Sequential:
+    """The same modules (shared, not copied) as one ``nn.Sequential``: stem, ``layer1..4``, pool, flatten, ``fc``
+    (equal outputs; a shape whose local stem nnsee's occlusion can recompute region by region)."""
+    return nn.Sequential(model.conv1, model.bn1, model.relu, model.maxpool, model.layer1, model.layer2,
+                         model.layer3, model.layer4, model.avgpool, nn.Flatten(1), model.fc).eval()
