@@ -4,6 +4,15 @@ The deconvnet reverses each layer: unpool with the forward pass's max switches (
 (``relu(g)``, the rule here), filter with the transposed filters (= conv backward). So the deconvnet *is* the
 gradient under the ReLU rule of :mod:`nnsee.methods.attribution.relu_rules`: :func:`deconvnet` equals Captum's
 ``Deconvolution`` and :func:`project_activation` equals ``NeuronDeconvolution`` (tests check both).
+
+Beyond Zeiler & Fergus's conv/ReLU/max-pool nets, the same rule carries the projection through the layers of
+ResNet- and VGG-shaped models (guided backprop likewise): an eval-mode BatchNorm is the fixed per-channel affine map
+``y = γ (x − μ) / √(σ² + ε) + β``, so the signal going down is multiplied by ``γ / √(σ² + ε)`` per channel — the
+transposed map, as a conv is reversed by its transposed filter; the shift never enters, and the result is the
+deconvnet of the network with BN folded into the conv before it (a negative ``γ`` flips a channel's sign before the
+next ReLU's rectification). A residual add ``y = F(x) + s(x)`` sends the signal down both paths unchanged, and the
+two projections are summed where they fork: the residual branch with its ReLU rules plus the shortcut (identity, or
+the transposed 1x1 conv and BN). These are Captum's numbers (a test checks a ResNet-18-shaped model at 224 px).
 """
 
 from __future__ import annotations

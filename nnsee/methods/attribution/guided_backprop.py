@@ -1,7 +1,9 @@
 """Guided backprop (Springenberg et al. 2015): the gradient of the target score with ReLU backward ``relu(g·1[x>0])``.
 
 Equal to Captum's ``GuidedBackprop`` (a test checks it); the rule lives in
-:mod:`nnsee.methods.attribution.relu_rules`, shared with the deconvnet.
+:mod:`nnsee.methods.attribution.relu_rules`, shared with the deconvnet. Through eval-mode BatchNorm (a per-channel
+scale ``γ / √(σ² + ε)`` going down) and residual adds (the signal sent down both paths, the two summed where they
+fork) it behaves as the deconvnet does: see :mod:`nnsee.methods.attribution.deconvnet`.
 """
 
 from __future__ import annotations
