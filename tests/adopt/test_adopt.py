@@ -158,3 +158,40 @@ def test_half_precision_in_train_mode_is_said_and_explained_in_float32(project: 
     assert "float16 weights; nnsee explains it in float32" in stderr and "was in train mode" in stderr
     loaded = load_run(tmp_path / "run")
     assert all(p.dtype == torch.float32 for p in loaded.model.parameters()) and not loaded.model.training
+
+
+def grey_explained(run: Path, project: dict[str, Path], tmp_path: Path) -> tuple[dict, str]:
+    code, stdout, stderr = cli("explain", run, project["grey"], "--method", "gradient-x-input", "--json", "--out",
+                               tmp_path)
+    assert code == 0, stderr
+    return json.loads(stdout)["images"][0], stdout + stderr
+
+
+def test_grey_photo_for_an_rgb_model_is_converted(run: Path, project: dict[str, Path], tmp_path: Path) -> None:
+    result, _ = grey_explained(run, project, tmp_path)
+    grey = np.asarray(Image.open(project["grey"]), np.float32) / 255
+    x = torch.tensor((np.repeat(grey[None], 3, axis=0) - MEAN) / STD)[None].requires_grad_()
+    logits = user_model()(x)
+    logits[0, int(logits.argmax())].backward()
+    np.testing.assert_allclose(np.asarray(result["map"]["values"]), (x * x.grad)[0].detach().numpy(), atol=1e-5)
+
+
+@pytest.mark.xfail(strict=True, reason="needs nnsee/report/explain.py (or data/folder.py decode_image) to say when an "
+                   "image's channels are converted to the model's; not this file's owner")
+def test_grey_photo_conversion_is_said(run: Path, project: dict[str, Path], tmp_path: Path) -> None:
+    _, said = grey_explained(run, project, tmp_path)
+    assert "channel" in said.lower()
+
+
+def test_report_builds_for_an_adopted_cnn(project: dict[str, Path], tmp_path: Path) -> None:
+    from mynets.variants import small_cnn
+
+    import nnsee
+
+    nnsee.adopt(small_cnn(), input_shape=(3, 16, 16), normalize="0.5,0.5,0.5/0.25,0.25,0.25", out=tmp_path / "run",
+                code="mynets.variants:small_cnn", data=str(project["data"]))
+    code, stdout, stderr = cli("report", tmp_path / "run")
+    assert code == 0, stderr
+    assert "importing mynets.variants" in stderr
+    page = (tmp_path / "run" / "report" / "index.html").read_text()
+    assert all(name in page for name in CLASSES) and "Sequential" in page
