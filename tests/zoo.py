@@ -3,8 +3,8 @@
 * :func:`resnet18` — ResNet-18's structure (He et al. 2016; torchvision's layout and state-dict keys): a 7x7/2 stem
   conv, BatchNorm, ReLU, 3x3/2 max-pool, four stages ``layer1..layer4`` of two BasicBlocks each (3x3 conv, BN, ReLU,
   3x3 conv, BN, ``+`` the shortcut — a 1x1/2 conv and BN where the shape changes — then ReLU), adaptive average
-  pooling to 1x1 and a linear ``fc``. Every ``nn.ReLU`` module is used once in the forward pass (torchvision reuses
-  one per block; hook-based methods such as Captum's treat a reused module differently).
+  pooling to 1x1 and a linear ``fc``. Every ``nn.ReLU`` module is used once in the forward pass; ``shared_relu=True``
+  gives torchvision's own blocks, one ``relu`` module called twice per block (the same state dict).
 * :func:`vgg` — VGG's structure (Simonyan & Zisserman 2015): ``features`` (3x3 convs, optional BatchNorm, ReLU,
   2x2/2 max-pools), ``avgpool`` (adaptive, to ``pool`` x ``pool``), ``classifier`` (Linear, ReLU, Dropout, Linear,
   ReLU, Dropout, Linear).
@@ -30,16 +30,21 @@ VGG_CONFIGS = {
 
 
 class BasicBlock(nn.Module):
-    """``relu2(bn2(conv2(relu1(bn1(conv1(x))))) + shortcut(x))``; ``downsample`` (1x1 conv + BN) when shapes change."""
+    """``relu2(bn2(conv2(relu1(bn1(conv1(x))))) + shortcut(x))``; ``downsample`` (1x1 conv + BN) when shapes change;
+    ``shared_relu``: one module ``relu`` for both (torchvision's block)."""
 
-    def __init__(self, c_in: int, c_out: int, stride: int = 1) -> None:
+    def __init__(self, c_in: int, c_out: int, stride: int = 1, shared_relu: bool = False) -> None:
         super().__init__()
         self.conv1 = nn.Conv2d(c_in, c_out, 3, stride=stride, padding=1, bias=False)
         self.bn1 = nn.BatchNorm2d(c_out)
-        self.relu1 = nn.ReLU(inplace=True)
+        if shared_relu:
+            self.relu = nn.ReLU(inplace=True)
+        else:
+            self.relu1 = nn.ReLU(inplace=True)
         self.conv2 = nn.Conv2d(c_out, c_out, 3, padding=1, bias=False)
         self.bn2 = nn.BatchNorm2d(c_out)
-        self.relu2 = nn.ReLU(inplace=True)
+        if not shared_relu:
+            self.relu2 = nn.ReLU(inplace=True)
         self.downsample: nn.Module | None = None
         if stride != 1 or c_in != c_out:
             self.downsample = nn.Sequential(nn.Conv2d(c_in, c_out, 1, stride=stride, bias=False),
@@ -47,14 +52,16 @@ class BasicBlock(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         shortcut = x if self.downsample is None else self.downsample(x)
-        h = self.relu1(self.bn1(self.conv1(x)))
-        return self.relu2(self.bn2(self.conv2(h)) + shortcut)
+        relu1, relu2 = (self.relu, self.relu) if hasattr(self, "relu") else (self.relu1, self.relu2)
+        h = relu1(self.bn1(self.conv1(x)))
+        return relu2(self.bn2(self.conv2(h)) + shortcut)
 
 
 class ResNet18(nn.Module):
     """ResNet-18's layout (torchvision's module names); ``width`` channels in the stem and ``layer1``."""
 
-    def __init__(self, n_classes: int = 1000, width: int = 64, in_channels: int = 3) -> None:
+    def __init__(self, n_classes: int = 1000, width: int = 64, in_channels: int = 3, shared_relu: bool = False
+                 ) -> None:
         super().__init__()
         self.conv1 = nn.Conv2d(in_channels, width, 7, stride=2, padding=3, bias=False)
         self.bn1 = nn.BatchNorm2d(width)
@@ -64,7 +71,8 @@ class ResNet18(nn.Module):
         c_in = width
         for i, c in enumerate(widths):
             stride = 1 if i == 0 else 2
-            setattr(self, f"layer{i + 1}", nn.Sequential(BasicBlock(c_in, c, stride), BasicBlock(c, c)))
+            blocks = BasicBlock(c_in, c, stride, shared_relu), BasicBlock(c, c, shared_relu=shared_relu)
+            setattr(self, f"layer{i + 1}", nn.Sequential(*blocks))
             c_in = c
         self.avgpool = nn.AdaptiveAvgPool2d(1)
         self.fc = nn.Linear(c_in, n_classes)
@@ -126,9 +134,9 @@ def seeded_init(model: nn.Module, seed: int = 0) -> nn.Module:
 
 
 def resnet18(n_classes: int = 1000, width: int = 64, in_channels: int = 3, seed: int = 0,
-             dtype: torch.dtype = torch.float32) -> ResNet18:
+             dtype: torch.dtype = torch.float32, shared_relu: bool = False) -> ResNet18:
     """A ResNet-18-shaped model, weights from ``seed``, in eval mode (``width=64``: ResNet-18's 11.7M weights)."""
-    return seeded_init(ResNet18(n_classes, width, in_channels), seed).to(dtype).eval()
+    return seeded_init(ResNet18(n_classes, width, in_channels, shared_relu), seed).to(dtype).eval()
 
 
 def vgg(n_classes: int = 10, config: str = "11", width: int = 16, batch_norm: bool = True, hidden: int = 256,

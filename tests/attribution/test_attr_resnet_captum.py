@@ -186,3 +186,15 @@ def test_occlusion_float32_equals_captum() -> None:
     for net in (model, sequential_resnet18(model)):
         close(registry.attribute("occlusion", net, x.numpy(), 1, window=WINDOW, stride=STRIDE).maps, theirs,
               REL[torch.float32])
+
+
+@pytest.mark.parametrize("name", ["guided-backprop", "deconvnet"])
+def test_torchvision_blocks_one_relu_called_twice_give_captums_numbers_of_the_unshared_model(name: str) -> None:
+    """torchvision's BasicBlock calls one in-place ``relu`` module twice; the rule must apply at both calls. Same
+    weights (the same state dict) with a ReLU module per call: Captum's numbers there, nnsee's on both models."""
+    shared = resnet18(1000, seed=4, dtype=torch.float64, shared_relu=True)
+    unshared = resnet18(1000, seed=4, dtype=torch.float64)
+    assert sum(isinstance(m, nn.ReLU) for m in shared.modules()) == 9
+    x = photo_like(2, 224, seed=5, dtype=torch.float64)
+    ours = registry.attribute(name, shared, x.numpy(), TARGETS).maps
+    close(ours, GRADIENT_METHODS[name](unshared, x.clone()), REL[torch.float64], "shared relu")

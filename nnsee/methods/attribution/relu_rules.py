@@ -14,8 +14,9 @@ How (with :func:`nnsee.models.hooks.forward_hooks`): every ``nn.ReLU`` module ge
 output ``y`` in an identity autograd function whose backward hands the rule's result straight to the ReLU's input
 ``x``, so the ReLU's own backward is skipped (for an in-place ReLU, a pre-hook keeps ``x`` and hands the module a
 clone, as Captum does). Guided: ``relu(g · 1[y > 0])``, the second step in place; deconvnet: ``relu(g)``. So guided
-backprop costs one in-place elementwise pass per ReLU over the plain gradient and the deconvnet none. Unlike Captum's
-tensor hooks this stays right when one ReLU module is called several times in a forward pass.
+backprop costs one in-place elementwise pass per ReLU over the plain gradient and the deconvnet none. Like Captum 0.9's
+tensor hooks (measured equal) this stays right when one ReLU module is called several times in a forward pass, as
+torchvision's ResNet blocks call their one ``relu`` twice.
 
 Functional ReLUs (``F.relu``, ``torch.relu``, ``Tensor.relu``, in-place variants) cannot be hooked; Captum silently
 leaves them with the ordinary gradient. Here a ``TorchFunctionMode`` watches the model's forward pass and raises
