@@ -18,6 +18,7 @@ import importlib.util
 import json
 import math
 import os
+import pickle
 import sys
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
@@ -244,7 +245,12 @@ def read_state_dict(path: str | os.PathLike[str], model: nn.Module) -> dict[str,
     expect = {k: tuple(v.shape) for k, v in model.state_dict().items()}
     budget = 8 + _HEADER + BYTES_PER_VALUE * sum(math.prod(s) for s in expect.values())
     try:
-        with open_regular(path, "the weights file", max_bytes=budget) as f:
+        with open_regular(path, "the weights file") as f:
+            size = os.fstat(f.fileno()).st_size
+            if size > budget:  # from its size alone, before anything is read
+                raise RunError(f"{path} (the weights file) is {size:,} bytes, more than this model's weights can take "
+                               f"({budget:,}: {BYTES_PER_VALUE} bytes a value and a 16 MiB header); give the state "
+                               "dict of the model --code builds")
             head = f.read(9)
             f.seek(0)
             if head[:2] == b"PK" or head[:1] == b"\x80":
@@ -267,12 +273,15 @@ def _torch_load(path: Path, f: Any) -> Any:
     torch.serialization.clear_safe_globals()
     try:
         return torch.load(f, map_location="cpu", weights_only=True)
-    except Exception as exc:  # pickle.UnpicklingError (a class, a function: code), RuntimeError (damaged zip)
+    except pickle.UnpicklingError as exc:  # a class, a function: code
         lines = [line.strip() for line in str(exc).splitlines() if line.strip()]
         why = next((line for line in lines[1:] if "global" in line.lower()), _first_line(exc))
         raise RunError(f"{path} holds pickled Python objects, not only tensors ({why[:200]}): a whole model saved "
                        "with torch.save(model) cannot be loaded without running its code; save the weights instead "
                        "with torch.save(model.state_dict(), 'weights.pt') and pass that file") from None
+    except Exception as exc:  # a damaged zip or pickle stream
+        raise RunError(f"{path} is not a readable torch.save file ({_first_line(exc)[:200]}); save it again with "
+                       "torch.save(model.state_dict(), 'weights.pt')") from None
     finally:
         torch.serialization.add_safe_globals(added)
 

@@ -100,6 +100,9 @@ def test_other_weights_files(project: dict[str, Path], tmp_path: Path) -> None:
     (tmp_path / "notes.txt").write_text("hello")
     assert "neither safetensors nor a torch.save file" in refused_adopt(
         project, tmp_path / "r", weights=str(tmp_path / "notes.txt"))
+    (tmp_path / "cut.pt").write_bytes((tmp_path / "model.pt2").read_bytes() + bytes(100))
+    assert "is not a readable torch.save file" in refused_adopt(project, tmp_path / "r",
+                                                                weights=str(tmp_path / "cut.pt"))
     assert "does not exist" in refused_adopt(project, tmp_path / "r", weights=str(tmp_path / "missing.pt"))
     torch.save([torch.zeros(2)], tmp_path / "list.pt")
     assert "holds a list, not a state dict" in refused_adopt(project, tmp_path / "r", weights=str(tmp_path / "list.pt"))
