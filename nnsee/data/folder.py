@@ -16,6 +16,9 @@ Rules:
 * Each image is decoded by :func:`nnsee.data.image_decode.decode_stream` (shared with the live page's uploads):
   first frame, EXIF orientation applied, transparency composited on white, 16-bit grey scaled by 1/65535, then L or
   RGB, centre-cropped and resized to ``size`` x ``size``, as float32 in [0, 1] of shape (C, size, size).
+* Memory: the candidate files are counted first and refused past the loaders' budget (``N * C * size^2 * 4`` bytes
+  over :data:`~nnsee.data.npz.MAX_IMAGE_BYTES`, 4 GiB: about 7,100 RGB images at 224 px); each image is decoded
+  straight into one preallocated float32 buffer, so the peak is that buffer plus one decoded photo.
 """
 
 from __future__ import annotations
@@ -31,6 +34,7 @@ import numpy as np
 
 from nnsee.data.image_decode import UnusableImage, decode_stream
 from nnsee.data.imageset import ImageSet, first_few
+from nnsee.data.npz import MAX_IMAGE_BYTES
 from nnsee.errors import DataError
 from nnsee.io import file_kind
 
@@ -201,6 +205,19 @@ def _decode(path: str, size: int, grayscale: bool) -> np.ndarray:
             raise _Skip(str(e)) from None
 
 
+def _check_budget(root: Path, files: int, channels: int, size: int) -> None:
+    """Refuse, before any decoding, a folder whose candidate images at ``size`` would pass the loaders' float32
+    budget (:data:`~nnsee.data.npz.MAX_IMAGE_BYTES`): ``files * channels * size * size * 4`` bytes."""
+    need = files * channels * size * size * 4
+    if need > MAX_IMAGE_BYTES:
+        per = channels * size * size * 4
+        raise DataError(
+            f"{root}: {files:,} image files at {channels}x{size}x{size} would take {need / 2**30:.1f} GiB as float32, "
+            f"more than the {MAX_IMAGE_BYTES / 2**30:.0f} GiB nnsee loads; use a smaller --size or at most "
+            f"{MAX_IMAGE_BYTES // per:,} images"
+        )
+
+
 def load_folder(root: str | Path, size: int = 28, grayscale: bool = True, *, max_entries: int = MAX_ENTRIES,
                 max_depth: int = MAX_DEPTH) -> ImageSet:
     """Images under ``root/<class>/`` as an ``ImageSet`` of shape (N, 1 or 3, size, size); labels follow sorted names.
@@ -233,24 +250,31 @@ def load_folder(root: str | Path, size: int = 28, grayscale: bool = True, *, max
         else:
             skipped.append((path, "file at the top level, not inside a class folder"))
 
-    images: list[np.ndarray] = []
+    channels = 1 if grayscale else 3
+    total = sum(len(files) for _, _, files in class_files)
+    _check_budget(root_path, total, channels, size)
+    # one buffer for every candidate, filled in place (a list of images then np.stack held two copies at the peak)
+    images = np.empty((total, channels, size, size), dtype=np.float32)
     labels: list[int] = []
     names: list[str] = []
     empty: list[str] = []
+    n = 0
     for name, folder, files in class_files:
-        decoded = []
+        start = n
         for shown, real in files:
             try:
-                decoded.append(_decode(real, size, grayscale))
+                images[n] = _decode(real, size, grayscale)
+                n += 1
             except _Skip as e:
                 skipped.append((shown, str(e)))
-        if not decoded:
+        if n == start:
             empty.append(name)
             skipped.append((folder, "class folder without usable images, dropped"))
             continue
-        images += decoded
-        labels += [len(names)] * len(decoded)
+        labels += [len(names)] * (n - start)
         names.append(name)
+    if n < total:  # skipped files: shrink in place (realloc), never a second copy
+        images.resize((n, channels, size, size), refcheck=False)
 
     if len(names) < 2:
         found = f"{len(names)} usable class{'es' if len(names) != 1 else ''}" + (f" ({names[0]!r})" if names else "")
@@ -261,7 +285,7 @@ def load_folder(root: str | Path, size: int = 28, grayscale: bool = True, *, max
             f"{root_path}: found {found}{details}. A folder data set needs at least 2 classes with images: "
             "put them in one subfolder per class, e.g. ROOT/cat/1.png and ROOT/dog/2.jpg"
         )
-    data = ImageSet(np.stack(images), np.array(labels, dtype=np.int64), names, str(root_path), skipped)
+    data = ImageSet(images, np.array(labels, dtype=np.int64), names, str(root_path), skipped)
     folded: dict[str, list[str]] = {}
     for n in names:  # names that look the same were refused by ImageSet; names equal but for case are kept
         folded.setdefault(n.casefold(), []).append(n)

@@ -1,0 +1,47 @@
+"""The folder loader at 224 px RGB on real photos: colour kept, and memory bounded by one float32 copy of the set."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+from limited_child import call, run_limited
+from photos import PHOTOS, photo_folder
+
+from nnsee.data.folder import load_folder
+from nnsee.errors import DataError
+
+
+def test_rgb_224_photos_load_in_colour(tmp_path: Path) -> None:
+    data = load_folder(photo_folder(tmp_path / "p", 2, 256), size=224, grayscale=False)
+    assert data.images.shape == (6, 3, 224, 224) and data.images.dtype == np.float32
+    assert data.class_names == sorted(PHOTOS)
+    spread = np.abs(data.images - data.images.mean(axis=1, keepdims=True)).mean()
+    assert spread > 0.02  # real colour, not three equal grey channels
+
+
+def test_peak_is_one_copy_of_the_images(tmp_path: Path) -> None:
+    """300 photos of 3x224x224 are 180.6 MB as float32. The child's peak above a 2-image load must stay under 1.25
+    copies + 40 MB (a list of decoded images then np.stack held two copies: ~2x)."""
+    n = 100
+    big = photo_folder(tmp_path / "big", n, 256, fmt="jpg")
+    small = photo_folder(tmp_path / "small", 1, 256, fmt="jpg")
+    kw = {"size": 224, "grayscale": False}
+    _, base_kb = run_limited([call("nnsee.data.folder:load_folder", str(small), **kw)], limit=2 << 30)
+    (outcome,), peak_kb = run_limited([call("nnsee.data.folder:load_folder", str(big), **kw)], limit=2 << 30)
+    assert outcome[1] == "DONE", outcome
+    data_mb = 3 * n * 3 * 224 * 224 * 4 / 1e6
+    extra_mb = (peak_kb - base_kb) * 1024 / 1e6
+    print(f"peak {peak_kb / 1e3:.0f} MB, base {base_kb / 1e3:.0f} MB, extra {extra_mb:.0f} MB for {data_mb:.0f} MB")
+    assert extra_mb < 1.25 * data_mb + 40, f"peak {extra_mb:.0f} MB above the base for {data_mb:.0f} MB of images"
+
+
+def test_over_budget_refused_before_decoding(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import nnsee.data.folder as folder
+
+    monkeypatch.setattr(folder, "MAX_IMAGE_BYTES", 5 * 3 * 224 * 224 * 4)
+    root = photo_folder(tmp_path / "p", 2, 64)
+    with pytest.raises(DataError, match=r"6 image files at 3x224x224 .* use a smaller --size or at most 5 images"):
+        load_folder(root, size=224, grayscale=False)
+    assert load_folder(root, size=64, grayscale=False).images.shape == (6, 3, 64, 64)
