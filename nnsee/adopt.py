@@ -140,9 +140,8 @@ def adopt_code(code: str, *, weights: str | os.PathLike[str], code_args: Mapping
     (``options`` as :func:`adopt` takes them)."""
     if out_folder_state(options["out"]) != "new":
         raise RunError(f"{options['out']} already holds a run: adopt into a new or empty folder (--out)")
+    adopted.refuse_export_archive(weights)  # before the user's code is imported
     model = adopted.build(code, code_args)
-    if Path(weights).suffix.lower() == ".pt2":
-        adopted.read_state_dict(weights, model)  # its one-line refusal
     adopted.prepare(model)
     adopted.load_weights_into(model, weights)
     return adopt(model, code=code, code_args=code_args, copy_model=False, **options)

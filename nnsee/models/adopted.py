@@ -239,9 +239,7 @@ def read_state_dict(path: str | os.PathLike[str], model: nn.Module) -> dict[str,
     globals off). A checkpoint dict holding it under ``state_dict`` (etc.) and keys under one extra prefix
     (``module.``, ``model.``) are accepted, and said."""
     path = Path(path)
-    if path.suffix.lower() == ".pt2":
-        raise RunError(f"{path}: torch.export archives (.pt2) are not supported yet; give the model's code with "
-                       "--code and its state dict (torch.save(model.state_dict(), 'weights.pt')) with --weights")
+    refuse_export_archive(path)
     expect = {k: tuple(v.shape) for k, v in model.state_dict().items()}
     budget = 8 + _HEADER + BYTES_PER_VALUE * sum(math.prod(s) for s in expect.values())
     try:
@@ -266,6 +264,13 @@ def read_state_dict(path: str | os.PathLike[str], model: nn.Module) -> dict[str,
         raise RunError(f"could not read {path}: {exc.strerror or exc}") from None
     state = _matching(path, _unwrap(path, state), expect)
     return state
+
+
+def refuse_export_archive(path: str | os.PathLike[str]) -> None:
+    """A ``torch.export`` archive (``.pt2``) is not read yet: one line saying what to give instead."""
+    if Path(path).suffix.lower() == ".pt2":
+        raise RunError(f"{path}: torch.export archives (.pt2) are not supported yet; give the model's code with "
+                       "--code and its state dict (torch.save(model.state_dict(), 'weights.pt')) with --weights")
 
 
 def _torch_load(path: Path, f: Any) -> Any:
