@@ -1,6 +1,17 @@
 """Small images from arrays with Pillow only: weight tiles, input tiles, grids with captions, a colour bar.
 
 Many tiles are one colormap lookup each pasted into one Pillow image; no matplotlib figure is created here.
+
+Display normalization (the rule the report states under its CNN section):
+
+* photos (input images, top-9 crops, occlusion inputs) are shown as loaded: values in [0, 1] times 255, clipped,
+  per channel, never rescaled (1 channel: grey 'L', 3 channels: 'RGB');
+* signed 1-channel arrays (weights, projections) use ``RdBu_r`` with a symmetric scale ``s``: ``v`` maps to
+  ``(v / s + 1) / 2`` on the colour map (0 is the map's neutral centre);
+* signed 3-channel arrays (first-layer filters of an RGB model, deconvnet projections onto RGB pixels) are colour
+  images: ``255 * (0.5 + 0.5 * v / s)`` per channel, clipped, with one symmetric scale ``s = max |v|`` over all three
+  channels of the tile (or of a group of tiles that must compare: all first-layer filters share one), so 0 is
+  mid-grey and a filter that favours red looks red.
 """
 
 from __future__ import annotations

@@ -7,6 +7,7 @@ image side).
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from typing import Any
 
@@ -38,9 +39,26 @@ def last_conv(model: nn.Module) -> str:
 
 
 def occlusion_window(shape: Sequence[int]) -> tuple[int, int]:
-    """(window, stride): about a seventh of the image side (4 px on 28x28), moved by half a window."""
-    window = max(2, round(min(shape[-2:]) / 7))
-    return window, max(1, window // 2)
+    """(window, stride) scaled to the image: stride about side / 14, window = 2 * stride (a seventh of the side).
+
+    The stride is the common divisor of the height and width nearest side / 14 (side = the shorter one) within
+    [side / 20, side / 10], so the windows tile the image exactly ((side - window) is a multiple of the stride);
+    else round(side / 14). At least 1 and 2. 28x28: 4 moved by 2; 64: 8 by 4; 96: 12 by 6; 224: 32 by 16.
+    """
+    h, w = (int(v) for v in shape[-2:])
+    side = min(h, w)
+    ideal = side / 14
+    common = math.gcd(h, w)
+    tiling = [d for d in range(max(1, math.ceil(side / 20)), int(side / 10) + 1) if common % d == 0]
+    stride = min(tiling, key=lambda d: (abs(d - ideal), d)) if tiling else max(1, round(ideal))
+    return 2 * stride, stride
+
+
+OCCLUSION_WINDOW = Option("window", int, None, "window side in pixels (default: 2 x stride, about side / 7: "
+                          "4 at 28 px, 8 at 64, 32 at 224)", low=1, high=4096)
+OCCLUSION_STRIDE = Option("stride", int, None, "window step (default: the common divisor of the sides nearest "
+                          "side / 14, so the windows tile the image: 2 at 28 px, 4 at 64, 16 at 224; window / 2 when "
+                          "a window is given)", low=1, high=4096)
 
 
 def _plain(name: str, function: Any) -> Any:
@@ -88,11 +106,7 @@ REGISTERED: tuple[Method, ...] = (
            "(x − x′) ⊙ the mean gradient on the path from x′ to x (Sundararajan et al. 2017)",
            options=(STEPS, BASELINE), complete=True),
     Method("occlusion", _occlusion, "the score drop when a window of the image is hidden (Zeiler & Fergus 2014)",
-           needs=frozenset(), options=(Option("window", int, None, "window side in pixels (default: side / 7)",
-                                              low=1, high=4096),
-                                       Option("stride", int, None, "window step (default: window / 2)", low=1,
-                                              high=4096),
-                                       BASELINE), live=True),
+           needs=frozenset(), options=(OCCLUSION_WINDOW, OCCLUSION_STRIDE, BASELINE), live=True),
     Method("guided-backprop", _plain("guided-backprop", guided_backprop),
            "the gradient with only positive signals passed back through active ReLUs (Springenberg et al. 2015)",
            live=True),

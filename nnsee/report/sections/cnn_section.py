@@ -51,7 +51,7 @@ def _filters(model: nn.Module) -> dict[str, Any]:
     scale = symmetric_scale(w)
     tiles = [weight_tile(f, scale, max(4, round(40 / w.shape[-1]))) for f in w]
     return {"uri": data_uri(grid(tiles, ncols=min(16, len(tiles)), pad=3)), "count": len(w), "scale": scale,
-            "shape": list(w.shape[1:])}
+            "shape": list(w.shape[1:]), "rgb": w.shape[1] == 3}
 
 
 def _top9(inp: ReportInput, layer: str, max_channels: int) -> dict[str, Any]:
@@ -94,8 +94,9 @@ def _occlusion(inp: ReportInput, layer: str, n: int) -> dict[str, Any] | None:
         return None
     index = np.linspace(0, len(inp.splits.test) - 1, num=min(n, len(inp.splits.test))).astype(int)
     window, _ = occlusion_window(inp.shape)
+    stride = occlusion_map_stride(inp.shape)
     labels = inp.splits.test.labels[index]
-    maps = occlusion_maps(inp.run.model, inp.test_std[index], labels, window=window, stride=1, layer=layer)
+    maps = occlusion_maps(inp.run.model, inp.test_std[index], labels, window=window, stride=stride, layer=layer)
     up = upscale_for(inp.shape, 96)
     side = max(1, round(96 / maps.prob_true.shape[-1]))
     rows = []
@@ -113,7 +114,13 @@ def _occlusion(inp: ReportInput, layer: str, n: int) -> dict[str, Any] | None:
             "p_min": float(maps.prob_true[j].min()),
             "classes": {int(k) for k in np.unique(maps.most_probable[j])},
         })
-    return {"rows": rows, "window": window, "layer": layer}
+    return {"rows": rows, "window": window, "stride": stride, "layer": layer}
+
+
+def occlusion_map_stride(shape: tuple[int, ...]) -> int:
+    """The report's occluder step: max(1, round(side / 28)), so a map has about 25 x 25 positions at every size
+    (1 px up to 42 px images; 8 px at 224: 25 x 25 forward passes per image instead of 193 x 193 at 1 px)."""
+    return max(1, round(min(shape[-2:]) / 28))
 
 
 def _evolution(inp: ReportInput, layer: str) -> dict[str, Any] | None:
@@ -155,7 +162,10 @@ TEMPLATE = """\
 {% set c = sections.cnn %}
 <h2 id="cnn">What the convolutions see (Zeiler &amp; Fergus)</h2>
 <h3>First-layer filters</h3>
-<p>The {{ c.filters.count }} filters of the first convolution ({{ c.filters.shape|join('×') }} each), shared scale ±{{ c.filters.scale|num }}.</p>
+<p>The {{ c.filters.count }} filters of the first convolution ({{ c.filters.shape|join('×') }} each), shared scale ±{{ c.filters.scale|num }}.
+{% if c.filters.rgb %}Display: each filter's three input channels drawn as one colour image, 255·(½ + ½·w/s) per channel with
+s = ±{{ c.filters.scale|num }} for all filters, so 0 is mid-grey and a filter that favours red looks red. Photos and crops are
+shown as loaded (pixel values 0..1 times 255, not rescaled); the nine projections of a map share one symmetric scale.{% endif %}</p>
 <img src="{{ c.filters.uri }}" alt="first-layer filters">
 <h3>Top 9 images per feature map of <span class="math">{{ c.layer }}</span>, and their deconvnet projections</h3>
 <p>For each feature map, the nine training images (of {{ c.top9.n_images }}, in one streaming pass) whose strongest
@@ -164,7 +174,7 @@ activation back to pixels by the deconvnet (every other activation of the layer 
 {% if c.top9.channels > c.top9.rows|length %}The first {{ c.top9.rows|length }} of {{ c.top9.channels }} maps are shown.{% endif %}</p>
 <div class="flex">{% for r in c.top9.rows %}<div class="tile" style="max-width:none">map {{ r.channel }}<br>
 <img src="{{ r.images }}" alt="top 9 images of map {{ r.channel }}"> <img src="{{ r.projections }}" alt="projections of map {{ r.channel }}"></div>{% endfor %}</div>
-{% if c.occlusion %}<h3>Occlusion (a grey square of {{ c.occlusion.window }}×{{ c.occlusion.window }} pixels moved over each image)</h3>
+{% if c.occlusion %}<h3>Occlusion (a grey square of {{ c.occlusion.window }}×{{ c.occlusion.window }} pixels moved over each image in steps of {{ c.occlusion.stride }})</h3>
 <p>By occluder position: the probability of the true class (dark = the square hides what the network needs), the most
 probable class (colours below), and the total activity of the feature map of <span class="math">{{ c.occlusion.layer }}</span>
 that is strongest on the whole image.</p>
