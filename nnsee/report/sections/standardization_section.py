@@ -6,9 +6,15 @@ from typing import Any
 
 import numpy as np
 
+from nnsee.data.standardize import Standardizer
 from nnsee.methods import standardization_norms, standardization_views
 from nnsee.render import data_uri, symmetric_scale, weight_tile
 from nnsee.report.sections.common import ReportInput, image_uri, upscale_for
+
+#: Bytes of training images (float32) the section's pixel statistics and norms work on at once: the pixel fit makes
+#: float64 temporaries of about 4x its input, so at 3x224x224 this is 55 reference images (~130 MB at the peak)
+#: where 5,000 images (3 GB, 12 GB of temporaries) were taken before; below ~52x52 RGB the 5,000 images still fit.
+WORK_BYTES = 32 << 20
 
 
 def standardization_section(inp: ReportInput, n_images: int = 4) -> dict[str, Any] | None:
@@ -17,20 +23,33 @@ def standardization_section(inp: ReportInput, n_images: int = 4) -> dict[str, An
         return None
     upscale = upscale_for(inp.shape, 70)
     picks = np.linspace(0, len(train) - 1, num=min(n_images, len(train))).astype(int)
-    reference = train.images[: min(len(train), 5000)]  # enough images to fit the pixel statistics shown here
+    per_image = max(1, train.images[0].nbytes)
+    rows_at_once = max(1, WORK_BYTES // per_image)
+    pixel = _pixel_standardizer(inp, train.images[: min(len(train), 5000, rows_at_once)])
     rows = []
     for i in picks:
-        views = standardization_views(train.images[i], reference)
+        views = standardization_views(train.images[i], pixel)
         row = {"original": image_uri(train.images[i], upscale), "views": []}
         for mode, view in views.items():
             scale = symmetric_scale(view)
             row["views"].append({"mode": mode, "uri": data_uri(weight_tile(view, scale, upscale)),
                                  "norm": float(np.linalg.norm(view)), "scale": scale})
         rows.append(row)
-    norms = standardization_norms(train.images[: min(len(train), 2000)], reference)
+    shown = train.images[: min(len(train), 2000)]
+    parts = [standardization_norms(shown[k : k + rows_at_once], pixel) for k in range(0, len(shown), rows_at_once)]
+    norms = {mode: np.concatenate([p[mode] for p in parts]) for mode in parts[0]}
     standardizer = inp.run.standardizer
     mode = standardizer.mode if standardizer is not None else "no standardization"
     return {"rows": rows, "mode": mode, "norms": _summarise(norms)}
+
+
+def _pixel_standardizer(inp: ReportInput, reference: np.ndarray) -> Standardizer:
+    """The run's own pixel standardization (statistics of its whole training set) where it used one, else one
+    fitted once on ``reference`` (the first training images, at most :data:`WORK_BYTES` of them)."""
+    own = inp.run.standardizer
+    if own is not None and own.mode == "pixel" and own.mean is not None:
+        return own
+    return Standardizer("pixel").fit(reference)
 
 
 def _summarise(norms: Any) -> list[dict[str, Any]]:
