@@ -42,11 +42,23 @@ def _colourful(a: np.ndarray) -> float:
 
 
 @pytest.mark.parametrize("alt", ["first-layer filters", "top 9 images of map", "projections of map", "test image",
-                                 "examples of"])
+                                 "examples of", "p\\(true\\) over the image"])
 def test_tiles_are_colour(rgb_report: str, alt: str) -> None:
     tiles = _tiles(rgb_report, alt)
     assert tiles, f"no {alt!r} tile in the report"
     assert max(_colourful(t) for t in tiles) > 0.2, f"{alt!r} tiles are grey"
+
+
+def test_occlusion_over_the_photo_is_darker_where_p_is_low() -> None:
+    from nnsee.report.sections.cnn_section import over_photo
+
+    photo = np.full((3, 8, 8), 0.8, np.float32)
+    photo[0] = 0.4
+    p = np.array([[1.0, 0.0], [1.0, 0.0]], np.float32)
+    out = over_photo(photo, p)
+    assert out.shape == photo.shape
+    np.testing.assert_allclose(out[:, :, 0], photo[:, :, 0], atol=1e-6)  # p = 1 on the left: the photo as loaded
+    np.testing.assert_allclose(out[:, :, -1], 0.25 * photo[:, :, -1], atol=1e-6)  # p = 0 on the right: a quarter
 
 
 def test_page_states_the_display_rule(rgb_report: str) -> None:

@@ -108,6 +108,7 @@ def _occlusion(inp: ReportInput, layer: str, n: int) -> dict[str, Any] | None:
             "index": int(i), "true": inp.class_names[int(labels[j])],
             "image": data_uri(image_tile(np.clip(inp.splits.test.images[i], 0, 1), up)),
             "prob_true": data_uri(image_tile(maps.prob_true[j][None], side)),
+            "over_photo": data_uri(image_tile(over_photo(inp.splits.test.images[i], maps.prob_true[j]), up)),
             "activity": data_uri(image_tile(((activity - activity.min()) / span)[None], side)),
             "most_probable": data_uri(Image.fromarray(np.ascontiguousarray(colours), "RGB")),
             "channel": int(maps.strongest_channel[j]),
@@ -115,6 +116,15 @@ def _occlusion(inp: ReportInput, layer: str, n: int) -> dict[str, Any] | None:
             "classes": {int(k) for k in np.unique(maps.most_probable[j])},
         })
     return {"rows": rows, "window": window, "stride": stride, "layer": layer}
+
+
+def over_photo(image: np.ndarray, prob: np.ndarray) -> np.ndarray:
+    """The photo (C, H, W) in [0, 1] darkened where occluding hurts: ``image * (0.25 + 0.75 * p)``, with the map
+    ``p`` of occluder positions (each window's corner) stretched bilinearly over the image. (C, H, W) in [0, 1]."""
+    h, w = image.shape[-2:]
+    p = Image.fromarray(np.ascontiguousarray(np.clip(prob, 0, 1), dtype=np.float32), mode="F")
+    stretched = np.asarray(p.resize((w, h), Image.Resampling.BILINEAR), dtype=np.float32)
+    return np.clip(image, 0, 1) * (0.25 + 0.75 * np.clip(stretched, 0, 1))[None]
 
 
 def occlusion_map_stride(shape: tuple[int, ...]) -> int:
@@ -178,9 +188,9 @@ activation back to pixels by the deconvnet (every other activation of the layer 
 <p>By occluder position: the probability of the true class (dark = the square hides what the network needs), the most
 probable class (colours below), and the total activity of the feature map of <span class="math">{{ c.occlusion.layer }}</span>
 that is strongest on the whole image.</p>
-<table><tr><th>image</th><th>p(true class)</th><th>most probable class</th><th>strongest map's activity</th></tr>
+<table><tr><th>image</th><th>p(true class)</th><th>over the image (darker: lower p)</th><th>most probable class</th><th>strongest map's activity</th></tr>
 {% for r in c.occlusion.rows %}<tr><td class="name"><img src="{{ r.image }}" alt="test image {{ r.index }}"><br>{{ r.true }}</td>
-<td><img src="{{ r.prob_true }}" alt="p(true)"><br>min {{ r.p_min|num(2) }}</td><td><img src="{{ r.most_probable }}" alt="most probable class"></td>
+<td><img src="{{ r.prob_true }}" alt="p(true)"><br>min {{ r.p_min|num(2) }}</td><td><img src="{{ r.over_photo }}" alt="p(true) over the image"></td><td><img src="{{ r.most_probable }}" alt="most probable class"></td>
 <td><img src="{{ r.activity }}" alt="activity"><br>map {{ r.channel }}</td></tr>{% endfor %}</table>
 {% if c.palette_note %}<p class="muted">{{ c.palette_note }}</p>
 {% endif %}<p>{% for p in c.palette %}<span style="display:inline-block;width:10px;height:10px;background:{{ p.rgb }}"></span> {{ p.name }} &nbsp;{% endfor %}</p>{% endif %}
