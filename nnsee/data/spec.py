@@ -14,13 +14,15 @@ import warnings
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from nnsee.data.conform import conform
 from nnsee.data.digits import load_digits
 from nnsee.data.folder import load_folder
 from nnsee.data.imageset import ImageSet, Splits
 from nnsee.data.named import NAMED_SETS, has_idx_files, load_idx_folder, load_named
 from nnsee.data.npz import load_npz
-from nnsee.data.splits import split, split_train_val
+from nnsee.data.splits import _check_fractions, _indices, split, split_train_val
 from nnsee.errors import DataError, not_one_of
 
 ACCEPTED = (
@@ -98,6 +100,8 @@ def load_data(
     if test is not None:
         test = conform(test, size, grayscale)
         train, val = split_train_val(data, val_fraction, seed)
+    elif kind == "folder":  # decoded here, owned by no one else: cut in place, not copied (one copy at the peak)
+        train, val, test = split_in_place(data, val_fraction, test_fraction, seed)
     else:
         train, val, test = split(data, val_fraction, test_fraction, seed)
     record: dict[str, Any] = {
@@ -114,6 +118,33 @@ def load_data(
         "counts": {"train": len(train), "val": len(val), "test": len(test)},
     }
     return Splits(train, val, test, record)
+
+
+def split_in_place(data: ImageSet, val_fraction: float, test_fraction: float,
+                   seed: int) -> tuple[ImageSet, ImageSet, ImageSet]:
+    """The splits :func:`~nnsee.data.splits.split` gives (same images, same order), as three views of
+    ``data.images`` reordered in place (each permutation cycle moved through one spare image), so a decoded folder is
+    never held twice: ``split`` copies every image into its part while the original is still alive."""
+    _check_fractions(val_fraction, test_fraction)
+    parts = _indices(data, (val_fraction, test_fraction), seed)
+    order = np.concatenate(parts)
+    x, done = data.images, np.zeros(len(order), dtype=bool)
+    for start in range(len(order)):
+        if done[start] or order[start] == start:
+            continue
+        spare, j = x[start].copy(), start
+        while not done[j]:
+            done[j] = True
+            k = int(order[j])
+            if k == start:
+                x[j] = spare
+                break
+            x[j] = x[k]
+            j = k
+    labels = data.labels[order]
+    ends = np.cumsum([len(p) for p in parts])[:-1]
+    return tuple(ImageSet(xs, ys, list(data.class_names), data.source, data.skipped)  # type: ignore[return-value]
+                 for xs, ys in zip(np.split(x, ends), np.split(labels, ends), strict=True))
 
 
 CHANGED = ("warn", "refuse")

@@ -45,3 +45,31 @@ def test_over_budget_refused_before_decoding(tmp_path: Path, monkeypatch: pytest
     with pytest.raises(DataError, match=r"6 image files at 3x224x224 .* use a smaller --size or at most 5 images"):
         load_folder(root, size=224, grayscale=False)
     assert load_folder(root, size=64, grayscale=False).images.shape == (6, 3, 64, 64)
+
+
+def test_load_data_holds_one_copy_of_a_folder(tmp_path: Path) -> None:
+    """load_data on a folder cuts the splits in place: its peak above a 3-image load stays under 1.25 copies + 40 MB
+    (split() copied every image while the decoded folder was alive: ~2x)."""
+    n = 100
+    big = photo_folder(tmp_path / "big", n, 256, fmt="jpg")
+    small = photo_folder(tmp_path / "small", 1, 256, fmt="jpg")
+    kw = {"size": 224, "grayscale": False}
+    _, base_kb = run_limited([call("nnsee.data.spec:load_data", str(small), **kw)], limit=3 << 30)
+    (outcome,), peak_kb = run_limited([call("nnsee.data.spec:load_data", str(big), **kw)], limit=3 << 30)
+    assert outcome[1] == "DONE", outcome
+    data_mb = 3 * n * 3 * 224 * 224 * 4 / 1e6
+    extra_mb = (peak_kb - base_kb) * 1024 / 1e6
+    print(f"load_data: extra {extra_mb:.0f} MB for {data_mb:.0f} MB")
+    assert extra_mb < 1.25 * data_mb + 40, f"peak {extra_mb:.0f} MB above the base for {data_mb:.0f} MB of images"
+
+
+def test_folder_splits_equal_the_copying_split(tmp_path: Path) -> None:
+    from nnsee.data.spec import load_data
+    from nnsee.data.splits import split
+
+    root = photo_folder(tmp_path / "p", 7, 40)
+    got = load_data(str(root), size=32, grayscale=False, seed=5, val_fraction=0.2, test_fraction=0.3)
+    want = split(load_folder(root, size=32, grayscale=False), 0.2, 0.3, 5)
+    for g, w in zip((got.train, got.val, got.test), want, strict=True):
+        np.testing.assert_array_equal(g.images, w.images)
+        np.testing.assert_array_equal(g.labels, w.labels)
