@@ -21,19 +21,22 @@ def test_rgb_224_photos_load_in_colour(tmp_path: Path) -> None:
     assert spread > 0.02  # real colour, not three equal grey channels
 
 
-def test_peak_is_one_copy_of_the_images(tmp_path: Path) -> None:
-    """300 photos of 3x224x224 are 180.6 MB as float32. The child's peak above a 2-image load must stay under 1.25
-    copies + 40 MB (a list of decoded images then np.stack held two copies: ~2x)."""
-    n = 100
+def _extra_peak_mb(tmp_path: Path, target: str, n: int) -> tuple[float, float]:
+    """(child's peak above a 3-image call, float32 MB of the images) for ``target`` on 3 * n photos at 3x224x224."""
     big = photo_folder(tmp_path / "big", n, 256, fmt="jpg")
     small = photo_folder(tmp_path / "small", 1, 256, fmt="jpg")
     kw = {"size": 224, "grayscale": False}
-    _, base_kb = run_limited([call("nnsee.data.folder:load_folder", str(small), **kw)], limit=2 << 30)
-    (outcome,), peak_kb = run_limited([call("nnsee.data.folder:load_folder", str(big), **kw)], limit=2 << 30)
+    _, base_kb = run_limited([call(target, str(small), **kw)], limit=3 << 30)
+    (outcome,), peak_kb = run_limited([call(target, str(big), **kw)], limit=3 << 30)
     assert outcome[1] == "DONE", outcome
-    data_mb = 3 * n * 3 * 224 * 224 * 4 / 1e6
-    extra_mb = (peak_kb - base_kb) * 1024 / 1e6
-    print(f"peak {peak_kb / 1e3:.0f} MB, base {base_kb / 1e3:.0f} MB, extra {extra_mb:.0f} MB for {data_mb:.0f} MB")
+    return (peak_kb - base_kb) * 1024 / 1e6, 3 * n * 3 * 224 * 224 * 4 / 1e6
+
+
+def test_peak_is_one_copy_of_the_images(tmp_path: Path) -> None:
+    """300 photos of 3x224x224 are 180.6 MB as float32. The child's peak above a 3-image load must stay under 1.25
+    copies + 40 MB (a list of decoded images then np.stack held two copies: ~2x)."""
+    extra_mb, data_mb = _extra_peak_mb(tmp_path, "nnsee.data.folder:load_folder", 100)
+    print(f"load_folder: extra {extra_mb:.0f} MB for {data_mb:.0f} MB")
     assert extra_mb < 1.25 * data_mb + 40, f"peak {extra_mb:.0f} MB above the base for {data_mb:.0f} MB of images"
 
 
@@ -50,15 +53,7 @@ def test_over_budget_refused_before_decoding(tmp_path: Path, monkeypatch: pytest
 def test_load_data_holds_one_copy_of_a_folder(tmp_path: Path) -> None:
     """load_data on a folder cuts the splits in place: its peak above a 3-image load stays under 1.25 copies + 40 MB
     (split() copied every image while the decoded folder was alive: ~2x)."""
-    n = 100
-    big = photo_folder(tmp_path / "big", n, 256, fmt="jpg")
-    small = photo_folder(tmp_path / "small", 1, 256, fmt="jpg")
-    kw = {"size": 224, "grayscale": False}
-    _, base_kb = run_limited([call("nnsee.data.spec:load_data", str(small), **kw)], limit=3 << 30)
-    (outcome,), peak_kb = run_limited([call("nnsee.data.spec:load_data", str(big), **kw)], limit=3 << 30)
-    assert outcome[1] == "DONE", outcome
-    data_mb = 3 * n * 3 * 224 * 224 * 4 / 1e6
-    extra_mb = (peak_kb - base_kb) * 1024 / 1e6
+    extra_mb, data_mb = _extra_peak_mb(tmp_path, "nnsee.data.spec:load_data", 100)
     print(f"load_data: extra {extra_mb:.0f} MB for {data_mb:.0f} MB")
     assert extra_mb < 1.25 * data_mb + 40, f"peak {extra_mb:.0f} MB above the base for {data_mb:.0f} MB of images"
 
