@@ -35,7 +35,34 @@ def load_images(run: Run, paths: Sequence[Path]) -> np.ndarray:
     channels, height, width = run.input_shape
     if height != width:
         raise NnseeError(f"{run.path} expects {height}x{width} images; explain reads square images only")
+    for path in paths:
+        _say_channel_conversion(path, channels)
     return np.stack([decode_image(p, size=height, grayscale=channels == 1) for p in paths])
+
+
+#: Pillow modes of one grey band (with or without alpha).
+GREY_MODES = ("1", "L", "LA", "La", "I", "I;16", "I;16B", "I;16L", "I;16N", "F")
+
+
+def _say_channel_conversion(path: Path, channels: int) -> None:
+    """Warn (one line) when ``path``'s channels differ from the model's: a grey image given to an RGB model is
+    copied into R, G and B; a colour image given to a grey model becomes its luminance (L = 0.299 R + 0.587 G +
+    0.114 B). Only the header is read; an unreadable file is left to the decoder's own error."""
+    import warnings
+
+    from PIL import Image, UnidentifiedImageError
+
+    try:
+        with Image.open(path) as im:
+            grey = im.mode in GREY_MODES
+    except (OSError, UnidentifiedImageError, ValueError):
+        return
+    if grey and channels == 3:
+        warnings.warn(f"{path.name}: a grey image for a model of 3 channels: its grey is copied into R, G and B",
+                      stacklevel=3)
+    elif not grey and channels == 1:
+        warnings.warn(f"{path.name}: a colour image for a model of 1 channel: converted to grey "
+                      "(L = 0.299 R + 0.587 G + 0.114 B)", stacklevel=3)
 
 
 def resolve_target(target: str | None, class_names: list[str]) -> int | None:

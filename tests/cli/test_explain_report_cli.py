@@ -50,6 +50,18 @@ def test_explain_refuses_a_non_image(trained: dict[str, Path], tmp_path: Path) -
     assert "junk.png" in result.stderr
 
 
+def test_explain_says_when_a_colour_image_is_made_grey(trained: dict[str, Path], tmp_path: Path) -> None:
+    """A grey model given an RGB photo: converted to grey and said in one line; a grey PNG is not mentioned."""
+    colour = tmp_path / "colour.png"
+    Image.new("RGB", (30, 30), (200, 30, 30)).save(colour)
+    said = CliRunner().invoke(main, ["explain", str(trained["softmax"]), str(colour), "--out", str(tmp_path)])
+    assert said.exit_code == 0, said.stderr
+    assert "colour.png: a colour image for a model of 1 channel: converted to grey" in said.stderr
+    quiet = CliRunner().invoke(main, ["explain", str(trained["softmax"]), str(trained["image"]), "--out",
+                                      str(tmp_path)])
+    assert quiet.exit_code == 0 and "channel" not in quiet.stderr
+
+
 def test_report_command_prints_where_the_page_is(trained: dict[str, Path]) -> None:
     result = CliRunner().invoke(main, ["report", str(trained["mlp"])])
     assert result.exit_code == 0, result.stderr
