@@ -53,7 +53,9 @@ def test_explain_refuses_a_non_image(trained: dict[str, Path], tmp_path: Path) -
 def test_explain_says_when_a_colour_image_is_made_grey(trained: dict[str, Path], tmp_path: Path) -> None:
     """A grey model given an RGB photo: converted to grey and said in one line; a grey PNG is not mentioned."""
     colour = tmp_path / "colour.png"
-    Image.new("RGB", (30, 30), (200, 30, 30)).save(colour)
+    pixels = np.zeros((30, 30, 3), np.uint8)
+    pixels[:, 10:20] = (200, 30, 30)  # a red band: contrast survives the conversion
+    Image.fromarray(pixels).save(colour)
     said = CliRunner().invoke(main, ["explain", str(trained["softmax"]), str(colour), "--out", str(tmp_path)])
     assert said.exit_code == 0, said.stderr
     assert "colour.png: a colour image for a model of 1 channel: converted to grey" in said.stderr
