@@ -165,6 +165,10 @@ def load_splits(spec: dict[str, Any], *, download: bool = True, changed: str = "
     """
     if changed not in CHANGED:
         raise DataError(not_one_of("changed", changed, CHANGED))
+    if spec is None:
+        raise DataError("this run records no data set (a model adopted without --data): give one, e.g. nnsee "
+                        "evaluate RUN --data SPEC, or adopt the model again with --data SPEC for the report's "
+                        "data views")
     if not isinstance(spec, dict) or "spec" not in spec:
         raise DataError(f"data spec must be a dict with a 'spec' field (from Splits.spec), got {str(spec)[:200]}")
     if spec.get("format", SPEC_FORMAT) > SPEC_FORMAT:

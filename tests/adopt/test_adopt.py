@@ -193,3 +193,14 @@ def test_report_builds_for_an_adopted_cnn(project: dict[str, Path], tmp_path: Pa
     assert "importing mynets.variants" in stderr
     page = (tmp_path / "run" / "report" / "index.html").read_text()
     assert all(name in page for name in CLASSES) and "Sequential" in page
+
+
+def test_a_run_adopted_without_data_says_what_to_give(project: dict[str, Path], tmp_path: Path) -> None:
+    """No --data at adopt time: report and evaluate say the run records no data set and how to give one."""
+    out = tmp_path / "no-data"
+    code, _, stderr = cli(*adopt_args(project, out, "--classes", project["classes"]))
+    assert code == 0, stderr
+    for command in (("report", out), ("evaluate", out)):
+        code, _, stderr = cli(*command)
+        assert code == 1 and "records no data set" in stderr and "--data SPEC" in stderr, stderr
+        assert "Traceback" not in stderr
