@@ -160,3 +160,21 @@ def test_features_over_training(tmp_path) -> None:  # noqa: ANN001
     only = features_over_training(run.model, {2: snaps[2]}, data.train.images, "conv2", k=2, projections=False,
                                   transform=transform)
     assert list(only) == [2] and only[2].projections is None
+
+
+def test_top9_projections_of_a_branching_model_show_whole_images() -> None:
+    """A ResNet's residual adds have no chain receptive field: the top-9 crops are the whole images (not refused),
+    and each projection equals project_activation of its unit on its own image."""
+    from zoo import resnet18
+
+    from nnsee.methods.dataset_views.top_images import top_images_per_channel
+
+    model = resnet18(n_classes=3, width=8).eval()
+    x = np.random.default_rng(0).random((12, 3, 32, 32)).astype(np.float32)
+    topk = top_images_per_channel(model, x, "layer4.1.conv2", k=9)
+    result = top9_projections(model, x, topk, "layer4.1.conv2")
+    assert result.rf.size == (32, 32) and result.image_crops.shape[-3:] == (3, 32, 32)
+    np.testing.assert_array_equal(result.image_crops[2, 0], x[topk.image_index[2, 0]])
+    one = project_activation(model, x[topk.image_index[2, 0]][None], "layer4.1.conv2", np.array([2]),
+                             topk.position[2, 0][None])
+    np.testing.assert_allclose(result.projection_crops[2, 0], one[0], rtol=1e-5, atol=1e-7)

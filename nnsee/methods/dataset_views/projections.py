@@ -18,7 +18,7 @@ from torch import nn
 from nnsee.methods.attribution.deconvnet import project_activation
 from nnsee.methods.base import MethodError
 from nnsee.methods.dataset_views._stream import Images, Transform, stream
-from nnsee.methods.dataset_views.receptive_field import ReceptiveField, crop, receptive_field
+from nnsee.methods.dataset_views.receptive_field import ReceptiveField, crop, receptive_field, whole_image
 from nnsee.methods.dataset_views.top_images import TopK
 
 
@@ -71,7 +71,10 @@ def top9_projections(model: nn.Module, images: Images, topk: TopK, layer: str | 
     f, k = topk.image_index.shape
     raw = gather(images, topk.image_index.reshape(-1))  # (F·k, C, H, W)
     x = transform(raw) if transform is not None else raw
-    rf = receptive_field(model, layer, raw.shape[1:])
+    try:
+        rf = receptive_field(model, layer, raw.shape[1:])
+    except MethodError:  # a branching model (residual adds): its fields are not a chain's; show whole images
+        rf = whole_image(raw.shape[1:])
     channels = np.repeat(np.arange(f), k)
     positions = topk.position.reshape(-1, 2)
     proj = np.concatenate([

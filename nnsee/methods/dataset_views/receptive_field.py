@@ -104,6 +104,13 @@ def receptive_field(model: nn.Module, layer: str, input_shape: Sequence[int]) ->
     return ReceptiveField((size[0], size[1]), (jump[0], jump[1]), (offset[0], offset[1]))
 
 
+def whole_image(input_shape: Sequence[int]) -> ReceptiveField:
+    """A field that is the whole input for every unit: what a branching model (a ResNet's residual adds) gets, whose
+    units' fields :func:`receptive_field` cannot follow; crops are then the whole image."""
+    h, w = (int(d) for d in input_shape[-2:])
+    return ReceptiveField((h, w), (0, 0), (0, 0))
+
+
 def crop(image: np.ndarray, position: Sequence[int], rf: ReceptiveField, fill: float = 0.0) -> np.ndarray:
     """The patch (C, size_h, size_w) of ``image`` (C, H, W) seen by the unit at ``position`` (y, x); parts of the
     field outside the image (the padding) are ``fill``."""
