@@ -21,6 +21,7 @@ detector applied to the input would score 1.0); plain gradients typically drop n
 from __future__ import annotations
 
 import copy
+import warnings
 from collections.abc import Callable, Iterable, Mapping
 
 import numpy as np
@@ -113,7 +114,9 @@ def _compare(trained: np.ndarray, other: np.ndarray) -> dict[str, float]:
     if trained.shape != other.shape:
         raise MethodError(f"the method gave maps of shape {trained.shape} and then {other.shape}")
     per = [(spearman(np.abs(t), np.abs(o)), spearman(t, o), ssim(t, o)) for t, o in zip(trained, other, strict=True)]
-    mean = np.nanmean(np.array(per, dtype=np.float64), axis=0) if per else [np.nan] * 3
+    with warnings.catch_warnings():  # a score undefined on every image (constant maps) stays NaN, without a warning
+        warnings.simplefilter("ignore", RuntimeWarning)
+        mean = np.nanmean(np.array(per, dtype=np.float64), axis=0) if per else [np.nan] * 3
     return {"spearman": float(mean[0]), "spearman_signed": float(mean[1]), "ssim": float(mean[2])}
 
 

@@ -204,3 +204,15 @@ def test_a_run_adopted_without_data_says_what_to_give(project: dict[str, Path], 
         code, _, stderr = cli(*command)
         assert code == 1 and "records no data set" in stderr and "--data SPEC" in stderr, stderr
         assert "Traceback" not in stderr
+
+
+def test_report_builds_for_an_adopted_resnet(run: Path, tmp_path: Path) -> None:
+    """Residual adds and BatchNorm: the CNN section is there (top-9 of whole images, since a branching model has no
+    chain receptive field) and nothing warns (a randomization score undefined on every image stays NaN quietly)."""
+    code, _, stderr = cli("report", run, "--out", tmp_path / "report")
+    assert code == 0, stderr
+    assert "warning" not in stderr.lower(), stderr
+    page = (tmp_path / "report" / "index.html").read_text()
+    for heading in ('id="cnn"', "First-layer filters", "Top 9 images per feature map", "Occlusion",
+                    "Sanity check: do the maps depend on what the model learned?"):
+        assert heading in page, heading
