@@ -29,6 +29,7 @@ from torch import nn
 
 from nnsee.errors import RunError, first_few
 from nnsee.io import open_regular
+from nnsee.models.hooks import is_training, lasting_output_hook
 
 KIND = "adopted"
 #: Keys of the loaded checkpoint dict that may hold the state dict (Lightning, common training loops).
@@ -144,7 +145,7 @@ def prepare(model: nn.Module) -> nn.Module:
     if half:
         say(f"the model holds {', '.join(half)} weights; nnsee explains it in float32 (converted)")
         model.float()
-    if model.training:
+    if is_training(model):
         say("the model was in train mode; nnsee explains it in eval mode (BatchNorm's running statistics, no "
             "dropout)")
     return model.eval()
@@ -180,9 +181,7 @@ def select(output: Any, key: int | str | None) -> Any:
 
 def attach_output(model: nn.Module, key: int | str | None) -> nn.Module:
     """Make ``model(x)`` return the logits: a :class:`SelectOutput` forward hook when ``key`` is set (once)."""
-    if key is not None and not any(isinstance(h, SelectOutput) for h in model._forward_hooks.values()):
-        model.register_forward_hook(SelectOutput(key))
-    return model
+    return lasting_output_hook(model, SelectOutput(key)) if key is not None else model
 
 
 def parse_output(text: str | None) -> int | str | None:

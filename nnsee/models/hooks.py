@@ -211,3 +211,16 @@ def watch_leaves(model: nn.Module, fn: Callable[[nn.Module, tuple[Any, ...], Any
 
     with forward_hooks(leaf_modules(model), hook):
         yield
+
+
+def is_training(model: nn.Module) -> bool:
+    """Whether ``model`` is in train mode (dropout active, BatchNorm on batch statistics)."""
+    return bool(model.training)
+
+
+def lasting_output_hook(model: nn.Module, hook: ForwardHook) -> nn.Module:
+    """Register ``hook`` as a lasting forward hook of ``model`` (it may replace the output, e.g. pick the logits of
+    a tuple), once: when a hook of the same type is already registered, nothing is added."""
+    if not any(type(h) is type(hook) for h in model._forward_hooks.values()):
+        model.register_forward_hook(hook)
+    return model
