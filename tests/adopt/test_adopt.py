@@ -213,6 +213,7 @@ def test_report_builds_for_an_adopted_resnet(run: Path, tmp_path: Path) -> None:
     assert code == 0, stderr
     assert "warning" not in stderr.lower(), stderr
     page = (tmp_path / "report" / "index.html").read_text()
+    assert "trained elsewhere, adopted with nnsee adopt" in page and "None lr" not in page
     for heading in ('id="cnn"', "First-layer filters", "Top 9 images per feature map", "Occlusion",
                     "Sanity check: do the maps depend on what the model learned?"):
         assert heading in page, heading

@@ -28,8 +28,7 @@ def overview(inp: ReportInput, samples_per_class: int = 8) -> dict[str, Any]:
         ("images", f"{'×'.join(str(s) for s in inp.shape)}; train {len(splits.train)}, "
                    f"validation {len(splits.val)}, test {len(splits.test)}"),
         ("standardization", standardizer.describe() if standardizer is not None else "none stored: raw pixels"),
-        ("training", f"{config.get('optimizer')} lr {_g(config.get('lr'))}, L2 λ = {_g(config.get('l2'))}, "
-                     f"{run.epoch} epochs, batch {config.get('batch_size')} ({run.meta.get('status', '?')})"),
+        ("training", _training(run.meta, config, run.epoch)),
     ]
     samples = []
     upscale = max(1, upscale_for(inp.shape, 40))
@@ -53,6 +52,15 @@ def overview(inp: ReportInput, samples_per_class: int = 8) -> dict[str, Any]:
         "confusion": _confusion_rows(matrix, names) if full else None,
         "summary": _confusion_summary(matrix, names) if matrix is not None and not full else None,
     }
+
+
+def _training(meta: dict[str, Any], config: dict[str, Any], epoch: int | None) -> str:
+    """How the model was trained: nnsee's settings, or for an adopted model (no settings recorded) that it was
+    trained elsewhere and brought in with ``nnsee adopt``."""
+    if not config.get("optimizer") and (meta.get("model") or {}).get("kind") == "adopted":
+        return "trained elsewhere, adopted with nnsee adopt (its training settings are not known to nnsee)"
+    return (f"{config.get('optimizer')} lr {_g(config.get('lr'))}, L2 λ = {_g(config.get('l2'))}, "
+            f"{epoch} epochs, batch {config.get('batch_size')} ({meta.get('status', '?')})")
 
 
 def describe_model(model: nn.Module, spec: dict[str, Any] | None) -> str:
