@@ -6,10 +6,10 @@ __version__ = "0.1.0"
 
 
 def __getattr__(name: str) -> Any:
-    """``nnsee.adopt(model, ...)`` (:func:`nnsee.adopt.adopt`), imported when first used: ``import nnsee`` stays
+    """``nnsee.adopt(model, ...)`` (:func:`nnsee.adoption.adopt`), imported when first used: ``import nnsee`` stays
     cheap (no torch)."""
     if name == "adopt":
-        import importlib
+        from nnsee.adoption import adopt
 
-        return importlib.import_module("nnsee.adopt")
+        return adopt
     raise AttributeError(f"module 'nnsee' has no attribute {name!r}")

@@ -339,7 +339,7 @@ def _input_shape(ctx: click.Context, param: click.Parameter, value: str) -> tupl
 def adopt(out: Path, code: str, code_args: str | None, weights: Path, input_shape: tuple[int, ...], normalize: str,
           classes_file: Path | None, spec: str | None, output: str | None) -> None:
     """Adopt a model trained elsewhere (your code + its weights) into the run folder OUT."""
-    from nnsee.adopt import adopt_code, read_class_names
+    from nnsee.adoption import adopt_code, read_class_names
     from nnsee.models.adopted import parse_code_args, parse_output
 
     if classes_file is None and spec is None:

@@ -27,7 +27,7 @@ def test_huge_weights_files_are_refused_from_their_size(project: dict[str, Path]
              sparse(tmp_path / "huge.safetensors", struct.pack("<Q", len(header)) + header, 8 + len(header) + 4 * GiB)]
     code = f"{project['pkg']}/mynets/zoo.py:resnet18"
     results, peak_kb = run_limited([
-        call("nnsee.adopt:adopt_code", code, weights=file, code_args=ARGS, class_names=["a", "b", "c"],
+        call("nnsee.adoption:adopt_code", code, weights=file, code_args=ARGS, class_names=["a", "b", "c"],
              input_shape=[3, 32, 32], normalize="imagenet", out=str(tmp_path / f"run{i}"))
         for i, file in enumerate(files)], limit=GiB)
     for file, (seconds, outcome) in zip(files, results, strict=True):

@@ -1,4 +1,4 @@
-"""``nnsee.adopt``: put a model trained elsewhere into a run folder, so every view of nnsee works on it.
+"""``nnsee.adopt`` (:func:`adopt`): put a model trained elsewhere into a run folder, so every view of nnsee works on it.
 
 The run holds ``run.json`` (the model spec of :mod:`nnsee.models.adopted`: import path, arguments, output selector;
 the input shape, the normalization, the class names, the data spec if any) and ``model.safetensors`` (the weights,
@@ -9,8 +9,6 @@ from __future__ import annotations
 
 import copy
 import os
-import sys
-import types
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -145,14 +143,3 @@ def adopt_code(code: str, *, weights: str | os.PathLike[str], code_args: Mapping
     adopted.prepare(model)
     adopted.load_weights_into(model, weights)
     return adopt(model, code=code, code_args=code_args, copy_model=False, **options)
-
-
-class _CallableModule(types.ModuleType):
-    """``nnsee.adopt`` is this module once it is imported (Python binds a submodule to its package's name), so the
-    module calls :func:`adopt`: ``nnsee.adopt(model, ...)`` works either way."""
-
-    def __call__(self, *args: Any, **kwargs: Any) -> Run:
-        return adopt(*args, **kwargs)
-
-
-sys.modules[__name__].__class__ = _CallableModule
