@@ -92,6 +92,15 @@ def _option_int_list(value: str, option: str) -> list[int]:
         raise
 
 
+def _names_list(value: str, option: str) -> list[str]:
+    """``a,b.c``: comma-separated names, spaces around them dropped; none at all is refused."""
+    names = [v.strip() for v in value.split(",") if v.strip()]
+    if not names:
+        raise click.BadParameter(f"expected comma-separated layer names such as layer2,layer4.1.conv1, got {value!r}",
+                                 param_hint=option)
+    return names
+
+
 def _spec(ctx: click.Context, param: click.Parameter, value: str | None) -> str | None:
     """A data SPEC as given, but never empty (an empty path would mean the current folder)."""
     if value is not None and not value.strip():
@@ -115,6 +124,31 @@ def data_options(command: Callable[..., Any]) -> Callable[..., Any]:
     for option in reversed(options):
         command = option(command)
     return command
+
+
+def device_option(command: Callable[..., Any]) -> Callable[..., Any]:
+    """``--device auto|cpu|cuda[:N]|mps`` (default ``auto``: CUDA when present, else the CPU), resolved by
+    :func:`nnsee.train.config.resolve_device` before the command does anything, so the command receives the device
+    it runs on (``cuda:0``, ``cpu`` ...) and a device this machine lacks is one line and exit status 1."""
+
+    @functools.wraps(command)
+    @_friendly_errors
+    def resolved(*args: Any, device: str, **kwargs: Any) -> Any:
+        from nnsee.train.config import resolve_device
+
+        return command(*args, device=resolve_device(device), **kwargs)
+
+    return click.option("--device", default="auto", show_default=True, metavar="auto|cpu|cuda[:N]|mps",
+                        help="Where the model computes: auto is the first CUDA GPU when CUDA is available, else the "
+                        "CPU; mps only when named.")(resolved)
+
+
+def _device_for(function: Callable[..., Any], device: str) -> dict[str, str]:
+    """``{"device": device}`` when ``function`` takes a ``device`` keyword, else nothing (then it computes on the
+    CPU)."""
+    import inspect
+
+    return {"device": device} if "device" in inspect.signature(function).parameters else {}
 
 
 def _load(spec: str, seed: int, size: int | None, grayscale: bool | None, data_dir: Path | None,
@@ -214,7 +248,7 @@ def data_info(spec: str, as_json: bool, seed: int, **options: Any) -> None:
 @click.option("--standardize", type=RegistryChoice("nnsee.data.standardize:MODES"), default="image", show_default=True)
 @click.option("--snapshots", callback=_int_list, default="", help="Epochs whose weights to keep, e.g. 0,1,2,5,10.")
 @click.option("--patience", type=EPOCHS, default=0, show_default=True, help="Early stopping patience (0: off).")
-@click.option("--device", default="cpu", show_default=True, help="cpu, or cuda / cuda:N where CUDA is available.")
+@device_option
 @click.option("--out", type=click.Path(file_okay=False, path_type=Path), required=True, help="The run folder.")
 @click.option("--force", is_flag=True, help="Replace the run in OUT (only its own files, once the new run is set up).")
 @click.option("--json", "as_json", is_flag=True, help="Print the final scores as one JSON object.")
@@ -281,12 +315,15 @@ def _model_options(name: str, given: dict[str, Any]) -> dict[str, Any]:
               help="Resume even though the data set changed since the run started (files added or removed): the "
                    "splits are rebuilt, so some images may move between training, validation and test.")
 @click.option("--json", "as_json", is_flag=True)
+@device_option
 @_friendly_errors
-def resume(run: Path, epochs: int | None, allow_changed_data: bool, as_json: bool) -> None:
-    """Continue training RUN bitwise as if it had never stopped."""
+def resume(run: Path, epochs: int | None, allow_changed_data: bool, as_json: bool, device: str) -> None:
+    """Continue training RUN bitwise as if it had never stopped (on the same kind of device)."""
     from nnsee.train import resume as resume_run
 
-    _report_fit(resume_run(run, epochs, allow_changed_data=allow_changed_data), as_json)
+    # the device run.json records is where the run was trained, not where it must continue
+    _report_fit(resume_run(run, epochs, allow_changed_data=allow_changed_data, **_device_for(resume_run, device)),
+                as_json)
 
 
 def _report_fit(result: Any, as_json: bool) -> None:
@@ -335,10 +372,12 @@ def _input_shape(ctx: click.Context, param: click.Parameter, value: str) -> tupl
 @click.option("--data", "spec", default=None, callback=_spec,
               help="A data SPEC whose classes are the model's (for the report's data views and evaluate).")
 @click.option("--output", default=None, help="For a model returning a tuple or dict: the index or key of the logits.")
+@device_option
 @_friendly_errors
 def adopt(out: Path, code: str, code_args: str | None, weights: Path, input_shape: tuple[int, ...], normalize: str,
-          classes_file: Path | None, spec: str | None, output: str | None) -> None:
+          classes_file: Path | None, spec: str | None, output: str | None, device: str) -> None:
     """Adopt a model trained elsewhere (your code + its weights) into the run folder OUT."""
+    from nnsee.adoption import adopt as adopt_model
     from nnsee.adoption import adopt_code, read_class_names
     from nnsee.models.adopted import parse_code_args, parse_output
 
@@ -346,7 +385,8 @@ def adopt(out: Path, code: str, code_args: str | None, weights: Path, input_shap
         raise click.UsageError("give the class names with --classes FILE or --data SPEC (or both, agreeing)")
     names = read_class_names(classes_file) if classes_file is not None else None
     run = adopt_code(code, weights=weights, code_args=parse_code_args(code_args), class_names=names,
-                     input_shape=input_shape, normalize=normalize, out=out, output=parse_output(output), data=spec)
+                     input_shape=input_shape, normalize=normalize, out=out, output=parse_output(output), data=spec,
+                     **_device_for(adopt_model, device))
     shape = "x".join(map(str, run.input_shape))
     click.echo(f"adopted {code} into {run.path}: {len(run.class_names)} classes, input {shape}, "
                f"{run.standardizer.describe()}")
@@ -359,14 +399,15 @@ def adopt(out: Path, code: str, code_args: str | None, weights: Path, input_shap
 @click.option("--split", type=click.Choice(["test", "val", "train"]), default="test", show_default=True)
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
 @data_options
+@device_option
 @_friendly_errors
-def evaluate(run: Path, spec: str | None, split: str, as_json: bool, **data_opts: Any) -> None:
+def evaluate(run: Path, spec: str | None, split: str, as_json: bool, device: str, **data_opts: Any) -> None:
     """Accuracy, per-class accuracy and confusion matrix of RUN on a data split."""
     from nnsee.data import load_splits
     from nnsee.train import evaluate as evaluate_model
     from nnsee.train import load_run
 
-    loaded = load_run(run)
+    loaded = load_run(run, device=device)
     if spec is None:
         splits = load_splits(loaded.data_spec)
     else:
@@ -407,12 +448,19 @@ def evaluate(run: Path, spec: str | None, split: str, as_json: bool, **data_opts
 @click.option("--data", "data_path", type=click.Path(exists=True, path_type=Path), default=None,
               help="Where the run's data set lives now, if it was moved after training (the same images, checked by "
               "their counts).")
+@click.option("--layers", default=None, metavar="NAMES",
+              help="Comma-separated dotted layer names (see `nnsee layers RUN`) for the layer views, e.g. "
+              "layer2,layer4 (default: the report's own choice).")
+@device_option
 @_friendly_errors
-def report(run: Path, out: Path | None, max_units: int, sort_units: str, data_path: Path | None) -> None:
+def report(run: Path, out: Path | None, max_units: int, sort_units: str, data_path: Path | None, layers: str | None,
+           device: str) -> None:
     """Write the static HTML report of RUN: templates, unit cards, why-this-score, evolution."""
     from nnsee.report import build_report
 
-    index = build_report(run, out, data=data_path, max_units=max_units, sort_units=sort_units)
+    chosen = {"layers": _names_list(layers, "--layers")} if layers is not None else {}
+    index = build_report(run, out, data=data_path, max_units=max_units, sort_units=sort_units, device=device,
+                         **chosen)
     click.echo(f"report written: {index}\nopen it in a browser: {_link(index)}")
 
 
@@ -431,14 +479,15 @@ def report(run: Path, out: Path | None, max_units: int, sort_units: str, data_pa
 @click.option("--out", type=click.Path(file_okay=False, path_type=Path), default=None,
               help="Where to write the PNGs (default: RUN/explain).")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object (per image and class).")
+@device_option
 @_friendly_errors
 def explain(run: Path, images: tuple[Path, ...], method: str, target: str | None, output: str,
-            method_options: tuple[str, ...], out: Path | None, as_json: bool) -> None:
+            method_options: tuple[str, ...], out: Path | None, as_json: bool, device: str) -> None:
     """Why RUN gave each IMAGE its scores: a PNG per image, and with --json the numbers."""
     from nnsee.report.explain import explain_files
     from nnsee.train import load_run
 
-    loaded = load_run(run)
+    loaded = load_run(run, device=device)
     options = {}
     for item in method_options:
         name, sep, value = item.partition("=")
@@ -488,8 +537,9 @@ def methods_command(as_json: bool) -> None:
 @click.option("--steps", type=click.IntRange(1, 10000), default=200, show_default=True)
 @click.option("--out", type=click.Path(dir_okay=False, path_type=Path), default=None,
               help="The PNG to write (default: RUN/maximize/TARGET.png).")
+@device_option
 @_friendly_errors
-def maximize(run: Path, target: str, steps: int, out: Path | None) -> None:
+def maximize(run: Path, target: str, steps: int, out: Path | None, device: str) -> None:
     """Activation maximization: the input that a class (or one feature map) responds to most."""
     from nnsee.methods.activation_max import activation_maximization
     from nnsee.methods.attribution.target import parse_index
@@ -497,7 +547,7 @@ def maximize(run: Path, target: str, steps: int, out: Path | None) -> None:
     from nnsee.report.explain import resolve_target
     from nnsee.train import load_run
 
-    loaded = load_run(run)
+    loaded = load_run(run, device=device)
     if ":" in target:
         layer, _, channel = target.rpartition(":")
         index = parse_index(channel)
@@ -543,9 +593,10 @@ def study() -> None:
 @click.option("--seed", type=SEED, default=0, show_default=True)
 @click.option("--json", "as_json", is_flag=True, help="Print the study's summary as one JSON object.")
 @data_options
+@device_option
 @_friendly_errors
 def study_overfit(spec: str, out: Path, per_class: str, l2_values: str | None, hidden: int, epochs: int | None,
-                  seed: int, as_json: bool, **data_opts: Any) -> None:
+                  seed: int, as_json: bool, device: str, **data_opts: Any) -> None:
     """Train the same network on few and more examples, with and without L2, and compare (writes OUT/index.html)."""
     from nnsee.report.build import check_report_folder
     from nnsee.report.study import build_study_report
@@ -566,7 +617,7 @@ def study_overfit(spec: str, out: Path, per_class: str, l2_values: str | None, h
     if epochs:
         options["epochs"] = epochs
     splits = _load(spec, seed, **data_opts)
-    result = overfit_study(splits, out=out / "runs", **options)
+    result = overfit_study(splits, out=out / "runs", device=device, **options)
     index = build_study_report(result, out)
     if as_json:
         _print_json({"report": str(index), "runs": result.summary()})
@@ -583,8 +634,9 @@ def study_overfit(spec: str, out: Path, per_class: str, l2_values: str | None, h
 @click.option("--epochs", type=click.IntRange(1, EPOCHS.max), default=15, show_default=True)
 @click.option("--seed", type=SEED, default=0, show_default=True)
 @data_options
+@device_option
 @_friendly_errors
-def study_standardization(spec: str, out: Path, epochs: int, seed: int, **data_opts: Any) -> None:
+def study_standardization(spec: str, out: Path, epochs: int, seed: int, device: str, **data_opts: Any) -> None:
     """Softmax regression trained under each standardization: the inputs and the templates side by side."""
     from nnsee.report.build import check_report_folder
     from nnsee.report.standardization_study import build_standardization_report
@@ -592,7 +644,7 @@ def study_standardization(spec: str, out: Path, epochs: int, seed: int, **data_o
 
     check_report_folder(out)  # before any run trains
 
-    result = standardization_study(_load(spec, seed, **data_opts), epochs=epochs, seed=seed)
+    result = standardization_study(_load(spec, seed, **data_opts), epochs=epochs, seed=seed, device=device)
     for r in result.results:
         click.echo(f"{r.mode:6s} validation {r.val_accuracy:.3f}  test {r.test_accuracy:.3f}")
     click.echo(f"study report: {_link(build_standardization_report(result, out))}")
@@ -607,8 +659,9 @@ def study_standardization(spec: str, out: Path, epochs: int, seed: int, **data_o
 @click.option("--limit-concurrency", type=click.IntRange(min=1), default=32, show_default=True,
               help="Uploads handled at once; one more waits up to 5 s, then gets 503. Open connections are capped "
               "at 8 times this; a request's headers must arrive within 5 s.")
+@device_option
 @_friendly_errors
-def serve(runs: tuple[Path, ...], host: str, port: int, limit_concurrency: int) -> None:
+def serve(runs: tuple[Path, ...], host: str, port: int, limit_concurrency: int, device: str) -> None:
     """The live page: draw or upload an image and watch the units and maps of RUN... (FastAPI + uvicorn)."""
     from nnsee.serve import create_app
     from nnsee.serve.server import LOOPBACK, allowed_hosts, run_server
@@ -617,9 +670,9 @@ def serve(runs: tuple[Path, ...], host: str, port: int, limit_concurrency: int) 
         click.echo("=" * 72 + f"\nWARNING: binding {host}, not loopback: anyone who can reach this machine on port "
                    f"{port} can use this page, see every served run's class names and weights, and make it compute "
                    "(no authentication).\n" + "=" * 72, err=True)
-    app = create_app(list(runs), allowed_hosts=allowed_hosts(host, port))
+    app = create_app(list(runs), allowed_hosts=allowed_hosts(host, port), device=device)
     shown = f"[{host}]" if ":" in host else host
-    click.echo(f"nnsee serving {len(runs)} run(s) on http://{shown}:{port}/ (Ctrl-C stops)")
+    click.echo(f"nnsee serving {len(runs)} run(s) on http://{shown}:{port}/, computing on {device} (Ctrl-C stops)")
     run_server(app, host, port, limit_concurrency)
 
 

@@ -40,24 +40,28 @@ def environment(sections: Sequence[Section] = ()) -> Environment:
 
 def build_report(run: Run | str | Path, out: str | Path | None = None, *, splits: Splits | None = None,
                  data: str | Path | None = None, max_units: int = 256, gallery: int = 16,
-                 sort_units: str = "outgoing-norm") -> Path:
+                 sort_units: str = "outgoing-norm", device: str | None = None) -> Path:
     """Write ``out`` (default ``RUN/report``) ``/index.html`` (+ ``units-N.html`` pages and PNG/GIF figures).
 
     ``run`` is a loaded :class:`~nnsee.train.Run`, or a run folder, loaded here. ``splits`` defaults to the run's
     own data, reloaded from its stored spec; ``data`` is where that data set lives now if it was moved (same kind,
     same counts). ``out`` must be a real folder (or not yet exist), never a symbolic link, and no file the report
     writes may be one: a link is refused before anything is written, so nothing is written through it. Returns
-    the index path.
+    the index path. ``device`` (``auto``, ``cpu``, ``cuda[:N]``, ``mps``) is where the model computes: a folder is
+    loaded there (default: the CPU), a loaded run's model is moved there (default: where it is).
     """
     from nnsee.data.spec import load_splits
     from nnsee.methods.hidden_units import SORT_KEYS
+    from nnsee.train.config import resolve_device
     from nnsee.train.run import load_run
 
     if sort_units not in SORT_KEYS:
         raise MethodError(not_one_of("sort_units", sort_units, SORT_KEYS))
     started = time.perf_counter()
     if not isinstance(run, Run):
-        run = load_run(run)
+        run = load_run(run, device=device)  # run.json's device never decides: the CPU unless device= says
+    elif device is not None:  # a loaded run computes where asked: its model moves there
+        run.model.to(resolve_device(device))
     out = Path(out) if out is not None else run.path / "report"
     check_report_folder(out)  # before the work, not only before the writes
     data_splits = splits if splits is not None else load_splits(run.data_spec, path=data)

@@ -26,6 +26,7 @@ from nnsee.serve import views
 from nnsee.serve.decode import ImageRejected, decode_bytes, is_blank
 from nnsee.serve.guard import RETRY_AFTER_S, Guard, SecurityHeaders, over_limit
 from nnsee.serve.pool import Busy, WorkPool
+from nnsee.train.config import resolve_device
 
 T = TypeVar("T")
 STATIC = Path(__file__).parent / "static"
@@ -80,11 +81,15 @@ async def in_pool(pool: WorkPool, fn: Callable[[], T]) -> T:
 
 
 def create_app(run_paths: Iterable[str | os.PathLike[str]], *, max_body: int = MAX_BODY,
-               allowed_hosts: Iterable[str] | None = None, pool: WorkPool | None = None) -> FastAPI:
+               allowed_hosts: Iterable[str] | None = None, pool: WorkPool | None = None,
+               device: str = "cpu") -> FastAPI:
+    """The app over ``run_paths``, each run loaded once on ``device`` (``auto``, ``cpu``, ``cuda[:N]``, ``mps``;
+    checked before any run is read), where every request computes."""
     paths = [Path(p) for p in run_paths]
     if not paths:
         raise NnseeError("name at least one run folder to serve")
-    runs = {name: views.load(p, name) for name, p in zip(_names(paths), paths, strict=True)}
+    device = resolve_device(device)
+    runs = {name: views.load(p, name, device) for name, p in zip(_names(paths), paths, strict=True)}
     jobs = pool or WorkPool()
 
     app = _App(title="nnsee", docs_url=None, redoc_url=None, openapi_url=None)

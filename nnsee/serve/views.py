@@ -66,8 +66,9 @@ class LoadedRun:
                 "default_views": list(self.default_views)}
 
 
-def load(path: Path, name: str) -> LoadedRun:
-    run = load_run(path)
+def load(path: Path, name: str, device: str = "cpu") -> LoadedRun:
+    """The run at ``path`` with its model on ``device`` (where the page's requests compute)."""
+    run = load_run(path, device=device)
     return LoadedRun(name, run, capabilities(run.model, tuple(run.input_shape)))
 
 

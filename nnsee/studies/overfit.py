@@ -188,6 +188,7 @@ def overfit_study(
     seed: int = 0,
     out: str | Path | None = None,
     progress: bool = False,
+    device: str = "cpu",
 ) -> OverfitStudy:
     """Train one run per (``per_class``, ``l2``) pair (module docstring) and return them all.
 
@@ -195,7 +196,7 @@ def overfit_study(
     ``data.val``, test all of ``data.test``. For L-BFGS one epoch is one full-batch step of
     ``lbfgs_iterations`` iterations, so a few iterations per epoch give a learning curve with ``epochs`` points.
     With ``out``, each run's folder is ``out/<per_class>-l2-<λ>/`` (a run folder as ``nnsee train`` writes it,
-    less the resume state) and the study is written to ``out/study.json``.
+    less the resume state) and the study is written to ``out/study.json``. Every run trains on ``device``.
     """
     out_dir = Path(out) if out is not None else None
     settings = {
@@ -217,7 +218,7 @@ def overfit_study(
         for l2 in settings["l2_values"]:
             started = time.perf_counter()
             config = TrainConfig(optimizer=optimizer, epochs=epochs, l2=l2, lbfgs_iterations=lbfgs_iterations,
-                                 standardize=standardize, seed=seed)
+                                 standardize=standardize, seed=seed, device=device)
             torch.manual_seed(seed)  # the same initial weights for every run
             model = build_model("mlp", data.shape, len(data.class_names), hidden=[hidden], activation=activation)
             run_dir = out_dir / run_name(size, l2) if out_dir is not None else None

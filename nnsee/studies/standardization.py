@@ -39,15 +39,17 @@ class StandardizationStudy:
 
 
 def standardization_study(data: Splits, modes: tuple[str, ...] = MODES, epochs: int = 15, seed: int = 0,
-                          n_examples: int = 4) -> StandardizationStudy:
-    """Train ``softmax`` (Adam, same seed and initial weights) once per mode; keep templates and scores."""
+                          n_examples: int = 4, device: str = "cpu") -> StandardizationStudy:
+    """Train ``softmax`` (Adam, same seed and initial weights) once per mode on ``device``; keep templates and
+    scores."""
     results = []
     reference = data.train.images[: min(len(data.train), 5000)]
     norms = standardization_norms(reference[:1000], reference)
     for mode in modes:
         torch.manual_seed(seed)
         model = build_model("softmax", data.shape, data.train.n_classes)
-        result = fit(model, data, TrainConfig(epochs=epochs, standardize=mode, seed=seed), progress=False)
+        config = TrainConfig(epochs=epochs, standardize=mode, seed=seed, device=device)
+        result = fit(model, data, config, progress=False)
         results.append(ModeResult(mode, class_templates(result.model, data.shape),
                                   float(result.metrics["val"]["accuracy"] or 0.0),
                                   float(result.metrics["test"]["accuracy"] or 0.0), norms[mode]))

@@ -29,6 +29,22 @@ MAX_BATCH_SIZE = 2**31 - 1
 MAX_LBFGS_ITERATIONS = 100_000
 #: The devices a run can train on: cpu, cuda or cuda:N (when CUDA is available), mps (when available).
 DEVICE_KINDS = ("cpu", "cuda", "mps")
+#: ``--device auto``: the first CUDA GPU when CUDA is available, else the CPU (never mps, see :func:`resolve_device`).
+AUTO = "auto"
+
+
+def resolve_device(name: object = AUTO) -> str:
+    """The device ``name`` means on this machine: ``auto`` is ``cuda:0`` when CUDA is available, else ``cpu``;
+    any other name is :func:`check_device`'s (a ``torch.device`` is read as its string).
+
+    ``auto`` never picks ``mps``: Apple's backend has no float64 (the CPU references, the float64 sums of the
+    methods) and lacks some operators, so it is used only when asked for by name, and passed through to torch.
+    """
+    import torch
+
+    if name == AUTO:
+        return "cuda:0" if torch.cuda.is_available() else "cpu"
+    return check_device(str(name) if isinstance(name, torch.device) else name)
 
 
 def check_device(name: object) -> str:
@@ -49,10 +65,11 @@ def check_device(name: object) -> str:
         return name  # type: ignore[return-value]
     kind = str(name).partition(":")[0]
     if kind == "cuda" and "cuda" not in have:
-        raise TrainingError(f"--device {_shown(name)} was asked for but CUDA is not available here; use --device cpu")
+        raise TrainingError(f"--device {_shown(name)} was asked for but CUDA is not available here; use --device cpu "
+                            "(or auto: CUDA when present, else the CPU)")
     if kind in DEVICE_KINDS and kind in have:
-        raise TrainingError(f"--device {_shown(name)} is not on this machine: use one of {', '.join(have)}")
-    raise TrainingError(f"unknown device {_shown(name)}: use one of {', '.join(have)}")
+        raise TrainingError(f"--device {_shown(name)} is not on this machine: use one of {', '.join([AUTO, *have])}")
+    raise TrainingError(f"unknown device {_shown(name)}: use one of {', '.join([AUTO, *have])}")
 
 
 def _shown(value: object) -> str:
@@ -87,7 +104,8 @@ class TrainConfig:
     ``patience`` > 0 stops when the validation loss has not improved for that many epochs and keeps the best
     weights; 0 trains every epoch. ``snapshots`` lists the epochs whose weights are kept (0 = before training).
     Ranges: lr finite and positive, l2 in [0, 10], momentum in [0, 1), seed 0 .. 2^32 − 1, epochs, patience and snapshot
-    epochs 0 .. 10^6; the device must exist here (:func:`check_device`).
+    epochs 0 .. 10^6; the device must exist here (:func:`resolve_device`: ``auto`` is recorded as the device it
+    picked).
     """
 
     optimizer: str = "adam"
@@ -123,15 +141,19 @@ class TrainConfig:
             raise TrainingError(f"snapshot epochs must be a list of whole numbers, got {_shown(self.snapshots)}")
         for s in self.snapshots:
             _whole("snapshot epochs (--snapshots)", s, 0, MAX_EPOCHS)
-        self.device = check_device(self.device)
+        self.device = resolve_device(self.device)
         self.snapshots = sorted({int(s) for s in self.snapshots})
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
 
     @classmethod
-    def from_dict(cls, values: dict[str, Any]) -> TrainConfig:
+    def from_dict(cls, values: dict[str, Any], device: str | None = None) -> TrainConfig:
+        """The settings of ``values`` (run.json's ``config``); ``device``, when given, replaces the recorded one
+        (a run recorded on ``cuda:3`` resumes on this machine's ``--device``)."""
         if not isinstance(values, dict):
             raise TrainingError(f"the training settings must be a JSON object, got {type(values).__name__}")
         known = {k: v for k, v in values.items() if k in cls.__dataclass_fields__}
+        if device is not None:
+            known["device"] = device
         return cls(**known)

@@ -518,16 +518,23 @@ def load_run(
     path: str | os.PathLike[str],
     model: nn.Module | None = None,
     map_location: str | torch.device = "cpu",
+    *,
+    device: str | torch.device | None = None,
 ) -> Run:
     """Load the run folder ``path``: rebuild its model from the spec (or fill ``model``), load and check weights.
 
     Pass ``model`` for a run of a custom module. An adopted run (:mod:`nnsee.models.adopted`) is built by importing
     its recorded code (said on stderr), then its weights are checked against that model. The model ends on
-    ``map_location``, in eval mode. Every size is
+    ``device`` (``auto``, ``cpu``, ``cuda[:N]``, ``mps``: :func:`~nnsee.train.config.resolve_device`, checked before
+    anything is read; default ``map_location``, the CPU), in eval mode. The device run.json records (where it was
+    trained) is never used here: a run trained on ``cuda:3`` loads on a machine without CUDA. Every size is
     checked before it is allocated: run.json's fields (:func:`check_meta`), the spec's options and weight count
     (:func:`nnsee.models.registry.check_model`, by arithmetic), then the weights file's header against those shapes;
     only then is the model built and the weights read.
     """
+    from nnsee.train.config import resolve_device
+
+    place = resolve_device(device) if device is not None else map_location
     path = Path(path)
     if not path.is_dir():
         raise RunError(f"no run folder at {path}; train one with: nnsee train ... --out {path}")
@@ -571,7 +578,7 @@ def load_run(
         raise RunError(f"the weights in {path / WEIGHTS_FILE} do not fit the model: {_one_line(exc)}") from exc
     if adopted:
         attach_output(model, spec.get("output"))
-    model.to(map_location)
+    model.to(place)
     model.eval()
     return Run(path=path, model=model, meta=meta)
 
