@@ -97,7 +97,9 @@ def randomized(model: nn.Module, seed: int = 0, layers: list[str] | None = None)
     modules = dict(work.named_modules())
     names = layers if layers is not None else list(modules)[::-1]
     reset = 0
-    with torch.random.fork_rng(devices=[]):
+    # a CUDA model's weights are drawn by that GPU's generator, which manual_seed also seeds: restore it too
+    gpus = sorted({p.device.index or 0 for p in work.parameters() if p.device.type == "cuda"})
+    with torch.random.fork_rng(devices=gpus):
         torch.manual_seed(seed)
         for name in names:
             m = modules[name]

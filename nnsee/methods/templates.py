@@ -15,7 +15,6 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 import numpy as np
-import torch
 from torch import nn
 
 from nnsee.methods.base import MethodError, dense_stages, evaluating, resolve_input_shape, to_numpy
@@ -49,7 +48,7 @@ def effective_linear(model: nn.Module, input_shape: Sequence[int] | None = None)
     stages = dense_stages(model, input_shape, "effective templates")
     with evaluating(model):
         w = stages[0].linear.weight.double()
-        b = stages[0].linear.bias.double() if stages[0].linear.bias is not None else torch.zeros(w.shape[0]).double()
+        b = stages[0].linear.bias.double() if stages[0].linear.bias is not None else w.new_zeros(w.shape[0])
         for stage in stages[1:]:
             wi = stage.linear.weight.double()
             w = wi @ w
