@@ -1,123 +1,184 @@
-"""Every registered attribution method on a CUDA device, against the same computation on the CPU in float64 (and
-Captum's on the device where captum is installed), plus occlusion timings: region recomputation vs full passes vs
-Captum.
+"""Every method of nnsee on a device, against the same computation on the CPU in float64, on an adopted
+ResNet-18-shaped model (``tests/zoo.py``: BasicBlocks, eval BatchNorm with non-trivial statistics, residual adds).
 
-``python scripts/gpu_check.py [--cpu]`` on a machine with a GPU (CI has none; nothing in nnsee needs one). TF32 is
-turned off so float32 on the GPU is compared at float32 precision. Exits 1 if any map differs by more than 1e-4 of
-its largest value.
+``python scripts/gpu_check.py [--device auto|cpu|cuda[:N]|mps] [--size 224] [--width 64]`` adopts the model into a
+temporary run (``nnsee.adopt`` with ``code="tests/zoo.py:resnet18"``), loads it twice with ``load_run``: on the
+device in float32, and on the CPU, then cast to float64 (the same float32 weights), and runs on both:
+
+* every registered attribution method (:data:`~nnsee.methods.attribution.registry.METHODS`) with its defaults;
+* Grad-CAM at two stages (``layer2``, ``layer4``); occlusion by both paths (full passes on the ResNet as written,
+  the local-region recomputation on the same modules as an ``nn.Sequential``); the paper's occlusion maps;
+* the top-9 images per channel of ``layer3`` (their activation values), and the deconvnet projections of those
+  9 images (the reference's picks, so near-ties in the ranking do not change what is compared).
+
+``--size``, ``--width``, ``--window``/``--stride`` (occlusion) shrink the work (the test suite runs it on the CPU
+at 32 px). Each result must satisfy ``max |device − cpu float64| ≤ bound · max |cpu float64|``: bound 1e-4, float32
+rounding through 20 layers (at most 1.2e-5 measured, CPU float32 at 224 px, width 16). Integrated gradients get
+1e-2: near the zero baseline every channel of the stem is about its BatchNorm shift, so its max-pool chooses among
+near-ties, and a tie broken the other way in float32 moves a whole gradient (1.3e-3 measured there); SmoothGrad's
+noisy copies are as many chances, so it gets 1e-2 too. TF32 is turned off so CUDA float32 is compared at float32
+precision. Prints each check with its error and the device's time (on an accelerator the second of two runs);
+exits 1 on any mismatch or error. ``--device cpu`` checks the script itself (its float32 against float64); ``mps``
+is passed to torch as is (untested by nnsee: Apple's backend has no float64, but only the reference, on the CPU,
+uses it).
 """
 
 from __future__ import annotations
 
-import copy
-import functools
+import argparse
 import sys
+import tempfile
 import time
+from collections.abc import Callable
+from pathlib import Path
 
 import numpy as np
 import torch
 
-from nnsee.methods.attribution import METHODS, Method, occlusion, occlusion_maps
-from nnsee.methods.attribution.deconvnet import project_activation
-from nnsee.methods.dataset_views.top_images import top_images_per_channel
-from nnsee.models import build_model
-
+ROOT = Path(__file__).resolve().parents[1]
 BOUND = 1e-4
-# Integrated gradients near the zero baseline: every conv output is about its bias, so max pooling picks among
-# near-ties that float32 and float64 break differently (1e-3 of the largest value, also CPU float32 vs float64).
-# SmoothGrad at 3x64x64: 100 noisy copies are 100 chances for such a near-tie (2.8e-3 measured on the CPU).
 BOUNDS = {"integrated-gradients": 1e-2, "smoothgrad": 1e-2}
+LAYER = "layer3"
+Check = Callable[[torch.nn.Module, torch.Tensor], np.ndarray]
 
 
 def rel(a: np.ndarray, b: np.ndarray) -> float:
+    """``max |a − b| / max |b|`` (shapes must agree)."""
     a, b = np.asarray(a, dtype=np.float64), np.asarray(b, dtype=np.float64)
+    if a.shape != b.shape:
+        raise ValueError(f"shapes differ: {a.shape} on the device, {b.shape} on the CPU")
     return float(np.abs(a - b).max() / max(np.abs(b).max(), 1e-30))
 
 
-def sync() -> None:
-    if torch.cuda.is_available():
-        torch.cuda.synchronize()
+def sync(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+    elif device.type == "mps":
+        torch.mps.synchronize()
 
 
-def timed(fn, repeats: int = 3) -> float:  # noqa: ANN001
-    fn()
-    sync()
-    best = float("inf")
-    for _ in range(repeats):
-        start = time.perf_counter()
+def timed(fn: Callable[[], np.ndarray], device: torch.device) -> tuple[np.ndarray, float]:
+    """``fn()``'s result and seconds; on an accelerator the second of two runs (the first warms its kernels)."""
+    if device.type != "cpu":
         fn()
-        sync()
-        best = min(best, time.perf_counter() - start)
-    return best
+        sync(device)
+    start = time.perf_counter()
+    result = fn()
+    sync(device)
+    return result, time.perf_counter() - start
 
 
-def registered(method: Method, t: np.ndarray, model: torch.nn.Module, x: torch.Tensor) -> np.ndarray:
-    return method.attribute(model, x, t).maps
+def adopted_runs(size: int, width: int, device: str, folder: Path) -> tuple[torch.nn.Module, torch.nn.Module]:
+    """The zoo ResNet-18 adopted into ``folder``, loaded on ``device`` (float32) and on the CPU (float64)."""
+    import nnsee
+    from nnsee.train import load_run
+
+    sys.path.insert(0, str(ROOT / "tests"))
+    from zoo import resnet18
+
+    code = f"{ROOT / 'tests' / 'zoo.py'}:resnet18"
+    args = {"n_classes": 10, "width": width, "seed": 0}
+    nnsee.adopt(resnet18(**args), class_names=[f"c{k}" for k in range(10)], input_shape=(3, size, size),
+                normalize="imagenet", out=folder, code=code, code_args=args)
+    on_device = load_run(folder, device=device).model
+    reference = load_run(folder).model.double()
+    return on_device, reference
 
 
-def check_maps(shape: tuple[int, int, int], dev: torch.device) -> int:
-    """Every method on ``dev`` in float32 vs the CPU in float64; returns the number of failures."""
-    torch.manual_seed(0)
-    cpu = build_model("cnn", shape, 10).double().eval()
-    gpu = copy.deepcopy(cpu).float().to(dev)
-    x = torch.rand(4, *shape, dtype=torch.float64)
-    t = np.array([0, 3, 5, 9])
-    checks = {  # every registered method with its defaults, then the region machinery and the dataset views
-        **{name: functools.partial(registered, method, t) for name, method in METHODS.items()},
-        "occlusion region": lambda m, xx: occlusion(m, xx, t, window=4, stride=2, recompute="region"),
-        "occlusion full": lambda m, xx: occlusion(m, xx, t, window=4, stride=2, recompute="full"),
-        "paper occlusion maps": lambda m, xx: occlusion_maps(m, xx, t, window=4, stride=2).prob_true,
-        "projection": lambda m, xx: project_activation(m, xx, "conv2", 3),
-        "top-9 values": lambda m, xx: top_images_per_channel(m, xx, "conv2", k=3).values,
+def checks(size: int, batch: int, window: int | None, stride: int | None) -> dict[str, Check]:
+    """What is compared, by name: ``fn(model, x)`` with ``x`` on the model's device and dtype."""
+    from nnsee.methods.attribution import occlusion, occlusion_maps
+    from nnsee.methods.attribution.deconvnet import project_activation
+    from nnsee.methods.attribution.registry import METHODS, occlusion_window
+    from nnsee.methods.dataset_views.top_images import top_images_per_channel
+
+    sys.path.insert(0, str(ROOT / "tests"))
+    from zoo import sequential_resnet18
+
+    t = (3 + 4 * np.arange(batch)) % 10  # classes 3, 7, 1, ...
+    auto_window, auto_stride = occlusion_window((size, size))
+    window, stride = window or auto_window, stride or auto_stride
+
+    def method(name: str, **options: object) -> Check:
+        if name == "occlusion":
+            options = {"window": window, "stride": stride, **options}
+        return lambda m, x: METHODS[name].attribute(m, x, t, "logit", **options).maps
+
+    found: dict[str, object] = {}
+
+    def top9(m: torch.nn.Module, x: torch.Tensor) -> np.ndarray:
+        top = top_images_per_channel(m, x, LAYER, k=9)
+        found.setdefault("top", top)  # the first model asked is the reference (see main)
+        return top.values
+
+    def projections(m: torch.nn.Module, x: torch.Tensor) -> np.ndarray:
+        top = found["top"]
+        channel = int(np.argmax(top.values[:, 0]))  # the channel with the strongest activation
+        idx, pos = top.image_index[channel], top.position[channel]
+        return project_activation(m, x[torch.as_tensor(idx, device=x.device)], LAYER, [channel] * len(idx), pos)
+
+    return {
+        **{name: method(name) for name in METHODS},
+        "grad-cam layer2": method("grad-cam", layer="layer2"),
+        "grad-cam layer4": method("grad-cam", layer="layer4"),
+        "occlusion full": lambda m, x: occlusion(m, x, t, window=window, stride=stride, recompute="full"),
+        "occlusion region": lambda m, x: occlusion(sequential_resnet18(m), x, t, window=window, stride=stride,
+                                                   recompute="region"),
+        "paper occlusion maps": lambda m, x: occlusion_maps(m, x, t, window=window, stride=stride,
+                                                           layer="layer4").prob_true,
+        f"top-9 values {LAYER}": top9,
+        f"top-9 deconvnet projections {LAYER}": projections,
     }
-    failures = 0
-    for name, fn in checks.items():
-        try:
-            err = rel(fn(gpu, x.float().to(dev)), fn(cpu, x))
-        except Exception as e:  # noqa: BLE001 (report every method, then fail)
-            print(f"  {shape} {name}: ERROR {type(e).__name__}: {e}")
-            failures += 1
-            continue
-        bound = BOUNDS.get(name, BOUND)
-        failures += err > bound
-        print(f"  {shape} {name}: max|device - cpu float64| / max = {err:.1e} {'ok' if err <= bound else 'FAIL'}")
-    return failures
-
-
-def time_occlusion(shape: tuple[int, int, int], n: int, window: int, stride: int, dev: torch.device) -> None:
-    """Region recomputation vs full passes (vs Captum's default where installed), best of 3 (Captum: 1 run)."""
-    torch.manual_seed(0)
-    model = build_model("cnn", shape, 10).eval().to(dev)
-    x = torch.rand(n, *shape, device=dev)
-    line = f"  occlusion {shape} x{n} window {window} stride {stride}:"
-    region = timed(lambda: occlusion(model, x, 3, window=window, stride=stride, recompute="region"))
-    full = timed(lambda: occlusion(model, x, 3, window=window, stride=stride, recompute="full"))
-    line += f" region {region * 1e3:.1f} ms, full {full * 1e3:.1f} ms"
-    try:
-        from captum.attr import Occlusion
-    except ImportError:
-        print(line + " (captum not installed)")
-        return
-    cw, cs = (shape[0], window, window), (shape[0], stride, stride)
-    cap = timed(lambda: Occlusion(model).attribute(x, sliding_window_shapes=cw, strides=cs, target=3), repeats=1)
-    ours = occlusion(model, x, 3, window=window, stride=stride)
-    ref = Occlusion(model).attribute(x, sliding_window_shapes=cw, strides=cs, target=3).cpu().numpy()
-    print(line + f", Captum default {cap * 1e3:.1f} ms; ours vs Captum {rel(ours, ref):.1e}")
 
 
 def main(argv: list[str]) -> int:
-    dry = "--cpu" in argv  # check the script itself on a CPU (timings then mean nothing)
-    if not torch.cuda.is_available() and not dry:
-        print("no CUDA device: nothing to check (--cpu runs the same checks on the CPU)")
-        return 0
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--device", default="auto", help="auto (CUDA when present, else cpu), cpu, cuda[:N], mps")
+    parser.add_argument("--size", type=int, default=224, help="image side (default 224)")
+    parser.add_argument("--width", type=int, default=64, help="ResNet width (64: ResNet-18's 11.7M weights)")
+    parser.add_argument("--batch", type=int, default=2, help="images per method call")
+    parser.add_argument("--images", type=int, default=12, help="images the top-9 chooses from")
+    parser.add_argument("--window", type=int, default=None, help="occlusion window (default: the registry's)")
+    parser.add_argument("--stride", type=int, default=None, help="occlusion stride (default: the registry's)")
+    args = parser.parse_args(argv)
+
+    sys.path.insert(0, str(ROOT))
+    from nnsee.errors import NnseeError
+    from nnsee.train.config import resolve_device
+
+    try:
+        name = resolve_device(args.device)
+    except NnseeError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    device = torch.device(name)
     torch.backends.cuda.matmul.allow_tf32 = False
     torch.backends.cudnn.allow_tf32 = False
-    dev = torch.device("cpu" if dry else "cuda")
-    print(f"torch {torch.__version__}, {'CPU (dry run)' if dry else torch.cuda.get_device_name(0)}")
-    failures = sum(check_maps(shape, dev) for shape in ((1, 28, 28), (3, 64, 64)))
-    for shape, n, window, stride in (((1, 28, 28), 1, 4, 1), ((1, 28, 28), 32, 4, 1), ((3, 128, 128), 1, 8, 4)):
-        time_occlusion(shape, n, window, stride, dev)
-    print("FAILED" if failures else "all maps agree")
+    shown = torch.cuda.get_device_name(device) if device.type == "cuda" else name
+    print(f"torch {torch.__version__} on {shown}: adopted ResNet-18 shape, width {args.width}, "
+          f"{args.batch}x3x{args.size}x{args.size}, float32 vs the CPU in float64")
+    sys.path.insert(0, str(ROOT / "tests"))
+    from zoo import photo_like
+
+    with tempfile.TemporaryDirectory() as folder:
+        model, reference = adopted_runs(args.size, args.width, name, Path(folder) / "run")
+    pool = photo_like(max(args.images, args.batch), args.size, seed=1, dtype=torch.float64)
+    failures = 0
+    for label, fn in checks(args.size, args.batch, args.window, args.stride).items():
+        x = pool if label.startswith("top-9") else pool[: args.batch]
+        try:
+            want = fn(reference, x)  # the reference first: the projections use its top-9
+            got, seconds = timed(lambda fn=fn, x=x: fn(model, x.float().to(device)), device)
+            err = rel(got, want)
+        except Exception as e:  # noqa: BLE001 (report every check, then fail)
+            print(f"  {label:36s}  ERROR {type(e).__name__}: {e}")
+            failures += 1
+            continue
+        bound = BOUNDS.get(label, BOUND)
+        ok = err <= bound and np.abs(want).max() > 0
+        failures += not ok
+        print(f"  {label:36s}  {err:9.1e} (bound {bound:.0e}) {seconds * 1e3:9.1f} ms  {'ok' if ok else 'FAIL'}")
+    print(f"{failures} FAILED" if failures else "all results agree")
     return 1 if failures else 0
 
 
