@@ -6,10 +6,14 @@ __version__ = "0.1.0"
 
 
 def __getattr__(name: str) -> Any:
-    """``nnsee.adopt(model, ...)`` (:func:`nnsee.adoption.adopt`), imported when first used: ``import nnsee`` stays
-    cheap (no torch)."""
+    """``nnsee.adopt(model, ...)`` (:func:`nnsee.adoption.adopt`) and ``nnsee.track(model, ...)``
+    (:func:`nnsee.train.track.track`), imported when first used: ``import nnsee`` stays cheap (no torch)."""
     if name == "adopt":
         from nnsee.adoption import adopt
 
         return adopt
+    if name == "track":
+        from nnsee.train.track import track
+
+        return track
     raise AttributeError(f"module 'nnsee' has no attribute {name!r}")

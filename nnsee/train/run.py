@@ -5,6 +5,7 @@ RUN/run.json            specs, standardization, class names, input shape, histor
 RUN/model.safetensors   the weights
 RUN/state.safetensors   optimizer + RNG + epoch for resume: tensors as safetensors, the rest as JSON (no pickle)
 RUN/snapshots/          epoch-0005.safetensors: weights at chosen epochs
+RUN/history.jsonl       epochs appended by nnsee.track since run.json was written (one JSON row a line)
 ```
 
 Run format 1 differs only in the resume state: ``RUN/state.pt``, read with ``torch.load(weights_only=True)``;
@@ -26,6 +27,7 @@ import math
 import os
 import re
 import secrets
+import stat
 import warnings
 from dataclasses import dataclass, field
 from functools import cached_property
@@ -51,6 +53,7 @@ WEIGHTS_FILE = "model.safetensors"
 STATE_FILE = "state.safetensors"
 LEGACY_STATE_FILE = "state.pt"  # run format 1
 SNAPSHOT_DIR = "snapshots"
+HISTORY_LOG = "history.jsonl"
 # specs, class names, history, two confusion matrices: about 4 MB at 1,000 classes, 16 MB at MAX_CLASSES = 2,000 (and
 # 32 MB if every count had 2 digits)
 MAX_RUN_JSON_BYTES = 40 << 20
@@ -123,6 +126,7 @@ def read_meta(path: str | os.PathLike[str]) -> dict[str, Any]:
             f"{file} uses the old run format {version}, which this nnsee no longer reads (formats "
             f"{MIN_RUN_FORMAT_VERSION}-{RUN_FORMAT_VERSION}); train the model again"
         )
+    merge_history_log(Path(path), meta)
     check_meta(file, meta)
     return meta
 
@@ -256,7 +260,7 @@ def is_run_folder(path: str | os.PathLike[str]) -> bool:
         return False
 
 
-_RUN_FILES = (RUN_JSON, WEIGHTS_FILE, STATE_FILE, LEGACY_STATE_FILE)
+_RUN_FILES = (RUN_JSON, WEIGHTS_FILE, STATE_FILE, LEGACY_STATE_FILE, HISTORY_LOG)
 
 
 def _own_files(path: Path) -> tuple[list[Path], list[Path]]:
@@ -667,3 +671,76 @@ def load_snapshot(
             expect_shapes = meta.get("weight_shapes")
     weights, _ = load_weights(snaps[int(epoch)], expect_shapes=expect_shapes, expect_dtypes=expect_dtypes)
     return weights
+
+
+# ------------------------------------------------------------------------------------------------ history log
+
+
+def append_history(path: str | os.PathLike[str], row: dict[str, Any]) -> None:
+    """Append one epoch's ``row`` (``{"epoch": e, key: number or None, ...}``) to ``RUN/history.jsonl``: one line,
+    one ``write``, then fsync. Cost O(row): a run's history is never rewritten per epoch (rewriting ``run.json``
+    every epoch costs O(epochs) a call, O(epochs²) a run). Only a regular file is appended to (never through a
+    link, never a FIFO)."""
+    line = (json.dumps(_jsonable(row, "history"), allow_nan=False, separators=(",", ":")) + "\n").encode()
+    file = Path(path) / HISTORY_LOG
+    flags = (os.O_WRONLY | os.O_APPEND | os.O_CREAT | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_NONBLOCK", 0)
+             | getattr(os, "O_CLOEXEC", 0))
+    try:
+        fd = os.open(file, flags, 0o644)
+    except OSError as exc:
+        raise RunError(f"could not append to {file}: {exc.strerror or exc} (nnsee appends only to a regular file "
+                       "of its own there: move it away)") from exc
+    try:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            raise RunError(f"{file} is not a regular file, so nnsee cannot append the history to it; move it away")
+        view = memoryview(line)
+        while view:
+            view = view[os.write(fd, view):]
+        os.fsync(fd)
+    except OSError as exc:
+        raise RunError(f"could not append to {file}: {exc.strerror or exc}") from exc
+    finally:
+        os.close(fd)
+
+
+def merge_history_log(path: Path, meta: dict[str, Any]) -> None:
+    """Extend ``meta["history"]`` (and ``meta["epoch"]``) by the rows of ``RUN/history.jsonl`` whose epoch is past
+    the history's last. A last line without its newline (a write cut by a kill) is left out; keys a row lacks are
+    None there, and a key new in a row is None for the epochs before it. Read at most :data:`MAX_RUN_JSON_BYTES`."""
+    file = path / HISTORY_LOG
+    try:
+        with open_regular(file, "the history log", max_bytes=MAX_RUN_JSON_BYTES) as f:
+            text = f.read(MAX_RUN_JSON_BYTES + 1).decode("utf-8", errors="replace")
+    except FileNotFoundError:
+        return
+    history = meta.get("history")
+    if history is not None and not isinstance(history, dict):
+        return  # check_meta names the field
+    history = {k: list(v) for k, v in (history or {}).items() if isinstance(v, list)}
+    epochs = history.setdefault("epoch", [])
+    for key in history:
+        history[key] += [None] * (len(epochs) - len(history[key]))
+    last = epochs[-1] if epochs and _is_number(epochs[-1]) else -1
+    for number, line in enumerate(text.split("\n")[:-1], 1):  # the part after the last newline is incomplete
+        try:
+            row = json.loads(line)
+        except (ValueError, RecursionError):
+            raise RunError(f"{file}: line {number} is not a JSON row; the run folder is damaged (remove the line, "
+                           "or the file to drop the epochs it adds)") from None
+        epoch = row.get("epoch") if isinstance(row, dict) else None
+        if not (isinstance(epoch, int) and not isinstance(epoch, bool)):
+            raise RunError(f"{file}: line {number} has no integer 'epoch'; the run folder is damaged")
+        if epoch <= last:
+            continue  # run.json has it already (written after this line)
+        for key in row:
+            history.setdefault(str(key), [None] * len(epochs) if key != "epoch" else epochs)
+        for key, values in history.items():
+            if key != "epoch":
+                values.append(row.get(key))
+        epochs.append(epoch)
+        last = epoch
+        if len(epochs) > MAX_HISTORY:
+            break  # check_meta refuses the history
+    meta["history"] = history
+    if epochs and (meta.get("epoch") is None or (_is_number(meta["epoch"]) and last > meta["epoch"])):
+        meta["epoch"] = last

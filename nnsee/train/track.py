@@ -1,0 +1,260 @@
+"""``nnsee.track``: a run folder written from your own training loop (plain PyTorch, Lightning, ...), so the
+learning curves, the evolution views and every other view work for a model nnsee did not train.
+
+The folder is an adopted run (:func:`nnsee.adopt`: ``run.json``, ``model.safetensors``) of the model as it is when
+``track`` is called: epoch 0, snapshotted if 0 is in ``snapshots``. Each ``tracker.epoch(e, ...)`` then writes, in
+this order, each file atomically or as one appended line:
+
+1. ``snapshots/epoch-EEEE.safetensors`` when ``e`` is in ``snapshots``;
+2. ``model.safetensors``: the weights of epoch ``e``, so the run always shows the latest model;
+3. one line of ``history.jsonl``: ``e``, the numbers given and the seconds since the previous call.
+
+``run.json`` is written by ``track`` and by ``close`` only (there with the whole history; the log is then removed),
+so a call costs one or two weights writes and one line, O(model), never O(epochs). Reading a run merges the log into
+its history (:func:`nnsee.train.run.merge_history_log`): a process killed at any point leaves a run that loads, with
+every epoch whose line was written. The history has the keys nnsee's own training writes (``epoch``,
+``train_loss``, ``train_accuracy``, ``val_loss``, ``val_accuracy``, ``seconds``) plus any other numbers given.
+
+Bad input is one line each: a folder holding files of the user's (never written into), an epoch not above the last,
+a value that is not a number, weights whose names or shapes changed since epoch 0, non-finite weights (refused: the
+run keeps the last good epoch). A non-finite loss or score is recorded as missing (null in the JSON, a gap in the
+learning curves), said once.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import copy
+import json
+import math
+import operator
+import os
+import time
+import warnings
+from collections.abc import Iterable, Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+from nnsee.data.standardize import Standardizer
+from nnsee.errors import RunError, TrainingError, first_few
+from nnsee.train.checkpoint import all_finite, load_weights, save_weights
+from nnsee.train.run import (
+    HISTORY_LOG,
+    MAX_HISTORY,
+    WEIGHTS_FILE,
+    Run,
+    append_history,
+    expected_weights,
+    out_folder_state,
+    read_meta,
+    remove_run_files,
+    save_run,
+    snapshot_path,
+)
+
+#: Epochs snapshotted by default: 0 (before training), then 1-2-5 per decade up to 1,000 (11 snapshots).
+DEFAULT_SNAPSHOTS = (0, 1, 2, 5, 10, 20, 50, 100, 200, 500, 1000)
+#: The names :meth:`Tracker.epoch` takes for nnsee's history keys.
+ALIASES = {"train_acc": "train_accuracy", "val_acc": "val_accuracy"}
+#: Most distinct history keys a run takes (each one a list in run.json).
+MAX_KEYS = 64
+_NUMBER_TYPES = (int, float)
+
+
+def track(model: nn.Module, *, out: str | os.PathLike[str], class_names: Sequence[str] | None = None,
+          input_shape: Sequence[int] = (3, 224, 224), normalize: str | Standardizer = "imagenet",
+          code: str | None = None, code_args: Mapping[str, Any] | None = None, output: int | str | None = None,
+          data: str | None = None, snapshots: Iterable[int] = DEFAULT_SNAPSHOTS, replace: bool = False) -> Tracker:
+    """Start tracking ``model`` into the run folder ``out`` (new or empty; an nnsee run only with ``replace=True``,
+    which removes only nnsee's files); return the :class:`Tracker` whose ``epoch(...)`` the loop calls once an epoch.
+
+    ``class_names``, ``input_shape``, ``normalize``, ``code``, ``code_args``, ``output`` and ``data`` are
+    :func:`nnsee.adopt`'s: give ``code`` (``"package.module:factory"`` or ``"file.py:factory"``) so that ``nnsee
+    report RUN`` can rebuild the model, and ``data`` (a data SPEC) for the report's data views. ``model`` itself is
+    never changed (no mode switch, no hook): nnsee keeps an eval-mode float32 copy on the CPU.
+    """
+    if not isinstance(model, nn.Module):
+        raise RunError(f"nnsee.track takes the torch nn.Module being trained, got a {type(model).__name__}")
+    chosen = _snapshot_epochs(snapshots)
+    out = Path(out)
+    if out_folder_state(out) == "run":  # a folder of the user's files is refused inside, with its reason
+        if not replace:
+            raise RunError(f"{out} already holds an nnsee run; pass replace=True to write over it (only the files "
+                           "nnsee wrote are removed) or choose another out=")
+        remove_run_files(out)
+    from nnsee.adoption import adopt
+
+    try:
+        work = copy.deepcopy(model).to("cpu").eval()
+    except Exception as exc:  # a module holding something that cannot be copied
+        raise RunError(f"nnsee.track could not copy the model ({type(exc).__name__}: {exc}); it keeps a CPU copy "
+                       "to check the model once and rebuild the run's views") from None
+    run = adopt(work, class_names=class_names, input_shape=input_shape, normalize=normalize, out=out, code=code,
+                code_args=code_args, output=output, data=data, copy_model=False)
+    tracker = Tracker(model, run, chosen)
+    if 0 in chosen:
+        tracker.write_snapshot(0, tracker.weights(0))
+    return tracker
+
+
+def _snapshot_epochs(snapshots: Iterable[int]) -> frozenset[int]:
+    try:
+        epochs = [operator.index(e) for e in snapshots if not isinstance(e, bool)]
+        given = list(snapshots)
+    except TypeError:
+        raise RunError(f"snapshots must be a list of epoch numbers, e.g. [0, 1, 2, 5, 10], got {snapshots!r}"[:200]
+                       ) from None
+    if len(epochs) != len(given) or not all(0 <= e <= MAX_HISTORY for e in epochs):
+        raise RunError(f"snapshots must be epoch numbers from 0 to {MAX_HISTORY:,}, got {first_few(given)}")
+    return frozenset(epochs)
+
+
+class Tracker:
+    """A run folder being written from the user's loop: :meth:`epoch` once an epoch, :meth:`close` at the end
+    (or use it as a context manager). ``run`` is the adopted run (its model a CPU copy)."""
+
+    def __init__(self, model: nn.Module, run: Run, snapshots: frozenset[int]) -> None:
+        self.model = model
+        self.run = run
+        self.path = run.path
+        self.snapshots = snapshots
+        self.expect, self.dtypes = expected_weights(run.model)
+        self.last_epoch = 0
+        self.keys: set[str] = set()
+        self.closed = False
+        self.warned_nonfinite = False
+        self._since = time.perf_counter()
+        self._weights_meta = {"class_names": json.dumps(run.class_names), "save_id": run.meta["save_id"],
+                              "model": json.dumps(run.meta["model"])}
+
+    def __enter__(self) -> Tracker:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if not self.closed:
+            self.close()
+
+    def epoch(self, epoch: int, *, train_loss: Any = None, val_loss: Any = None, train_acc: Any = None,
+              val_acc: Any = None, **more: Any) -> None:
+        """Record epoch ``epoch`` (above the last; 0 is the model at ``track``): the numbers given (floats, ints,
+        0-d tensors or numpy scalars; None = not measured) and the model's weights now (see the module docstring
+        for what is written)."""
+        if self.closed:
+            raise TrainingError(f"this tracker of {self.path} is closed; start another with nnsee.track(...)")
+        epoch = self._check_epoch(epoch)
+        values = {"train_loss": train_loss, "val_loss": val_loss, "train_acc": train_acc, "val_acc": val_acc, **more}
+        row: dict[str, Any] = {"epoch": epoch}
+        for name, value in values.items():
+            key = ALIASES.get(name, name)
+            number = self._number(epoch, name, value)
+            if number is None:
+                continue  # not measured: the merged history holds None there
+            if key in row:
+                raise TrainingError(f"epoch {epoch}: {key} is given twice (as {name} and as {key}); give it once")
+            row[key] = number
+        now = time.perf_counter()
+        row.setdefault("seconds", now - self._since)
+        new = set(row) - self.keys
+        if len(self.keys | new) > MAX_KEYS:
+            raise TrainingError(f"epoch {epoch}: a run keeps at most {MAX_KEYS} history values; these would be more: "
+                                f"{first_few(sorted(new))}")
+        weights = self.weights(epoch)
+        if epoch in self.snapshots:
+            self.write_snapshot(epoch, weights)
+        save_weights(self.path / WEIGHTS_FILE, weights, {**self._weights_meta, "epoch": json.dumps(epoch)})
+        append_history(self.path, row)
+        self.keys |= new
+        self.last_epoch = epoch
+        self._since = now
+
+    def weights(self, epoch: int) -> dict[str, torch.Tensor]:
+        """The model's state dict now, on the CPU, checked: the names and shapes of epoch 0, every value finite."""
+        state = self.model.state_dict()
+        shapes = {k: tuple(v.shape) for k, v in state.items() if isinstance(v, torch.Tensor)}
+        if shapes != self.expect:
+            changed = [k for k in self.expect if k in shapes and shapes[k] != self.expect[k]]
+            detail = "; ".join(
+                ([f"changed shape: {first_few([f'{k} {self.expect[k]} -> {shapes[k]}' for k in changed])}"]
+                 if changed else [])
+                + ([f"new: {first_few([k for k in shapes if k not in self.expect])}"]
+                   if set(shapes) - set(self.expect) else [])
+                + ([f"gone: {first_few([k for k in self.expect if k not in shapes])}"]
+                   if set(self.expect) - set(shapes) else []))
+            raise TrainingError(f"epoch {epoch}: the model's weights differ from those it had when tracking started "
+                                f"({detail}); a run holds one architecture: track the changed model into another "
+                                "folder")
+        bad = [k for k, v in state.items() if v.is_floating_point() and not all_finite(v)]
+        if bad:
+            raise TrainingError(f"epoch {epoch}: the model's weights hold NaN or Inf values (in {first_few(bad)}): the "
+                                f"training diverged; {self.path} keeps epoch {self.last_epoch} (lower the learning "
+                                "rate)")
+        return {k: v.detach().to("cpu") for k, v in state.items()}
+
+    def write_snapshot(self, epoch: int, weights: Mapping[str, torch.Tensor]) -> None:
+        """``snapshots/epoch-EEEE.safetensors``: ``weights`` (a checked CPU state dict) at ``epoch``."""
+        file = snapshot_path(self.path, epoch)
+        try:
+            file.parent.mkdir(exist_ok=True)
+        except OSError as exc:
+            raise RunError(f"could not create {file.parent}: {exc.strerror or exc}") from exc
+        save_weights(file, weights, {"class_names": self.run.class_names, "epoch": str(epoch)})
+
+    def close(self, metrics: Mapping[str, Any] | None = None) -> Run:
+        """Write ``run.json`` with the whole history (status ``tracked``; ``metrics`` as nnsee's training stores
+        them, if given) beside the last epoch's weights, remove the log, and return the run (its model: the CPU
+        copy holding those weights)."""
+        meta = read_meta(self.path)
+        weights, _ = load_weights(self.path / WEIGHTS_FILE, expect_shapes=self.expect,
+                                  expect_dtypes=self.dtypes)
+        model = self.run.model
+        model.load_state_dict(weights)
+        record = {k: v for k, v in meta.items() if k not in ("nnsee_format_version", "nnsee_version", "save_id")}
+        record["status"] = "tracked"
+        if metrics is not None:
+            record["metrics"] = dict(metrics)
+        save_run(self.path, model, record)
+        with contextlib.suppress(FileNotFoundError):
+            (self.path / HISTORY_LOG).unlink()
+        self.closed = True
+        self.run = Run(path=self.path, model=model, meta=read_meta(self.path))
+        return self.run
+
+    def _check_epoch(self, epoch: Any) -> int:
+        try:
+            if isinstance(epoch, bool):
+                raise TypeError
+            epoch = operator.index(epoch)
+        except TypeError:
+            raise TrainingError(f"the epoch must be a whole number, got {epoch!r}"[:200]) from None
+        if epoch <= self.last_epoch:
+            raise TrainingError(f"epoch {epoch} after epoch {self.last_epoch}: epochs must increase (epoch 0 is the "
+                                "model when tracking started); call tracker.epoch once an epoch, counting from 1")
+        if epoch > MAX_HISTORY:
+            raise TrainingError(f"epoch {epoch}: a run records epochs up to {MAX_HISTORY:,}")
+        return epoch
+
+    def _number(self, epoch: int, name: str, value: Any) -> float | None:
+        if not name.isidentifier() or len(name) > 64:
+            raise TrainingError(f"epoch {epoch}: {name[:64]!r} is not a name for a history value (letters, digits, _)")
+        if value is None:
+            return None
+        if isinstance(value, torch.Tensor) or hasattr(value, "item"):  # a tensor, a numpy scalar or array
+            size = value.numel() if isinstance(value, torch.Tensor) else getattr(value, "size", 1)
+            if size != 1:
+                raise TrainingError(f"epoch {epoch}: {name} holds {size} values; give one number")
+            value = value.item()
+        if isinstance(value, bool) or not isinstance(value, _NUMBER_TYPES):
+            raise TrainingError(f"epoch {epoch}: {name} is a {type(value).__name__} ({str(value)[:40]!r}); give a "
+                                "number (a float, or a 0-d tensor), or None")
+        value = float(value)
+        if not math.isfinite(value):
+            if not self.warned_nonfinite:
+                warnings.warn(f"epoch {epoch}: {name} is {value} (not finite); recorded as missing (null in "
+                              "run.json, a gap in the learning curves), and so are later non-finite values",
+                              RuntimeWarning, stacklevel=3)
+                self.warned_nonfinite = True
+            return math.nan
+        return value
