@@ -13,6 +13,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+import torch
 from torch import nn
 
 from nnsee.data.standardize import Standardizer, parse_normalize
@@ -24,11 +25,16 @@ from nnsee.train.run import Run, out_folder_state, read_meta, save_run
 MAX_NAME = 1000
 
 
-def adopt(model: nn.Module, *, class_names: Sequence[str] | None = None,
-          input_shape: Sequence[int] = (3, 224, 224), normalize: str | Standardizer = "imagenet",
-          out: str | os.PathLike[str], code: str | None = None, code_args: Mapping[str, Any] | None = None,
-          output: int | str | None = None, data: str | None = None, copy_model: bool = True) -> Run:
+def adopt(model: nn.Module | str | os.PathLike[str] | torch.export.ExportedProgram, *,
+          class_names: Sequence[str] | None = None, input_shape: Sequence[int] = (3, 224, 224),
+          normalize: str | Standardizer = "imagenet", out: str | os.PathLike[str], code: str | None = None,
+          code_args: Mapping[str, Any] | None = None, output: int | str | None = None, data: str | None = None,
+          copy_model: bool = True) -> Run:
     """Write the run folder ``out`` (new or empty) for ``model`` and return its :class:`~nnsee.train.Run`.
+
+    ``model`` is an ``nn.Module``, or a ``torch.export`` program or the path of its ``.pt2`` archive: then no
+    ``code`` is taken, the archive is kept in the run (``model.pt2``, its sha256 in run.json) and the model is its
+    unflattened graph (:mod:`nnsee.models.exported`).
 
     ``input_shape`` is (C, H, W) with H = W; ``normalize`` is ``"imagenet"``, ``"M1,M2,M3/S1,S2,S3"``, ``"none"``
     or a :class:`Standardizer` (pixels in 0..1, then ``(x - mean_c) / std_c``); ``output`` picks the logits from a
@@ -54,6 +60,12 @@ def adopt(model: nn.Module, *, class_names: Sequence[str] | None = None,
         raise DataError(f"normalize must be a string or a Standardizer, got {type(normalize).__name__}")
     splits = _data(data, shape) if data is not None else None
     names = _class_names(class_names, splits)
+    archive = model if isinstance(model, (str, os.PathLike, torch.export.ExportedProgram)) else None
+    if archive is not None:
+        if code is not None:
+            raise RunError("code= is not used with a torch.export archive, which holds the model itself (--code "
+                           "takes a factory whose state dict --weights gives); drop it")
+        model, copy_model = _exported(archive, shape), False
     if code is not None:
         adopted.split_code(code)
     if copy_model:
@@ -72,8 +84,35 @@ def adopt(model: nn.Module, *, class_names: Sequence[str] | None = None,
     meta: dict[str, Any] = {"class_names": names, "model": spec, "input_shape": list(shape),
                             "standardization": standardizer.to_dict(), "status": "adopted",
                             "data": splits.spec if splits is not None else None}
-    save_run(out, model, meta)
+    if archive is None:
+        save_run(out, model, meta)
+        return Run(path=out, model=model, meta=read_meta(out))
+    from nnsee.models import exported
+
+    spec["export"] = exported.keep_archive(archive, out)
+    try:
+        save_run(out, model, meta)
+    except BaseException:
+        (out / exported.ARCHIVE_FILE).unlink(missing_ok=True)
+        raise
     return Run(path=out, model=model, meta=read_meta(out))
+
+
+def _exported(archive: str | os.PathLike[str] | torch.export.ExportedProgram, shape: tuple[int, int, int]
+              ) -> nn.Module:
+    """The unflattened module of an export archive (a path) or program, checked for ``shape`` and a free batch."""
+    from nnsee.models import exported
+
+    if isinstance(archive, torch.export.ExportedProgram):
+        module = exported.module_of(exported.checked_program(archive, shape, "the exported program"))
+        exported.check_batch_free(module, shape, "the exported program")
+        return module
+    if not exported.is_archive_name(archive):
+        raise RunError(f"{archive}: a model given by its path must be a torch.export archive (.pt2); give an "
+                       "nn.Module, or a .pt2 file")
+    module = exported.module_of(exported.load_archive(archive, shape))
+    exported.check_batch_free(module, shape, archive)
+    return module
 
 
 def _data(spec: str, shape: tuple[int, int, int]) -> Any:
@@ -138,8 +177,19 @@ def adopt_code(code: str, *, weights: str | os.PathLike[str], code_args: Mapping
     (``options`` as :func:`adopt` takes them)."""
     if out_folder_state(options["out"]) != "new":
         raise RunError(f"{options['out']} already holds a run: adopt into a new or empty folder (--out)")
-    adopted.refuse_export_archive(weights)  # before the user's code is imported
+    adopted.refuse_export_archive(weights)  # before the user's code is imported: an archive takes no --code
     model = adopted.build(code, code_args)
     adopted.prepare(model)
     adopted.load_weights_into(model, weights)
     return adopt(model, code=code, code_args=code_args, copy_model=False, **options)
+
+
+def adopt_archive(archive: str | os.PathLike[str], **options: Any) -> Run:
+    """``nnsee adopt --weights model.pt2`` (no ``--code``): :func:`adopt` of the archive (``options`` as it takes
+    them). A ``--weights`` state dict without ``--code`` is refused, saying what each needs."""
+    from nnsee.models import exported
+
+    if not exported.is_archive_name(archive):
+        raise RunError(f"{archive} is not a torch.export archive (.pt2): a state dict needs the model's code, --code "
+                       "package.module:factory (or give a .pt2 from torch.export.save, which needs none)")
+    return adopt(archive, **options)

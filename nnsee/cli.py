@@ -356,13 +356,13 @@ def _input_shape(ctx: click.Context, param: click.Parameter, value: str) -> tupl
 @main.command()
 @click.option("--out", type=click.Path(file_okay=False, path_type=Path), required=True,
               help="The run folder to write (new or empty).")
-@click.option("--code", required=True,
+@click.option("--code", default=None,
               help="package.module:factory or path/to/file.py:factory, a callable returning the nn.Module (imported: "
-              "it runs with your permissions, now and whenever the run is loaded).")
+              "it runs with your permissions, now and whenever the run is loaded). Not with a .pt2 archive.")
 @click.option("--code-args", default=None, help="The factory's keyword arguments as a JSON object.")
 @click.option("--weights", type=click.Path(dir_okay=False, path_type=Path), required=True,
               help="The state dict: .safetensors, or .pt/.pth from torch.save(model.state_dict(), ...) (read with "
-              "weights_only=True).")
+              "weights_only=True); or a torch.export archive (.pt2, from torch.export.save), which needs no --code.")
 @click.option("--input-shape", required=True, callback=_input_shape, help="CxHxW the model takes, e.g. 3x224x224.")
 @click.option("--normalize", required=True,
               help="imagenet, MEAN1,MEAN2,MEAN3/STD1,STD2,STD3 or none: pixels in 0..1, then (x - mean) / std per "
@@ -374,21 +374,26 @@ def _input_shape(ctx: click.Context, param: click.Parameter, value: str) -> tupl
 @click.option("--output", default=None, help="For a model returning a tuple or dict: the index or key of the logits.")
 @device_option
 @_friendly_errors
-def adopt(out: Path, code: str, code_args: str | None, weights: Path, input_shape: tuple[int, ...], normalize: str,
-          classes_file: Path | None, spec: str | None, output: str | None, device: str) -> None:
-    """Adopt a model trained elsewhere (your code + its weights) into the run folder OUT."""
+def adopt(out: Path, code: str | None, code_args: str | None, weights: Path, input_shape: tuple[int, ...],
+          normalize: str, classes_file: Path | None, spec: str | None, output: str | None, device: str) -> None:
+    """Adopt a model trained elsewhere (your code + its weights, or a torch.export .pt2) into the run folder OUT."""
     from nnsee.adoption import adopt as adopt_model
-    from nnsee.adoption import adopt_code, read_class_names
+    from nnsee.adoption import adopt_archive, adopt_code, read_class_names
     from nnsee.models.adopted import parse_code_args, parse_output
 
     if classes_file is None and spec is None:
         raise click.UsageError("give the class names with --classes FILE or --data SPEC (or both, agreeing)")
     names = read_class_names(classes_file) if classes_file is not None else None
-    run = adopt_code(code, weights=weights, code_args=parse_code_args(code_args), class_names=names,
-                     input_shape=input_shape, normalize=normalize, out=out, output=parse_output(output), data=spec,
-                     **_device_for(adopt_model, device))
+    common = dict(class_names=names, input_shape=input_shape, normalize=normalize, out=out,
+                  output=parse_output(output), data=spec, **_device_for(adopt_model, device))
+    if code is None:  # a torch.export archive (anything else is refused, saying it needs --code)
+        if code_args is not None:
+            raise click.UsageError("--code-args goes with --code; a .pt2 archive takes no code")
+        run = adopt_archive(weights, **common)
+    else:
+        run = adopt_code(code, weights=weights, code_args=parse_code_args(code_args), **common)
     shape = "x".join(map(str, run.input_shape))
-    click.echo(f"adopted {code} into {run.path}: {len(run.class_names)} classes, input {shape}, "
+    click.echo(f"adopted {code or weights} into {run.path}: {len(run.class_names)} classes, input {shape}, "
                f"{run.standardizer.describe()}")
 
 
@@ -674,6 +679,27 @@ def serve(runs: tuple[Path, ...], host: str, port: int, limit_concurrency: int, 
     shown = f"[{host}]" if ":" in host else host
     click.echo(f"nnsee serving {len(runs)} run(s) on http://{shown}:{port}/, computing on {device} (Ctrl-C stops)")
     run_server(app, host, port, limit_concurrency)
+
+
+@main.command()
+@click.argument("run", type=click.Path(exists=True, file_okay=False, path_type=Path))
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
+@_friendly_errors
+def layers(run: Path, as_json: bool) -> None:
+    """Every named layer of RUN: dotted name (what every layer option takes), type, output shape for the run's input,
+    receptive field and stride (where a chain of layers defines them), weights."""
+    from nnsee.models.layer_table import as_json as rows_json
+    from nnsee.models.layer_table import format_table, layer_table
+    from nnsee.train import load_run
+
+    loaded = load_run(run)
+    rows = layer_table(loaded.model, loaded.input_shape)
+    if as_json:
+        _print_json({"run": str(run), "input_shape": list(loaded.input_shape), "layers": rows_json(rows)})
+        return
+    click.echo(f"{run}: input {'x'.join(map(str, loaded.input_shape))}, {len(rows)} named layers")
+    for line in format_table(rows):
+        click.echo(line)
 
 
 if __name__ == "__main__":

@@ -1,9 +1,11 @@
 """Adopted models: a network from the user's own code and weights, rebuilt from a run.json's model spec.
 
 The spec (``run.json`` → ``model``) is ``{"kind": "adopted", "code": "package.module:factory" or
-"/abs/path/file.py:factory" (or None: adopted from Python without code), "code_args": {...}, "output": None | index |
-key, "input_shape": [C, H, W], "n_classes": K}``. The run never stores code: loading it imports ``code`` and calls
-``factory(**code_args)``, which runs the user's code with their permissions; every import is said on stderr.
+"/abs/path/file.py:factory" (or None: adopted from Python without code, or from an export archive), "code_args": {...},
+"output": None | index | key, "input_shape": [C, H, W], "n_classes": K, "export": None | {"file": "model.pt2",
+"sha256": ..., "bytes": ..., "source": ...}}``. The run never stores code: loading it imports ``code`` and calls
+``factory(**code_args)``, which runs the user's code with their permissions; every import is said on stderr. A run
+adopted from a ``torch.export`` archive keeps a copy of the archive instead (:mod:`nnsee.models.exported`): no code.
 
 Rules: the factory must return an ``nn.Module``; weights are a state dict (safetensors, or ``.pt``/``.pth`` read only
 by ``torch.load(weights_only=True)``, never unpickling code); a model whose output is a tuple, list or dict gives its
@@ -266,10 +268,12 @@ def read_state_dict(path: str | os.PathLike[str], model: nn.Module) -> dict[str,
 
 
 def refuse_export_archive(path: str | os.PathLike[str]) -> None:
-    """A ``torch.export`` archive (``.pt2``) is not read yet: one line saying what to give instead."""
+    """A ``torch.export`` archive (``.pt2``) holds the model itself, not a state dict for ``--code``'s model: one line
+    saying to give it without ``--code``."""
     if Path(path).suffix.lower() == ".pt2":
-        raise RunError(f"{path}: torch.export archives (.pt2) are not supported yet; give the model's code with "
-                       "--code and its state dict (torch.save(model.state_dict(), 'weights.pt')) with --weights")
+        raise RunError(f"{path} is a torch.export archive, which holds the model itself: give it with --weights and no "
+                       "--code (or give --code with the model's state dict, torch.save(model.state_dict(), "
+                       "'weights.pt'))")
 
 
 def _torch_load(path: Path, f: Any) -> Any:
@@ -364,6 +368,8 @@ def check_spec(where: str, spec: Mapping[str, Any]) -> None:
         ("code", spec.get("code") is None or isinstance(spec.get("code"), str)),
         ("code_args", isinstance(spec.get("code_args", {}), dict)),
         ("output", spec.get("output") is None or type(spec.get("output")) in (int, str)),
+        ("export", spec.get("export") is None or (isinstance(spec["export"], dict) and spec.get("code") is None
+                                                  and isinstance(spec["export"].get("sha256"), str))),
     ) if not ok]
     if problems:
         raise RunError(f"{where}: the adopted model's field {problems[0][0]!r} is malformed; adopt the model again")
@@ -373,6 +379,10 @@ def build_for_run(path: Path, spec: Mapping[str, Any]) -> nn.Module:
     """The adopted model of the run at ``path``, built by its recorded code (the import said), in float32; weights
     not loaded yet."""
     check_spec(str(path / "run.json"), spec)
+    if spec.get("export") is not None:  # a torch.export archive kept in the run: no code to import
+        from nnsee.models import exported
+
+        return exported.module_for_run(path, spec["export"], spec.get("input_shape") or ())
     if spec.get("code") is None:
         raise RunError(f"{path} was adopted from Python without code=, so nnsee cannot rebuild its model: pass it, "
                        f"load_run({str(path)!r}, model=YourNet(...)), or adopt again with "

@@ -3,7 +3,9 @@
 A *dense chain* (``flatten → (Linear, act…) × L``, see :mod:`nnsee.models.dense_chain`) has a linear first layer whose
 rows are images (class templates for ``L = 1``, hidden units' incoming weights for ``L > 1``); convolutional layers
 give feature maps (Grad-CAM, top-9, occlusion of feature maps); ReLU modules are where guided backprop and the
-deconvnet change the backward rule (functional ReLUs are watched too, so they are not required).
+deconvnet change the backward rule (functional ReLUs are watched too, so they are not required). A model adopted from
+a ``torch.export`` archive runs its ReLUs as operations of its graph (``graph_relus``): no module whose backward rule
+could be changed, so :attr:`Capabilities.relu_rule` says why those two methods do not apply.
 """
 
 from __future__ import annotations
@@ -23,13 +25,26 @@ CONV_TYPES = (nn.Conv1d, nn.Conv2d, nn.Conv3d)
 class Capabilities:
     """``dense_layers``: Linear layers of the dense chain (0: not one); ``hidden_layers``: its hidden Linear names;
     ``conv_layers``: dotted names of the Conv2d layers in registration order; ``relu_modules``: how many
-    ``nn.ReLU`` modules; ``sequential``: the model is an ``nn.Sequential``."""
+    ``nn.ReLU`` modules; ``graph_relus``: how many ReLU operations run inside ``torch.fx`` graphs (a ``torch.export``
+    archive's unflattened modules); ``sequential``: the model is an ``nn.Sequential``."""
 
     dense_layers: int = 0
     hidden_layers: tuple[str, ...] = ()
     conv_layers: tuple[str, ...] = ()
     relu_modules: int = 0
     sequential: bool = False
+    graph_relus: int = 0
+
+    @property
+    def relu_rule(self) -> str | None:
+        """Why guided backprop and the deconvnet cannot change this model's ReLU backward rule (None: they can)."""
+        if self.relu_modules:
+            return None
+        if self.graph_relus:
+            return (f"this model's {self.graph_relus} ReLUs are operations of a torch.export graph, not nn.ReLU "
+                    "modules whose backward rule can be changed; adopt it from its code and state dict (--code, "
+                    "--weights) for these views")
+        return "this model has no nn.ReLU modules whose backward rule can be changed"
 
     @property
     def dense_chain(self) -> bool:
@@ -93,4 +108,14 @@ def capabilities(model: nn.Module, input_shape: Sequence[int] | None = None) -> 
         conv_layers=tuple(name for name, m in model.named_modules() if isinstance(m, nn.Conv2d)),
         relu_modules=sum(isinstance(m, nn.ReLU) for m in model.modules()),
         sequential=isinstance(model, nn.Sequential),
+        graph_relus=sum(_graph_relus(m) for m in model.modules()),
     )
+
+
+def _graph_relus(module: nn.Module) -> int:
+    """ReLU operations in ``module``'s own ``torch.fx`` graph (0 for an ordinary module)."""
+    graph = getattr(module, "graph", None)
+    if graph is None or not hasattr(graph, "nodes"):
+        return 0
+    return sum(n.op == "call_function" and str(getattr(n.target, "overloadpacket", n.target)).split(".")[-1]
+               in ("relu", "relu_") for n in graph.nodes)

@@ -39,11 +39,21 @@ class StopForward(Exception):
 
 
 def get_module(model: nn.Module, name: str) -> nn.Module:
-    """The submodule called ``name`` in ``model.named_modules()`` (dotted), or a MethodError listing the names."""
+    """The submodule called ``name`` in ``model.named_modules()`` (dotted, e.g. ``layer3.1.conv2``): the one resolver
+    of every layer option. Another name is a one-line MethodError listing the first 30 names, the closest ones and
+    where to see all (``nnsee layers RUN``)."""
     modules = dict(model.named_modules())
-    if name not in modules or name == "":
-        names = ", ".join(n for n in modules if n) or "none"
-        raise MethodError(f"the model has no layer {name!r}; its layers are: {names}")
+    if not isinstance(name, str) or name not in modules or name == "":
+        import difflib
+
+        from nnsee.errors import first_few
+
+        names = [n for n in modules if n]
+        close = difflib.get_close_matches(str(name), names, n=3, cutoff=0.6)
+        hint = f"; did you mean {first_few(close)}?" if close else ""
+        more = " (nnsee layers RUN lists them all, with output shapes)" if len(names) > 30 else ""
+        raise MethodError(f"the model has no layer {name!r}; its layers are: "
+                          f"{first_few(names, 30, quote=False) or 'none'}{more}{hint}")
     return modules[name]
 
 

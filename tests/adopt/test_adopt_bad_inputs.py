@@ -96,7 +96,7 @@ def test_pickled_model_or_code_is_refused(project: dict[str, Path], tmp_path: Pa
 def test_other_weights_files(project: dict[str, Path], tmp_path: Path) -> None:
     (tmp_path / "model.pt2").write_bytes(b"PK\x03\x04")
     code, _, stderr = cli(*adopt_args(project, tmp_path / "r", weights=str(tmp_path / "model.pt2")))
-    assert "torch.export archives (.pt2) are not supported yet" in refused(code, stderr)
+    assert "holds the model itself: give it with --weights and no --code" in refused(code, stderr)
     assert "importing" not in stderr  # refused before the user's code runs
     (tmp_path / "notes.txt").write_text("hello")
     assert "neither safetensors nor a torch.save file" in refused_adopt(
