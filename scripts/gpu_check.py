@@ -12,15 +12,17 @@ device in float32, and on the CPU, then cast to float64 (the same float32 weight
   9 images (the reference's picks, so near-ties in the ranking do not change what is compared).
 
 ``--size``, ``--width``, ``--window``/``--stride`` (occlusion) shrink the work (the test suite runs it on the CPU
-at 32 px). Each result must satisfy ``max |device − cpu float64| ≤ bound · max |cpu float64|``: bound 1e-4, float32
-rounding through 20 layers (at most 1.2e-5 measured, CPU float32 at 224 px, width 16). Integrated gradients get
-1e-2: near the zero baseline every channel of the stem is about its BatchNorm shift, so its max-pool chooses among
-near-ties, and a tie broken the other way in float32 moves a whole gradient (1.3e-3 measured there); SmoothGrad's
-noisy copies are as many chances, so it gets 1e-2 too. TF32 is turned off so CUDA float32 is compared at float32
-precision. Prints each check with its error and the device's time (on an accelerator the second of two runs);
-exits 1 on any mismatch or error. ``--device cpu`` checks the script itself (its float32 against float64); ``mps``
-is passed to torch as is (untested by nnsee: Apple's backend has no float64, but only the reference, on the CPU,
-uses it).
+at 32 px). Each result is compared by ``max |device − cpu float64| / max |cpu float64|``, which must be at most 1e-4:
+float32 rounding through 20 layers (at most 1.2e-5 measured, CPU float32 at 224 px, width 16). A gradient map may
+instead pass with isolated flips: where a ReLU or max-pool input is a near-tie, float32 may take the other branch and
+change the gradient there (measured at 224 px: one of SmoothGrad's 50 noisy copies flipped 77 of 2.5M elements,
+1.2e-2 in the mean). So: at most 0.1% of the elements off by more than 1e-4, and none by more than 0.1. Integrated
+gradients get 1e-2 (:data:`BOUNDS`: float32 cannot resolve its path near the baseline). Forward-only results
+(occlusion, the top-9 values) have no branches and must meet 1e-4. TF32 is turned off so CUDA float32 is compared
+at float32 precision. Prints each check with its error, the share of elements off by more than 1e-4 and the
+device's time (on an accelerator the second of two runs); exits 1 on any mismatch or error. ``--device cpu`` checks
+the script itself (its float32 against float64); ``mps`` is passed to torch as is (untested by nnsee: Apple's
+backend has no float64, but only the reference, on the CPU, uses it).
 """
 
 from __future__ import annotations
@@ -37,17 +39,36 @@ import torch
 
 ROOT = Path(__file__).resolve().parents[1]
 BOUND = 1e-4
-BOUNDS = {"integrated-gradients": 1e-2, "smoothgrad": 1e-2}
+#: Integrated gradients: its path points near the zero baseline are each stem channel's BatchNorm shift plus
+#: alpha * signal with alpha down to 5.7e-4 (the first of 50 Gauss-Legendre nodes), which float32 resolves only to
+#: about 1e-7 / 5.7e-4 = 2e-4 of the signal: max-pool choices there follow rounding (1.3e-3 measured, 1.4% of elements).
+BOUNDS = {"integrated-gradients": 1e-2}
+#: Gradient maps may also pass with isolated flips: at most this share of elements off by more than BOUND ...
+FLIP_SHARE = 1e-3
+#: ... and none off by more than this (of the largest value).
+FLIP_BOUND = 0.1
+#: Forward passes only: continuous in the inputs, so no flips (max-pool and ReLU values are continuous).
+FORWARD_ONLY = ("occlusion", "paper occlusion maps", "top-9 values")
 LAYER = "layer3"
 Check = Callable[[torch.nn.Module, torch.Tensor], np.ndarray]
 
 
-def rel(a: np.ndarray, b: np.ndarray) -> float:
-    """``max |a − b| / max |b|`` (shapes must agree)."""
+def rel(a: np.ndarray, b: np.ndarray) -> tuple[float, float]:
+    """``max |a − b| / max |b|``, and the share of elements where ``|a − b| > BOUND · max |b|`` (shapes must agree)."""
     a, b = np.asarray(a, dtype=np.float64), np.asarray(b, dtype=np.float64)
     if a.shape != b.shape:
         raise ValueError(f"shapes differ: {a.shape} on the device, {b.shape} on the CPU")
-    return float(np.abs(a - b).max() / max(np.abs(b).max(), 1e-30))
+    diff, top = np.abs(a - b), max(float(np.abs(b).max()), 1e-30)
+    return float(diff.max() / top), float((diff > BOUND * top).mean())
+
+
+def verdict(label: str, err: float, share: float) -> str:
+    """``ok`` within float32 rounding; ``ok, isolated flips`` for a gradient map off only where a ReLU or max-pool
+    near-tie went the other way; else ``FAIL``."""
+    if err <= BOUNDS.get(label, BOUND):
+        return "ok"
+    gradient = not label.startswith(FORWARD_ONLY)
+    return "ok, isolated flips" if gradient and share <= FLIP_SHARE and err <= FLIP_BOUND else "FAIL"
 
 
 def sync(device: torch.device) -> None:
@@ -157,6 +178,7 @@ def main(argv: list[str]) -> int:
     shown = torch.cuda.get_device_name(device) if device.type == "cuda" else name
     print(f"torch {torch.__version__} on {shown}: adopted ResNet-18 shape, width {args.width}, "
           f"{args.batch}x3x{args.size}x{args.size}, float32 vs the CPU in float64")
+    print(f"  {'check':36s}  {'max err':>9s}  {'> 1e-4':>8s}  {'time':>12s}  verdict")
     sys.path.insert(0, str(ROOT / "tests"))
     from zoo import photo_like
 
@@ -169,15 +191,14 @@ def main(argv: list[str]) -> int:
         try:
             want = fn(reference, x)  # the reference first: the projections use its top-9
             got, seconds = timed(lambda fn=fn, x=x: fn(model, x.float().to(device)), device)
-            err = rel(got, want)
+            err, share = rel(got, want)
         except Exception as e:  # noqa: BLE001 (report every check, then fail)
             print(f"  {label:36s}  ERROR {type(e).__name__}: {e}")
             failures += 1
             continue
-        bound = BOUNDS.get(label, BOUND)
-        ok = err <= bound and np.abs(want).max() > 0
-        failures += not ok
-        print(f"  {label:36s}  {err:9.1e} (bound {bound:.0e}) {seconds * 1e3:9.1f} ms  {'ok' if ok else 'FAIL'}")
+        said = verdict(label, err, share) if np.abs(want).max() > 0 else "FAIL (all zero)"
+        failures += said.startswith("FAIL")
+        print(f"  {label:36s}  {err:9.1e}  {share:8.1e}  {seconds * 1e3:9.1f} ms  {said}")
     print(f"{failures} FAILED" if failures else "all results agree")
     return 1 if failures else 0
 
