@@ -680,7 +680,7 @@ def append_history(path: str | os.PathLike[str], row: dict[str, Any]) -> None:
     """Append one epoch's ``row`` (``{"epoch": e, key: number or None, ...}``) to ``RUN/history.jsonl``: one line,
     one ``write``, then fsync. Cost O(row): a run's history is never rewritten per epoch (rewriting ``run.json``
     every epoch costs O(epochs) a call, O(epochs²) a run). Only a regular file is appended to (never through a
-    link, never a FIFO)."""
+    link, never a FIFO), and never past :data:`MAX_RUN_JSON_BYTES`, what :func:`merge_history_log` reads."""
     line = (json.dumps(_jsonable(row, "history"), allow_nan=False, separators=(",", ":")) + "\n").encode()
     file = Path(path) / HISTORY_LOG
     flags = (os.O_WRONLY | os.O_APPEND | os.O_CREAT | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_NONBLOCK", 0)
@@ -691,8 +691,12 @@ def append_history(path: str | os.PathLike[str], row: dict[str, Any]) -> None:
         raise RunError(f"could not append to {file}: {exc.strerror or exc} (nnsee appends only to a regular file "
                        "of its own there: move it away)") from exc
     try:
-        if not stat.S_ISREG(os.fstat(fd).st_mode):
+        info = os.fstat(fd)
+        if not stat.S_ISREG(info.st_mode):
             raise RunError(f"{file} is not a regular file, so nnsee cannot append the history to it; move it away")
+        if info.st_size + len(line) > MAX_RUN_JSON_BYTES:  # what merge_history_log reads back
+            raise RunError(f"{file} would grow past {MAX_RUN_JSON_BYTES:,} bytes, the most nnsee reads back, so epoch "
+                           f"{row.get('epoch')} is not recorded; record fewer values, or once an epoch, not a step")
         view = memoryview(line)
         while view:
             view = view[os.write(fd, view):]

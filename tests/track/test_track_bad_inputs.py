@@ -170,3 +170,19 @@ def test_a_damaged_log(tmp_path) -> None:
         tracker.epoch(3, train_loss=0.3)
     assert "history.jsonl" in _one_line(exc)
     assert not (tmp_path / "elsewhere.txt").exists()  # nothing written through the link
+
+
+def test_the_log_never_grows_past_what_is_read_back(tmp_path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A loop calling epoch() once a step for a million steps would outgrow what a load reads: the call that would
+    pass the limit is refused, and the run still loads with every epoch before it."""
+    import nnsee.train.run as run_module
+
+    monkeypatch.setattr(run_module, "MAX_RUN_JSON_BYTES", 2_000)
+    tracker = _track(tmp_path / "run")
+    with pytest.raises(RunError) as exc:
+        for epoch in range(1, 1000):
+            tracker.epoch(epoch, train_loss=1.0 / epoch)
+    assert "the most nnsee reads back, so epoch" in _one_line(exc)
+    last = tracker.last_epoch
+    assert 10 < last < 50 and f"epoch {last + 1} is not recorded" in str(exc.value)
+    assert load_run(tmp_path / "run", model=tiny_cnn()).history["epoch"] == list(range(1, last + 1))
