@@ -463,9 +463,9 @@ def report(run: Path, out: Path | None, max_units: int, sort_units: str, data_pa
     """Write the static HTML report of RUN: templates, unit cards, why-this-score, evolution."""
     from nnsee.report import build_report
 
-    chosen = {"layers": _names_list(layers, "--layers")} if layers is not None else {}
+    chosen = _names_list(layers, "--layers") if layers is not None else None
     index = build_report(run, out, data=data_path, max_units=max_units, sort_units=sort_units, device=device,
-                         **chosen)
+                         layers=chosen)
     click.echo(f"report written: {index}\nopen it in a browser: {_link(index)}")
 
 
