@@ -29,7 +29,7 @@ def adopt(model: nn.Module | str | os.PathLike[str] | torch.export.ExportedProgr
           class_names: Sequence[str] | None = None, input_shape: Sequence[int] = (3, 224, 224),
           normalize: str | Standardizer = "imagenet", out: str | os.PathLike[str], code: str | None = None,
           code_args: Mapping[str, Any] | None = None, output: int | str | None = None, data: str | None = None,
-          copy_model: bool = True) -> Run:
+          copy_model: bool = True, device: str | torch.device | None = None) -> Run:
     """Write the run folder ``out`` (new or empty) for ``model`` and return its :class:`~nnsee.train.Run`.
 
     ``model`` is an ``nn.Module``, or a ``torch.export`` program or the path of its ``.pt2`` archive: then no
@@ -45,7 +45,13 @@ def adopt(model: nn.Module | str | os.PathLike[str] | torch.export.ExportedProgr
     process rebuilds the model: without it the returned run works in this process only, and ``load_run(out)``
     refuses, asking for ``load_run(out, model=...)``. The model is deep-copied first (``copy_model=False`` uses it
     in place): the copy is put in eval mode and float32 (said on stderr), and gets the output hook.
+
+    ``device`` (``auto``, ``cpu``, ``cuda[:N]``, ``mps``; checked before anything is read) is where the returned
+    run's model ends; the checks and the saved weights are computed on the CPU, and run.json records no device.
     """
+    from nnsee.train.config import resolve_device
+
+    place = resolve_device(device) if device is not None else None
     out = Path(out)
     if out_folder_state(out) != "new":
         raise RunError(f"{out} already holds a run: adopt into a new or empty folder (--out)")
@@ -84,18 +90,17 @@ def adopt(model: nn.Module | str | os.PathLike[str] | torch.export.ExportedProgr
     meta: dict[str, Any] = {"class_names": names, "model": spec, "input_shape": list(shape),
                             "standardization": standardizer.to_dict(), "status": "adopted",
                             "data": splits.spec if splits is not None else None}
-    if archive is None:
-        save_run(out, model, meta)
-        return Run(path=out, model=model, meta=read_meta(out))
-    from nnsee.models import exported
+    if archive is not None:
+        from nnsee.models import exported
 
-    spec["export"] = exported.keep_archive(archive, out)
+        spec["export"] = exported.keep_archive(archive, out)
     try:
         save_run(out, model, meta)
     except BaseException:
-        (out / exported.ARCHIVE_FILE).unlink(missing_ok=True)
+        if archive is not None:
+            (out / exported.ARCHIVE_FILE).unlink(missing_ok=True)
         raise
-    return Run(path=out, model=model, meta=read_meta(out))
+    return Run(path=out, model=model.to(place) if place is not None else model, meta=read_meta(out))
 
 
 def _exported(archive: str | os.PathLike[str] | torch.export.ExportedProgram, shape: tuple[int, int, int]
@@ -175,6 +180,10 @@ def adopt_code(code: str, *, weights: str | os.PathLike[str], code_args: Mapping
                **options: Any) -> Run:
     """``nnsee adopt``: build the model by ``code`` (import said on stderr), load ``weights`` (checked), adopt it
     (``options`` as :func:`adopt` takes them)."""
+    from nnsee.train.config import resolve_device
+
+    if options.get("device") is not None:
+        resolve_device(options["device"])  # a device this machine lacks: refused before anything is read
     if out_folder_state(options["out"]) != "new":
         raise RunError(f"{options['out']} already holds a run: adopt into a new or empty folder (--out)")
     adopted.refuse_export_archive(weights)  # before the user's code is imported: an archive takes no --code
@@ -189,6 +198,10 @@ def adopt_archive(archive: str | os.PathLike[str], **options: Any) -> Run:
     them). A ``--weights`` state dict without ``--code`` is refused, saying what each needs."""
     from nnsee.models import exported
 
+    if options.get("device") is not None:
+        from nnsee.train.config import resolve_device
+
+        resolve_device(options["device"])  # before anything is read
     if not exported.is_archive_name(archive):
         raise RunError(f"{archive} is not a torch.export archive (.pt2): a state dict needs the model's code, --code "
                        "package.module:factory (or give a .pt2 from torch.export.save, which needs none)")

@@ -285,3 +285,29 @@ def test_maximize_on_the_adopted_rgb_resnet(runs: dict[str, Path], tmp_path: Pat
         assert np.abs(pictures["exported", target].astype(int) - pictures["coded", target]).max() <= 1
     line = refused(*cli("maximize", runs["exported"], "--target", "layer3.1.conv9:5", "--steps", "1")[::2])
     assert "did you mean 'layer3.1.conv2'" in line
+
+
+def test_device_without_cuda_is_refused_before_anything_is_read(project: dict[str, Path], archive: Path,
+                                                                tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    if torch.cuda.is_available():
+        pytest.skip("this machine has CUDA")  # the refusal is what a machine without it says
+    for weights, extra in ((archive, ()), (project["pt"], ("--code", "mynets.zoo:resnet18", "--code-args",
+                                                             json.dumps(ARGS)))):
+        code, _, stderr = cli("adopt", "--out", tmp_path / "r", "--weights", weights, *SHAPE, "--classes",
+                              project["classes"], "--device", "cuda", *extra)
+        assert "CUDA is not available here" in refused(code, stderr) and "importing" not in stderr
+        assert not (tmp_path / "r").exists()
+    import nnsee
+    from nnsee.adoption import adopt_archive, adopt_code
+    from nnsee.errors import NnseeError
+
+    common = {"class_names": list(CLASSES), "input_shape": (3, 32, 32), "out": tmp_path / "py", "device": "cuda"}
+    for call in (lambda: adopt_archive(archive, **common),
+                 lambda: adopt_code("mynets.zoo:resnet18", weights=project["pt"], code_args=ARGS, **common),
+                 lambda: nnsee.adopt(archive, **common)):
+        with pytest.raises(NnseeError, match="CUDA is not available here"):
+            call()
+        assert not (tmp_path / "py").exists()
+    assert "importing" not in capsys.readouterr().err  # refused before the user's code is imported
+    run = nnsee.adopt(archive, class_names=list(CLASSES), input_shape=(3, 32, 32), out=tmp_path / "cpu", device="cpu")
+    assert next(run.model.parameters()).device.type == "cpu"
