@@ -67,7 +67,8 @@ _NUMBER_TYPES = (int, float)
 def track(model: nn.Module, *, out: str | os.PathLike[str], class_names: Sequence[str] | None = None,
           input_shape: Sequence[int] = (3, 224, 224), normalize: str | Standardizer = "imagenet",
           code: str | None = None, code_args: Mapping[str, Any] | None = None, output: int | str | None = None,
-          data: str | None = None, snapshots: Iterable[int] = DEFAULT_SNAPSHOTS, replace: bool = False) -> Tracker:
+          data: str | None = None, snapshots: Iterable[int] = DEFAULT_SNAPSHOTS, replace: bool = False,
+          resume: bool | int = False) -> Tracker:
     """Start tracking ``model`` into the run folder ``out`` (new or empty; an nnsee run only with ``replace=True``,
     which removes only nnsee's files); return the :class:`Tracker` whose ``epoch(...)`` the loop calls once an epoch.
 
@@ -75,29 +76,106 @@ def track(model: nn.Module, *, out: str | os.PathLike[str], class_names: Sequenc
     :func:`nnsee.adopt`'s: give ``code`` (``"package.module:factory"`` or ``"file.py:factory"``) so that ``nnsee
     report RUN`` can rebuild the model, and ``data`` (a data SPEC) for the report's data views. ``model`` itself is
     never changed (no mode switch, no hook): nnsee keeps an eval-mode float32 copy on the CPU.
+
+    ``resume=True`` continues the tracked run in ``out`` after its last recorded epoch (a loop restarted from its
+    own checkpoint); ``resume=E`` continues after epoch E, dropping the later epochs' history and snapshots (a
+    checkpoint older than the run). The run keeps what it was started with (class names, input shape,
+    normalization, code, data): those arguments are not used then.
     """
     if not isinstance(model, nn.Module):
         raise RunError(f"nnsee.track takes the torch nn.Module being trained, got a {type(model).__name__}")
     chosen = _snapshot_epochs(snapshots)
     out = Path(out)
-    if out_folder_state(out) == "run":  # a folder of the user's files is refused inside, with its reason
+    state = out_folder_state(out)  # a folder of the user's files is refused inside, with its reason
+    if resume is not False:
+        if state != "run":
+            raise RunError(f"{out} holds no run to resume; start one with nnsee.track(..., out=...) without resume=")
+        return _reopen(model, out, chosen, resume)
+    if state == "run":
         if not replace:
             raise RunError(f"{out} already holds an nnsee run; pass replace=True to write over it (only the files "
-                           "nnsee wrote are removed) or choose another out=")
+                           "nnsee wrote are removed), resume=True to continue it, or choose another out=")
         remove_run_files(out)
     from nnsee.adoption import adopt
 
-    try:
-        work = copy.deepcopy(model).to("cpu").eval()
-    except Exception as exc:  # a module holding something that cannot be copied
-        raise RunError(f"nnsee.track could not copy the model ({type(exc).__name__}: {exc}); it keeps a CPU copy "
-                       "to check the model once and rebuild the run's views") from None
-    run = adopt(work, class_names=class_names, input_shape=input_shape, normalize=normalize, out=out, code=code,
-                code_args=code_args, output=output, data=data, copy_model=False)
+    run = adopt(_cpu_copy(model), class_names=class_names, input_shape=input_shape, normalize=normalize, out=out,
+                code=code, code_args=code_args, output=output, data=data, copy_model=False)
     tracker = Tracker(model, run, chosen)
     if 0 in chosen:
         tracker.write_snapshot(0, tracker.weights(0))
     return tracker
+
+
+def _cpu_copy(model: nn.Module) -> nn.Module:
+    try:
+        return copy.deepcopy(model).to("cpu").eval()
+    except Exception as exc:  # a module holding something that cannot be copied
+        raise RunError(f"nnsee.track could not copy the model ({type(exc).__name__}: {exc}); it keeps a CPU copy "
+                       "to check the model once and rebuild the run's views") from None
+
+
+def _reopen(model: nn.Module, out: Path, chosen: frozenset[int], resume: bool | int) -> Tracker:
+    """A tracker continuing the run in ``out`` after ``resume`` (True: its last epoch)."""
+    from nnsee.models.adopted import attach_output, is_adopted, prepare
+
+    _drop_torn_line(out / HISTORY_LOG)
+    meta = read_meta(out)
+    if not is_adopted(meta.get("model")):
+        raise RunError(f"{out} holds a run nnsee trained, not one tracked from your loop: continue it with nnsee "
+                       "resume, or track into another folder")
+    work = attach_output(prepare(_cpu_copy(model)), meta["model"].get("output"))
+    shapes, _ = expected_weights(work)
+    recorded = {k: tuple(v) for k, v in (meta.get("weight_shapes") or {}).items()}
+    if shapes != recorded:
+        changed = [k for k, _ in sorted(set(shapes.items()) ^ set(recorded.items()))]
+        raise RunError(f"the model's weights differ from those of the run in {out} ({first_few(changed)}); resume "
+                       "the model that run was tracking, or track this one into another folder")
+    epochs = list((meta.get("history") or {}).get("epoch", []))
+    last = epochs[-1] if epochs else 0
+    if resume is not True:
+        try:
+            if isinstance(resume, bool):
+                raise TypeError
+            after = operator.index(resume)
+        except TypeError:
+            raise RunError(f"resume takes True or the epoch to continue after, got {resume!r}"[:200]) from None
+        if not 0 <= after <= last:
+            raise RunError(f"resume={after}: {out} records epochs up to {last}; give an epoch from 0 to {last}")
+        if after < last:
+            _truncate(out, meta, after, work)
+            meta = read_meta(out)
+        last = after
+    tracker = Tracker(model, Run(path=out, model=work, meta=meta), chosen)
+    tracker.last_epoch = last
+    return tracker
+
+
+def _drop_torn_line(log: Path) -> None:
+    """Cut a last line that lacks its newline (a write cut by a kill), so the next line starts on its own."""
+    try:
+        data = log.read_bytes() if log.is_file() and not log.is_symlink() else b""
+    except OSError:
+        return
+    if data and not data.endswith(b"\n"):
+        os.truncate(log, data.rfind(b"\n") + 1)
+
+
+def _truncate(out: Path, meta: dict[str, Any], after: int, model: nn.Module) -> None:
+    """Drop the epochs after ``after`` from the run: the history (run.json rewritten once, the log removed) and the
+    snapshots; the weights become ``model``'s (the checkpoint the loop resumes from: epoch ``after``)."""
+    from nnsee.train.run import list_snapshots
+
+    history = meta.get("history") or {}
+    keep = sum(1 for e in history.get("epoch", []) if e <= after)
+    record = {k: v for k, v in meta.items() if k not in ("nnsee_format_version", "nnsee_version", "save_id")}
+    record["history"] = {k: list(v)[:keep] for k, v in history.items()}
+    record["epoch"] = after
+    save_run(out, model, record)
+    with contextlib.suppress(FileNotFoundError):
+        (out / HISTORY_LOG).unlink()
+    for epoch, file in list_snapshots(out).items():
+        if epoch > after:
+            file.unlink()
 
 
 def _snapshot_epochs(snapshots: Iterable[int]) -> frozenset[int]:
