@@ -133,12 +133,9 @@ def _reopen(model: nn.Module, out: Path, chosen: frozenset[int], resume: bool | 
     epochs = list((meta.get("history") or {}).get("epoch", []))
     last = epochs[-1] if epochs else 0
     if resume is not True:
-        try:
-            if isinstance(resume, bool):
-                raise TypeError
-            after = operator.index(resume)
-        except TypeError:
-            raise RunError(f"resume takes True or the epoch to continue after, got {resume!r}"[:200]) from None
+        after = _whole(resume)
+        if after is None:
+            raise RunError(f"resume takes True or the epoch to continue after, got {resume!r}"[:200])
         if not 0 <= after <= last:
             raise RunError(f"resume={after}: {out} records epochs up to {last}; give an epoch from 0 to {last}")
         if after < last:
@@ -178,16 +175,26 @@ def _truncate(out: Path, meta: dict[str, Any], after: int, model: nn.Module) -> 
             file.unlink()
 
 
+def _whole(value: Any) -> int | None:
+    """``value`` as an int (a Python or numpy integer; never a bool), or None."""
+    if isinstance(value, bool):
+        return None
+    try:
+        return operator.index(value)
+    except TypeError:
+        return None
+
+
 def _snapshot_epochs(snapshots: Iterable[int]) -> frozenset[int]:
     try:
-        epochs = [operator.index(e) for e in snapshots if not isinstance(e, bool)]
         given = list(snapshots)
     except TypeError:
         raise RunError(f"snapshots must be a list of epoch numbers, e.g. [0, 1, 2, 5, 10], got {snapshots!r}"[:200]
                        ) from None
-    if len(epochs) != len(given) or not all(0 <= e <= MAX_HISTORY for e in epochs):
+    epochs = [_whole(e) for e in given]
+    if not all(e is not None and 0 <= e <= MAX_HISTORY for e in epochs):
         raise RunError(f"snapshots must be epoch numbers from 0 to {MAX_HISTORY:,}, got {first_few(given)}")
-    return frozenset(epochs)
+    return frozenset(epochs)  # type: ignore[arg-type]
 
 
 class Tracker:
@@ -301,12 +308,10 @@ class Tracker:
         return self.run
 
     def _check_epoch(self, epoch: Any) -> int:
-        try:
-            if isinstance(epoch, bool):
-                raise TypeError
-            epoch = operator.index(epoch)
-        except TypeError:
-            raise TrainingError(f"the epoch must be a whole number, got {epoch!r}"[:200]) from None
+        whole = _whole(epoch)
+        if whole is None:
+            raise TrainingError(f"the epoch must be a whole number, got {epoch!r}"[:200])
+        epoch = whole
         if epoch <= self.last_epoch:
             raise TrainingError(f"epoch {epoch} after epoch {self.last_epoch}: epochs must increase (epoch 0 is the "
                                 "model when tracking started); call tracker.epoch once an epoch, counting from 1")

@@ -90,3 +90,10 @@ def test_the_context_manager_closes(tmp_path) -> None:
     with _track(tmp_path, tiny_cnn(), snapshots=[]) as tracker:
         tracker.epoch(1, train_loss=0.5)
     assert tracker.closed and json.loads((tmp_path / "run" / "run.json").read_text())["history"]["epoch"] == [1]
+
+
+def test_snapshots_may_be_any_iterable_of_epochs(tmp_path) -> None:
+    tracker = _track(tmp_path, tiny_cnn(), snapshots=(e for e in (0, 2)))  # a generator: read once
+    for epoch in (1, 2):
+        tracker.epoch(epoch, train_loss=1.0)
+    assert tracker.close().snapshot_epochs == [0, 2]
