@@ -76,3 +76,27 @@ def test_feature_evolution_and_learning_curves_on_the_tracked_resnet(tracked) ->
     curves = overview(inp)["curves"]
     assert curves is not None and "validation" in curves[0] and "train" in curves[1]
     assert run.history["epoch"] == [1, 2]
+
+
+class _LaterConvFirst(nn.Module):
+    """Its first registered convolution is not its input layer (registered out of forward order)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.head = nn.Conv2d(4, 10, 14)
+        self.stem = nn.Conv2d(1, 4, 3, stride=2, padding=1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.head(torch.relu(self.stem(x))).flatten(1)
+
+
+def test_a_first_registered_convolution_that_is_not_the_input_layer_is_said(tmp_path) -> None:
+    model = _LaterConvFirst()
+    tracker = nnsee.track(model, out=tmp_path / "run", input_shape=(1, 28, 28), normalize="none", data="digits",
+                          snapshots=[0, 1])
+    tracker.epoch(1, train_loss=1.0)
+    run = tracker.close()
+    inp = ReportInput(run, load_data("digits"))
+    assert evolution_section(inp) is None
+    assert inp.notes == ["evolution: the first convolution registered in the model, head, takes 4 channels, not the "
+                         "image's 1, so its filters are not images (it is not the input layer)"]

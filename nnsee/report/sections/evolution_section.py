@@ -10,6 +10,8 @@ from __future__ import annotations
 import base64
 from typing import Any
 
+from torch import nn
+
 from nnsee.methods import templates_over_training
 from nnsee.render import animated_gif, data_uri, grid, symmetric_scale, weight_tile
 from nnsee.report.sections.common import ReportInput, snapshots_note, spread, upscale_for
@@ -23,6 +25,13 @@ def evolution_section(inp: ReportInput, n_units: int = 10, n_filters: int = 16) 
         inp.notes.append(f"evolution: the weight images need a fully connected chain (its first layer's rows are "
                          f"images) or a convolution (its first layer's filters); this model is {caps.describe()}")
         return None
+    if caps.conv_layers and not caps.dense_chain:
+        first = next(m for m in run.model.modules() if isinstance(m, nn.Conv2d))
+        if first.in_channels != inp.shape[0]:
+            inp.notes.append(f"evolution: the first convolution registered in the model, {caps.conv_layers[0]}, takes "
+                             f"{first.in_channels} channels, not the image's {inp.shape[0]}, so its filters are not "
+                             "images (it is not the input layer)")
+            return None
     epochs = spread(run.snapshot_epochs)
     snapshots = {epoch: run.snapshot_state(epoch) for epoch in epochs}
     count = n_filters if caps.conv_layers else n_units
