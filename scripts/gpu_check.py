@@ -16,13 +16,13 @@ at 32 px). Each result is compared by ``max |device − cpu float64| / max |cpu 
 float32 rounding through 20 layers (at most 1.2e-5 measured, CPU float32 at 224 px, width 16). A gradient map may
 instead pass with isolated flips: where a ReLU or max-pool input is a near-tie, float32 may take the other branch and
 change the gradient there (measured at 224 px: one of SmoothGrad's 50 noisy copies flipped 77 of 2.5M elements,
-1.2e-2 in the mean). So: at most 0.1% of the elements off by more than 1e-4, and none by more than 0.1. Integrated
-gradients get 1e-2 (:data:`BOUNDS`: float32 cannot resolve its path near the baseline). Forward-only results
-(occlusion, the top-9 values) have no branches and must meet 1e-4. TF32 is turned off so CUDA float32 is compared
-at float32 precision. Prints each check with its error, the share of elements off by more than 1e-4 and the
-device's time (on an accelerator the second of two runs); exits 1 on any mismatch or error. ``--device cpu`` checks
-the script itself (its float32 against float64); ``mps`` is passed to torch as is (untested by nnsee: Apple's
-backend has no float64, but only the reference, on the CPU, uses it).
+1.2e-2 in the mean, 0.06% of its elements off by more than 1e-4). So: at most 1% of the elements off by more than
+1e-4, and none by more than 0.05. Integrated gradients get 1e-2 (:data:`BOUNDS`: float32 cannot resolve its path
+near the baseline). Forward-only results (occlusion, the top-9 values) have no branches and must meet 1e-4. TF32 is
+turned off so CUDA float32 is compared at float32 precision. Prints each check with its error, the share of
+elements off by more than 1e-4 and the device's time (on an accelerator the second of two runs); exits 1 on any
+mismatch or error. ``--device cpu`` checks the script itself (its float32 against float64); ``mps`` is passed to
+torch as is (untested by nnsee: Apple's backend has no float64, but only the reference, on the CPU, uses it).
 """
 
 from __future__ import annotations
@@ -44,9 +44,9 @@ BOUND = 1e-4
 #: about 1e-7 / 5.7e-4 = 2e-4 of the signal: max-pool choices there follow rounding (1.3e-3 measured, 1.4% of elements).
 BOUNDS = {"integrated-gradients": 1e-2}
 #: Gradient maps may also pass with isolated flips: at most this share of elements off by more than BOUND ...
-FLIP_SHARE = 1e-3
+FLIP_SHARE = 1e-2
 #: ... and none off by more than this (of the largest value).
-FLIP_BOUND = 0.1
+FLIP_BOUND = 0.05
 #: Forward passes only: continuous in the inputs, so no flips (max-pool and ReLU values are continuous).
 FORWARD_ONLY = ("occlusion", "paper occlusion maps", "top-9 values")
 LAYER = "layer3"
