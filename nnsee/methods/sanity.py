@@ -35,16 +35,31 @@ Method = Callable[[nn.Module, np.ndarray | torch.Tensor, object], np.ndarray]
 Methods = Mapping[str, Method] | Iterable[str] | None
 
 
-def map_functions(model: nn.Module, methods: Methods) -> dict[str, Method]:
+def map_functions(model: nn.Module, methods: Methods, options: Mapping[str, Mapping[str, object]] | None = None
+                  ) -> dict[str, Method]:
     """``{name: m(model, x, target) -> maps}``: the given functions, or registered methods by name (None: every
-    registered method that applies to ``model``), each with its default options and the logit as output."""
+    registered method that applies to ``model``), each with its default options updated by ``options[name]`` and
+    the logit as output."""
     from nnsee.methods.attribution.registry import applicable, get_method
 
     if isinstance(methods, Mapping):
         return dict(methods)
     chosen = applicable(model) if methods is None else {name: get_method(name) for name in methods}
-    return {name: (lambda m: lambda model, x, target: m.attribute(model, x, target).maps)(method)
+    options = options or {}
+    return {name: (lambda m, o: lambda model, x, target: m.attribute(model, x, target, **o).maps)(
+                method, dict(options.get(name, {})))
             for name, method in chosen.items()}
+
+
+def one_by_one(method: Method) -> Method:
+    """``method`` run on one image at a time, the maps stacked: the same maps (every registered method maps each
+    image on its own) with the working set of one image, e.g. ResNet-18 at 224 px."""
+    def run(model: nn.Module, x: np.ndarray | torch.Tensor, target: object) -> np.ndarray:
+        targets = np.asarray(target).reshape(-1)
+        targets = np.repeat(targets, len(x)) if targets.size == 1 else targets
+        return np.concatenate([np.asarray(method(model, x[i : i + 1], targets[i : i + 1])) for i in range(len(x))])
+
+    return run
 
 
 def ranks(a: np.ndarray) -> np.ndarray:
@@ -123,13 +138,19 @@ def _compare(trained: np.ndarray, other: np.ndarray) -> dict[str, float]:
 
 
 def randomization_check(model: nn.Module, x: np.ndarray | torch.Tensor, target: object,
-                        methods: Methods = None, seed: int = 0) -> dict[str, dict[str, float]]:
+                        methods: Methods = None, seed: int = 0,
+                        options: Mapping[str, Mapping[str, object]] | None = None,
+                        per_image: bool = False) -> dict[str, dict[str, float]]:
     """``{method: {"spearman", "spearman_signed", "ssim"}}`` between maps of the trained and fully randomized model.
 
     ``x`` is a batch (N, C, H, W); ``target`` is passed to each method as is; ``methods`` are functions returning
-    maps (N, …) or registered names (see :func:`map_functions`; None: every registered method that applies).
+    maps (N, …) or registered names (see :func:`map_functions`; None: every registered method that applies), whose
+    ``options`` (``{name: {option: value}}``) replace their defaults. ``per_image`` runs every method on one image
+    at a time (:func:`one_by_one`; ``target`` then one class or one per image).
     """
-    methods = map_functions(model, methods)
+    methods = map_functions(model, methods, options)
+    if per_image:
+        methods = {name: one_by_one(m) for name, m in methods.items()}
     rand = randomized(model, seed)
     return {name: _compare(m(model, x, target), m(rand, x, target)) for name, m in methods.items()}
 

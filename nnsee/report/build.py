@@ -40,15 +40,18 @@ def environment(sections: Sequence[Section] = ()) -> Environment:
 
 def build_report(run: Run | str | Path, out: str | Path | None = None, *, splits: Splits | None = None,
                  data: str | Path | None = None, max_units: int = 256, gallery: int = 16,
-                 sort_units: str = "outgoing-norm", device: str | None = None) -> Path:
+                 sort_units: str = "outgoing-norm", device: str | None = None,
+                 layers: Sequence[str] | None = None) -> Path:
     """Write ``out`` (default ``RUN/report``) ``/index.html`` (+ ``units-N.html`` pages and PNG/GIF figures).
 
     ``run`` is a loaded :class:`~nnsee.train.Run`, or a run folder, loaded here. ``splits`` defaults to the run's
     own data, reloaded from its stored spec; ``data`` is where that data set lives now if it was moved (same kind,
     same counts). ``out`` must be a real folder (or not yet exist), never a symbolic link, and no file the report
     writes may be one: a link is refused before anything is written, so nothing is written through it. Returns
-    the index path. ``device`` (``auto``, ``cpu``, ``cuda[:N]``, ``mps``) is where the model computes: a folder is
-    loaded there (default: the CPU), a loaded run's model is moved there (default: where it is).
+    the index path. ``layers`` (dotted names, see ``nnsee layers RUN``) are the stages the CNN section shows
+    (top-9 and Grad-CAM; default: the last conv module of each resolution, lifted to the block it ends).
+    ``device`` (``auto``, ``cpu``, ``cuda[:N]``, ``mps``) is where the model computes: a folder is loaded there
+    (default: the CPU), a loaded run's model is moved there (default: where it is).
     """
     from nnsee.data.spec import load_splits
     from nnsee.methods.hidden_units import SORT_KEYS
@@ -65,7 +68,8 @@ def build_report(run: Run | str | Path, out: str | Path | None = None, *, splits
     out = Path(out) if out is not None else run.path / "report"
     check_report_folder(out)  # before the work, not only before the writes
     data_splits = splits if splits is not None else load_splits(run.data_spec, path=data)
-    inp = ReportInput(run, data_splits, max_units=max_units, gallery=gallery, sort_units=sort_units)
+    inp = ReportInput(run, data_splits, max_units=max_units, gallery=gallery, sort_units=sort_units,
+                      layers=list(layers) if layers is not None else None)
 
     sections = list(declared.SECTIONS)
     contexts: dict[str, Any] = {s.name: s.context(inp) for s in sections}

@@ -4,7 +4,13 @@ For channel ``f`` and its ``j``-th best image ``i`` (from
 :func:`~nnsee.methods.dataset_views.top_images.top_images_per_channel`), the projection is
 :func:`~nnsee.methods.attribution.deconvnet.project_activation` of the single activation ``A[i, f, y, x]`` at the
 recorded maximum: ``∂A[i, f, y, x] / ∂x_i`` under the deconvnet ReLU rule, all other activations of the layer
-zeroed. Both the projection and the image are also cropped to that unit's receptive field, as in the paper's figure.
+zeroed. Both the projection and the image are also cropped to that unit's receptive field, as in the paper's figure
+(:func:`~nnsee.methods.dataset_views.receptive_field.field_of`: a chain's field, the union over a branching model's
+paths, or the whole image when the field covers it).
+
+The projections run in batches whose autograd working set stays near :data:`BATCH_BYTES`: a probe of one image
+sums every leaf module's output up to the layer (what the backward pass keeps), about 30 MB for ResNet-18's
+``layer4`` at 224 px, so 8 images a batch there instead of 256 (7.7 GB).
 """
 
 from __future__ import annotations
@@ -16,9 +22,10 @@ import torch
 from torch import nn
 
 from nnsee.methods.attribution.deconvnet import project_activation
+from nnsee.methods.attribution.target import as_input
 from nnsee.methods.base import MethodError
 from nnsee.methods.dataset_views._stream import Images, Transform, stream
-from nnsee.methods.dataset_views.receptive_field import ReceptiveField, crop, receptive_field, whole_image
+from nnsee.methods.dataset_views.receptive_field import ReceptiveField, crop, field_of
 from nnsee.methods.dataset_views.top_images import TopK
 
 
@@ -31,6 +38,29 @@ class TopProjections:
     projection_crops: np.ndarray
     image_crops: np.ndarray
     rf: ReceptiveField
+    how: str = ""  # where the field comes from, for people (see field_of)
+
+
+#: Working set of one batch of projections (the leaf outputs autograd keeps), when batch_size is not given.
+BATCH_BYTES = 192 * 2**20
+
+
+def projection_batch_size(model: nn.Module, x: torch.Tensor, layer: str) -> int:
+    """Images per projection batch: :data:`BATCH_BYTES` over the bytes of every leaf output up to ``layer`` for one
+    image ``x[:1]`` (at least 1, at most 256)."""
+    from nnsee.models.hooks import eval_mode, layer_reader, watch_leaves
+
+    total = [0]
+
+    def size(_m: nn.Module, _i: object, out: object) -> None:
+        if isinstance(out, torch.Tensor):
+            total[0] += out.numel() * out.element_size()
+
+    with eval_mode(model), layer_reader(model, layer) as read:
+        read(x[:1])  # counts the layer's calls
+        with watch_leaves(model, size):
+            read(x[:1])
+    return int(min(256, max(1, BATCH_BYTES // max(1, total[0]))))
 
 
 def gather(images: Images, index: np.ndarray) -> np.ndarray:
@@ -58,12 +88,13 @@ def gather(images: Images, index: np.ndarray) -> np.ndarray:
 
 def top9_projections(model: nn.Module, images: Images, topk: TopK, layer: str | None = None,
                      rule: str = "deconvnet", transform: Transform | None = None,
-                     batch_size: int = 256) -> TopProjections:
+                     batch_size: int | None = None) -> TopProjections:
     """Deconvnet projections (and receptive-field crops) of every top activation in ``topk``.
 
     ``images`` are those ``topk`` was computed on (an array, or a callable that streams them again); ``transform``
     (e.g. the run's standardization) turns them into model inputs, and the image crops show them untransformed.
     ``layer`` defaults to ``topk.layer``; ``rule`` "guided" gives guided-backprop projections instead.
+    ``batch_size``: images per backward pass (default: :func:`projection_batch_size`).
     """
     layer = layer or topk.layer
     if len(topk.map_shape) != 2:
@@ -71,10 +102,9 @@ def top9_projections(model: nn.Module, images: Images, topk: TopK, layer: str | 
     f, k = topk.image_index.shape
     raw = gather(images, topk.image_index.reshape(-1))  # (F·k, C, H, W)
     x = transform(raw) if transform is not None else raw
-    try:
-        rf = receptive_field(model, layer, raw.shape[1:])
-    except MethodError:  # a branching model (residual adds): its fields are not a chain's; show whole images
-        rf = whole_image(raw.shape[1:])
+    rf, how = field_of(model, layer, raw.shape[1:])
+    if batch_size is None:
+        batch_size = projection_batch_size(model, as_input(x[:1], model), layer)
     channels = np.repeat(np.arange(f), k)
     positions = topk.position.reshape(-1, 2)
     proj = np.concatenate([
@@ -86,4 +116,4 @@ def top9_projections(model: nn.Module, images: Images, topk: TopK, layer: str | 
     image_crops = np.stack([crop(im, pos, rf) for im, pos in zip(raw, positions, strict=True)])
     shape = (f, k)
     return TopProjections(proj.reshape(*shape, *proj.shape[1:]), proj_crops.reshape(*shape, *proj_crops.shape[1:]),
-                          image_crops.reshape(*shape, *image_crops.shape[1:]), rf)
+                          image_crops.reshape(*shape, *image_crops.shape[1:]), rf, how)

@@ -1,11 +1,22 @@
-"""The CNN section (Zeiler & Fergus): first-layer filters, top-9 images per feature map with their deconvnet
-projections, occlusion maps for test images, feature evolution across snapshots, and the randomization check."""
+"""The CNN section (Zeiler & Fergus): first-layer filters; per stage of the network (the last conv module of each
+resolution, lifted to the block it ends, or the layers chosen with ``layers=``) the top-9 images per feature map
+with their deconvnet projections, cut to the receptive field where one is smaller than the image; Grad-CAM at each
+stage; occlusion maps for test images; feature evolution across snapshots; the randomization check.
+
+At large inputs (sides above :data:`LARGE_SIDE` px, or more than :data:`LARGE_MACS` multiply-adds an image, e.g.
+ResNet-18 at 224 px: 1.8e9) the occlusion and Grad-CAM tables show 2 test images (not 4) and the randomization
+check runs with :func:`cheap_options`, one image at a time; the page says so.
+"""
 
 from __future__ import annotations
 
+import itertools
+from dataclasses import dataclass, replace
 from typing import Any
 
 import numpy as np
+import torch
+import torch.nn.functional as F  # noqa: N812
 from PIL import Image
 from torch import nn
 
@@ -21,27 +32,129 @@ def conv_layers(model: nn.Module) -> list[str]:
     return [name for name, m in model.named_modules() if isinstance(m, nn.Conv2d)]
 
 
+#: Inputs above this side, or models above LARGE_MACS multiply-adds an image, get the cheaper checks (said on the page).
+LARGE_SIDE = 64
+LARGE_MACS = 100e6
+#: The longest side of a crop tile on the page; larger crops (a deep stage's field, whole images) are averaged down.
+TILE_SIDE = 64
+
+
+@dataclass(frozen=True)
+class Probe:
+    """One forward pass of a zero image: each module's output shape at its last call (batch axis dropped), the
+    modules in the order their last call ended, and the conv layers' multiply-adds for one image."""
+
+    shapes: dict[str, tuple[int, ...]]
+    order: list[str]
+    macs: float
+
+
+def probe(model: nn.Module, shape: tuple[int, ...]) -> Probe:
+    from nnsee.methods.base import param_of
+    from nnsee.models.hooks import eval_mode, forward_hooks
+
+    names = {id(m): n for n, m in model.named_modules() if n}
+    shapes: dict[str, tuple[int, ...]] = {}
+    ended: dict[str, int] = {}
+    macs = [0.0]
+    tick = itertools.count()
+
+    def seen(m: nn.Module, _i: object, out: object) -> None:
+        name = names.get(id(m))
+        if name is None or not isinstance(out, torch.Tensor):
+            return
+        shapes[name], ended[name] = tuple(out.shape[1:]), next(tick)
+        if isinstance(m, nn.Conv2d):
+            macs[0] += out[0].numel() * m.weight[0].numel()
+
+    device, dtype = param_of(model)
+    with eval_mode(model), forward_hooks([m for n, m in model.named_modules() if n], seen):
+        model(torch.zeros(1, *shape, device=device, dtype=dtype))
+    return Probe(shapes, sorted(ended, key=ended.get), macs[0])
+
+
+def stage_layers(model: nn.Module, seen: Probe) -> list[str]:
+    """The stages of a CNN: the last Conv2d (in call order) of each output resolution, each lifted to the outermost
+    module around it that ends at the same resolution (a ResNet's ``conv1, layer1 .. layer4``; a plain chain's
+    convs before each pooling)."""
+    convs = set(conv_layers(model))
+    last: dict[tuple[int, ...], str] = {}
+    for name in seen.order:
+        shape = seen.shapes[name]
+        if len(shape) == 3 and name in convs:
+            last[shape[1:]] = name
+    stages = []
+    for name in sorted(last.values(), key=seen.order.index):
+        parts = name.split(".")
+        for i in range(1, len(parts)):
+            outer = ".".join(parts[:i])
+            if len(seen.shapes.get(outer, ())) == 3 and seen.shapes[outer][1:] == seen.shapes[name][1:]:
+                name = outer
+                break
+        stages.append(name)
+    return list(dict.fromkeys(stages))
+
+
+def chosen_stages(inp: ReportInput, seen: Probe) -> list[str]:
+    """``inp.layers`` (each checked: a layer of the model that gives feature maps), or :func:`stage_layers`."""
+    from nnsee.errors import MethodError
+    from nnsee.models.hooks import get_module
+
+    if inp.layers is None:
+        return stage_layers(inp.run.model, seen)
+    if not inp.layers:
+        raise MethodError("--layers names no layer: give dotted names such as layer2,layer4 (nnsee layers RUN)")
+    for name in inp.layers:
+        get_module(inp.run.model, name)  # an unknown name: one line listing the layers
+        shape = seen.shapes.get(name)
+        if shape is None or len(shape) != 3:
+            gives = "is not called in the forward pass" if shape is None else f"gives {'x'.join(map(str, shape))}"
+            raise MethodError(f"layer {name!r} {gives}, not feature maps (channels x h x w): give conv layers or "
+                              "blocks of conv layers (nnsee layers RUN lists the output shapes)")
+    return list(dict.fromkeys(inp.layers))
+
+
 def cnn_section(inp: ReportInput, n_occlusion: int = 4, max_channels: int = 32) -> dict[str, Any] | None:
     model = inp.run.model
-    convs = conv_layers(model)
-    if not convs:
+    if not conv_layers(model):
         return None
-    occlusion = _occlusion(inp, convs[-1], n_occlusion)
+    seen = probe(model, inp.shape)
+    stages = chosen_stages(inp, seen)
+    large = min(inp.shape[-2:]) > LARGE_SIDE or seen.macs > LARGE_MACS
+    index = _test_images(inp, 2 if large else n_occlusion)
+    occlusion = _occlusion(inp, stages[-1], index)
     names = inp.class_names
     on_maps = sorted({k for r in (occlusion or {}).get("rows", []) for k in r.pop("classes")})
     # the legend lists every class, or when there are too many, the classes the maps show
     legend = list(range(len(names))) if len(names) <= MAX_CLASSES else on_maps[:MAX_CLASSES]
+    per_stage = max_channels if len(stages) == 1 else max(8, max_channels // len(stages))
     return {
         "filters": _filters(model),
-        "layer": convs[-1],
-        "top9": _top9(inp, convs[-1], max_channels),
+        "layer": stages[-1],
+        "stages": _top9(inp, stages, per_stage),
+        "chosen": inp.layers is not None,
+        "tile_side": TILE_SIDE,
+        "missing": _missing(inp),
+        "grad_cam": _grad_cams(inp, stages, index),
         "occlusion": occlusion,
-        "evolution": _evolution(inp, convs[-1]),
-        "sanity": _sanity(inp),
+        "evolution": _evolution(inp, stages[-1]),
+        "sanity": _sanity(inp, large),
         "palette": [{"name": names[k], "rgb": "#" + bytes(PALETTE[k % len(PALETTE)]).hex()} for k in legend],
         "palette_note": dropped_note(f"the colours of the {len(legend)} classes these maps show", len(legend),
                                      len(names), f" (the colours repeat every {len(PALETTE)} classes)"),
     }
+
+
+def _missing(inp: ReportInput) -> list[str]:
+    """One line for each view of this section that cannot apply here, saying why."""
+    lines = []
+    if len(inp.splits.test) == 0:
+        lines.append("Grad-CAM, occlusion and the sanity check: the run's data has no test images to explain.")
+    if len(inp.run.snapshot_epochs) < 2:
+        lines.append(f"Feature evolution during training: it needs weight snapshots of two epochs or more; this run "
+                     f"has {len(inp.run.snapshot_epochs)} (an adopted model has only its final weights; "
+                     "nnsee.track(model, out=RUN) saves them from your own training loop).")
+    return lines
 
 
 def _filters(model: nn.Module) -> dict[str, Any]:
@@ -54,26 +167,45 @@ def _filters(model: nn.Module) -> dict[str, Any]:
             "shape": list(w.shape[1:]), "rgb": w.shape[1] == 3}
 
 
-def _top9(inp: ReportInput, layer: str, max_channels: int) -> dict[str, Any]:
-    from nnsee.methods.dataset_views.projections import top9_projections
-    from nnsee.methods.dataset_views.top_images import top_images_per_channel
+def shrunk(a: np.ndarray, side: int = TILE_SIDE) -> np.ndarray:
+    """``a`` (..., C, h, w) averaged down (area interpolation) so its longer side is at most ``side``."""
+    h, w = a.shape[-2:]
+    if max(h, w) <= side:
+        return a
+    size = (max(1, round(h * side / max(h, w))), max(1, round(w * side / max(h, w))))
+    flat = torch.from_numpy(np.ascontiguousarray(a, dtype=np.float32)).reshape(-1, 1, h, w)
+    return F.interpolate(flat, size=size, mode="area").reshape(*a.shape[:-2], *size).numpy()
 
-    topk = top_images_per_channel(inp.run.model, inp.train_std, layer, k=9)
-    channels = min(max_channels, len(topk.values))
-    projections = top9_projections(inp.run.model, inp.train_std, topk, layer)
-    rf = projections.rf
-    raw_crops = _raw_crops(inp, topk, rf, channels)
-    up = max(1, upscale_for(raw_crops.shape[-3:], 96) // 3)
-    rows = []
-    for c in range(channels):
-        proj = projections.projection_crops[c]
-        scale = symmetric_scale(proj)
-        tiles = [weight_tile(p, scale, up) for p in proj]
-        rows.append({"channel": c, "best": float(topk.values[c, 0]),
-                     "images": data_uri(mosaic(raw_crops[c], ncols=3, upscale=up)),
-                     "projections": data_uri(grid(tiles, ncols=3, pad=1))})
-    return {"rows": rows, "n_images": topk.n_images, "rf": int(rf.size[0]) if hasattr(rf, "size") else None,
-            "channels": len(topk.values)}
+
+def _top9(inp: ReportInput, stages: list[str], channels: int) -> list[dict[str, Any]]:
+    """Per stage, the top-9 training images of its first ``channels`` maps (one streaming pass for all stages,
+    standardized per batch) and the deconvnet projections of those maps' top activations only."""
+    from nnsee.methods.dataset_views.projections import top9_projections
+    from nnsee.methods.dataset_views.top_images import top_images_per_layer
+
+    model, images = inp.run.model, inp.splits.train.images
+    tops = top_images_per_layer(model, images, stages, k=9, transform=inp.run.standardize)
+    out = []
+    for layer in stages:
+        topk = tops[layer]
+        shown = min(channels, len(topk.values))
+        first = replace(topk, values=topk.values[:shown], image_index=topk.image_index[:shown],
+                        position=topk.position[:shown])
+        projections = top9_projections(model, images, first, layer, transform=inp.run.standardize)
+        rf = projections.rf
+        raw_crops = shrunk(_raw_crops(inp, first, rf, shown))
+        up = max(1, upscale_for(raw_crops.shape[-3:], 96) // 3)
+        rows = []
+        for c in range(shown):
+            proj = shrunk(projections.projection_crops[c])
+            scale = symmetric_scale(proj)
+            tiles = [weight_tile(p, scale, up) for p in proj]
+            rows.append({"channel": c, "best": float(topk.values[c, 0]),
+                         "images": data_uri(mosaic(raw_crops[c], ncols=3, upscale=up)),
+                         "projections": data_uri(grid(tiles, ncols=3, pad=1))})
+        out.append({"layer": layer, "rows": rows, "n_images": topk.n_images, "field": projections.how,
+                    "channels": len(topk.values), "shape": "x".join(map(str, topk.map_shape))})
+    return out
 
 
 def _raw_crops(inp: ReportInput, topk: Any, rf: Any, channels: int) -> np.ndarray:
@@ -86,13 +218,41 @@ def _raw_crops(inp: ReportInput, topk: Any, rf: Any, channels: int) -> np.ndarra
                      for c in range(channels)])
 
 
-def _occlusion(inp: ReportInput, layer: str, n: int) -> dict[str, Any] | None:
+def _test_images(inp: ReportInput, n: int) -> np.ndarray:
+    """``n`` test images evenly spread over the test set (their indices)."""
+    return np.linspace(0, len(inp.splits.test) - 1, num=min(n, len(inp.splits.test))).astype(int)
+
+
+def _grad_cams(inp: ReportInput, stages: list[str], index: np.ndarray) -> dict[str, Any] | None:
+    """Grad-CAM of the true class at every stage for the occlusion's test images, over the photo: the photo
+    darkened where the map is low, ``image * (0.25 + 0.75 cam / max cam)``, the map stretched bilinearly."""
+    from nnsee.methods.attribution.grad_cam import grad_cam
+
+    if len(index) == 0:
+        return None
+    up = upscale_for(inp.shape, 96)
+    labels = inp.splits.test.labels[index]
+    rows = []
+    for i, label in zip(index, labels, strict=True):
+        photo = inp.splits.test.images[i]
+        cells = []
+        for layer in stages:
+            cam = grad_cam(inp.run.model, inp.test_std[i : i + 1], [int(label)], layer=layer)[0]
+            top = float(cam.max())
+            cells.append({"layer": layer, "uri": data_uri(image_tile(over_photo(photo, cam / top if top > 0 else cam),
+                                                                      up)),
+                          "flat": top <= 0, "shape": f"{cam.shape[0]}x{cam.shape[1]}"})
+        rows.append({"index": int(i), "true": inp.class_names[int(label)],
+                     "image": data_uri(image_tile(np.clip(photo, 0, 1), up)), "cells": cells})
+    return {"rows": rows, "stages": stages}
+
+
+def _occlusion(inp: ReportInput, layer: str, index: np.ndarray) -> dict[str, Any] | None:
     from nnsee.methods.attribution.occlusion_paper import occlusion_maps
     from nnsee.methods.attribution.registry import occlusion_window
 
-    if len(inp.splits.test) == 0:
+    if len(index) == 0:
         return None
-    index = np.linspace(0, len(inp.splits.test) - 1, num=min(n, len(inp.splits.test))).astype(int)
     window, _ = occlusion_window(inp.shape)
     stride = occlusion_map_stride(inp.shape)
     labels = inp.splits.test.labels[index]
@@ -157,15 +317,31 @@ def _evolution(inp: ReportInput, layer: str) -> dict[str, Any] | None:
             "note": snapshots_note(chosen, len(run.snapshot_epochs))}
 
 
-def _sanity(inp: ReportInput, n: int = 4) -> dict[str, Any] | None:
-    """The randomization check of every registered method that applies to the model (its defaults, the logit)."""
+def cheap_options(shape: tuple[int, ...]) -> dict[str, dict[str, int]]:
+    """The randomization check's options at large inputs: integrated gradients with 16 path points (not 50),
+    SmoothGrad with 8 noisy copies (not 25), occlusion with windows side by side (stride = window: 7 x 7
+    positions at 224 px, not 13 x 13)."""
+    from nnsee.methods.attribution.registry import occlusion_window
+
+    window, _ = occlusion_window(shape)
+    return {"integrated-gradients": {"steps": 16}, "smoothgrad": {"samples": 8},
+            "occlusion": {"window": window, "stride": window}}
+
+
+def _sanity(inp: ReportInput, large: bool, n: int = 4) -> dict[str, Any] | None:
+    """The randomization check of every registered method that applies to the model (the logit; its defaults, or
+    on large inputs 2 images, one at a time, with :func:`cheap_options`)."""
     from nnsee.methods.sanity import randomization_check
 
     if len(inp.splits.test) == 0:
         return None
+    n = 2 if large else n
     x = inp.test_std[:n]
-    scores = randomization_check(inp.run.model, x, np.asarray(inp.splits.test.labels[:n]))
-    return {"rows": [{"method": name, **values} for name, values in scores.items()], "n": len(x)}
+    options = cheap_options(inp.shape) if large else None
+    scores = randomization_check(inp.run.model, x, np.asarray(inp.splits.test.labels[:n]), options=options,
+                                 per_image=large)
+    return {"rows": [{"method": name, **values} for name, values in scores.items()], "n": len(x),
+            "cheap": options}
 
 
 TEMPLATE = """\
@@ -177,13 +353,26 @@ TEMPLATE = """\
 s = ±{{ c.filters.scale|num }} for all filters, so 0 is mid-grey and a filter that favours red looks red. Photos and crops are
 shown as loaded (pixel values 0..1 times 255, not rescaled); the nine projections of a map share one symmetric scale.{% endif %}</p>
 <img src="{{ c.filters.uri }}" alt="first-layer filters">
-<h3>Top 9 images per feature map of <span class="math">{{ c.layer }}</span>, and their deconvnet projections</h3>
-<p>For each feature map, the nine training images (of {{ c.top9.n_images }}, in one streaming pass) whose strongest
-activation in that map is highest, cut to the map's receptive field, and beside them the projection of that single
-activation back to pixels by the deconvnet (every other activation of the layer set to zero).
-{% if c.top9.channels > c.top9.rows|length %}The first {{ c.top9.rows|length }} of {{ c.top9.channels }} maps are shown.{% endif %}</p>
-<div class="flex">{% for r in c.top9.rows %}<div class="tile" style="max-width:none">map {{ r.channel }}<br>
-<img src="{{ r.images }}" alt="top 9 images of map {{ r.channel }}"> <img src="{{ r.projections }}" alt="projections of map {{ r.channel }}"></div>{% endfor %}</div>
+<h3>Top 9 images per feature map, stage by stage, and their deconvnet projections</h3>
+<p>Stages: {{ c.stages|map(attribute='layer')|join(', ') }}{% if c.chosen %} (chosen with --layers){% else %} (the last
+conv module of each resolution, taken with the block it ends; --layers NAMES picks others){% endif %}. For each feature
+map, the nine training images (of {{ c.stages[0].n_images }}, in one streaming pass for every stage) whose strongest
+activation in that map is highest, cut to the receptive field of that unit, and beside them the projection of that
+single activation back to pixels by the deconvnet (every other activation of the layer set to zero; through eval
+BatchNorm by its per-channel scale, and down both paths of each residual add, summed where they fork). Crops larger
+than {{ c.tile_side }} px are averaged down for the page.</p>
+{% for st in c.stages %}<h4>Top 9 images per feature map of <span class="math">{{ st.layer }}</span> ({{ st.shape }})</h4>
+<p class="muted">Receptive field: {{ st.field }}.{% if st.channels > st.rows|length %} The first {{ st.rows|length }} of {{ st.channels }} maps are shown.{% endif %}</p>
+<div class="flex">{% for r in st.rows %}<div class="tile" style="max-width:none">{{ st.layer }} map {{ r.channel }}<br>
+<img src="{{ r.images }}" alt="top 9 images of map {{ r.channel }} of {{ st.layer }}"> <img src="{{ r.projections }}" alt="projections of map {{ r.channel }} of {{ st.layer }}"></div>{% endfor %}</div>
+{% endfor %}
+{% if c.grad_cam %}<h3>Grad-CAM at each stage</h3>
+<p>Grad-CAM of the true class (Selvaraju et al. 2017: relu(Σ_k mean(∂logit/∂A_k) A_k) over the maps A_k of the stage),
+over the test image: the photo darkened where the map is low, image·(0.25 + 0.75·cam/max cam), the map stretched
+bilinearly over the image. Deeper stages are coarser (their map size is under each tile).</p>
+<table><tr><th>image</th>{% for layer in c.grad_cam.stages %}<th class="math">{{ layer }}</th>{% endfor %}</tr>
+{% for r in c.grad_cam.rows %}<tr><td class="name"><img src="{{ r.image }}" alt="test image {{ r.index }}"><br>{{ r.true }}</td>
+{% for cell in r.cells %}<td><img src="{{ cell.uri }}" alt="grad-cam at {{ cell.layer }}"><br>{{ cell.shape }}{% if cell.flat %}, zero map{% endif %}</td>{% endfor %}</tr>{% endfor %}</table>{% endif %}
 {% if c.occlusion %}<h3>Occlusion (a grey square of {{ c.occlusion.window }}×{{ c.occlusion.window }} pixels moved over each image in steps of {{ c.occlusion.stride }})</h3>
 <p>By occluder position: the probability of the true class (dark = the square hides what the network needs), the most
 probable class (colours below), and the total activity of the feature map of <span class="math">{{ c.occlusion.layer }}</span>
@@ -199,9 +388,15 @@ that is strongest on the whole image.</p>
 {{ c.evolution.n_images }} training images at each snapshot epoch ({{ c.evolution.epochs|join(', ') }}).</p>
 {% if c.evolution.note %}<p class="muted">{{ c.evolution.note }}</p>{% endif %}
 {% for r in c.evolution.rows %}<div>map {{ r.channel }} <img src="{{ r.uri }}" alt="evolution of map {{ r.channel }}"></div>{% endfor %}{% endif %}
-{% if c.sanity %}<h3>Sanity check: do the maps depend on what the model learned?</h3>
+{% for line in c.missing %}<p class="muted">Not shown: {{ line }}</p>
+{% endfor %}{% if c.sanity %}<h3>Sanity check: do the maps depend on what the model learned?</h3>
 <p>Each method's maps for {{ c.sanity.n }} test images, from the trained model and from the same model with every weight
 re-initialised (Adebayo et al. 2018). A high similarity means the map mostly shows the input, not the model.</p>
+{% if c.sanity.cheap %}<p class="muted">For this input size and model, the check is made affordable without changing what
+it compares: {{ c.sanity.n }} test images (not 4), each run on its own; integrated gradients with {{ c.sanity.cheap['integrated-gradients'].steps }}
+path points (not 50), SmoothGrad with {{ c.sanity.cheap.smoothgrad.samples }} noisy copies (not 25), occlusion with
+{{ c.sanity.cheap.occlusion.window }}-px windows side by side (stride {{ c.sanity.cheap.occlusion.stride }}, not half a window).
+The trained and the randomized model get exactly the same settings.</p>{% endif %}
 <table><tr><th class="name">method</th><th>Spearman of |maps|</th><th>Spearman (signed)</th><th>SSIM</th></tr>
 {% for r in c.sanity.rows %}<tr><td class="name">{{ r.method }}</td><td>{{ r.spearman|num(2) }}</td><td>{{ r.spearman_signed|num(2) }}</td><td>{{ r.ssim|num(2) }}</td></tr>{% endfor %}</table>{% endif %}
 """  # noqa: E501

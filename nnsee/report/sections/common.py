@@ -25,6 +25,7 @@ class ReportInput:
     max_units: int = 256
     gallery: int = 16
     sort_units: str = "outgoing-norm"
+    layers: list[str] | None = None  # the CNN section's stages (None: its own choice)
     notes: list[str] = field(default_factory=list)
 
     @cached_property
