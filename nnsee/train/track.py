@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import contextlib
 import copy
+import itertools
 import json
 import math
 import operator
@@ -107,8 +108,16 @@ def track(model: nn.Module, *, out: str | os.PathLike[str], class_names: Sequenc
 
 
 def _cpu_copy(model: nn.Module) -> nn.Module:
+    """An eval-mode copy of ``model`` on the CPU, its parameters and buffers copied straight there (handed to
+    ``deepcopy`` in its memo): a model on a GPU is never duplicated on the GPU, tied weights stay tied, and the
+    gradients are not copied."""
+    memo: dict[int, Any] = {}
+    for t in itertools.chain(model.parameters(), model.buffers()):
+        if id(t) not in memo:
+            data = t.detach().to("cpu", copy=True)
+            memo[id(t)] = nn.Parameter(data, requires_grad=t.requires_grad) if isinstance(t, nn.Parameter) else data
     try:
-        return copy.deepcopy(model).to("cpu").eval()
+        return copy.deepcopy(model, memo).to("cpu").eval()
     except Exception as exc:  # a module holding something that cannot be copied
         raise RunError(f"nnsee.track could not copy the model ({type(exc).__name__}: {exc}); it keeps a CPU copy "
                        "to check the model once and rebuild the run's views") from None

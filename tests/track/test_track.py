@@ -97,3 +97,29 @@ def test_snapshots_may_be_any_iterable_of_epochs(tmp_path) -> None:
     for epoch in (1, 2):
         tracker.epoch(epoch, train_loss=1.0)
     assert tracker.close().snapshot_epochs == [0, 2]
+
+
+def test_the_copy_nnsee_keeps_is_made_on_the_cpu_without_gradients(tmp_path, monkeypatch) -> None:
+    """Parameters and buffers go straight to CPU copies, never through their own __deepcopy__ (which copies on the
+    tensor's device: on a GPU the model would be duplicated there first): equal values, their own memory, tied weights
+    still tied, requires_grad kept, no gradients; the user's model untouched."""
+    from nnsee.train.track import _cpu_copy
+
+    def on_its_device(self, memo):
+        raise AssertionError("a parameter or buffer was deep-copied on its own device")
+
+    model = torch.nn.Module()
+    model.net, model.tied = tiny_cnn(), torch.nn.Linear(64, 10, bias=False)
+    model.tied.weight = model.net[5].weight
+    model.net[0].bias.requires_grad_(False)
+    model.net(torch.randn(2, *SHAPE)).sum().backward()
+    monkeypatch.setattr(torch.Tensor, "__deepcopy__", on_its_device)
+    monkeypatch.setattr(torch.nn.Parameter, "__deepcopy__", on_its_device)
+    work = _cpu_copy(model)
+    monkeypatch.undo()
+    assert model.training and model.net[5].weight.grad is not None
+    assert not work.training and work.tied.weight is work.net[5].weight
+    assert not work.net[0].bias.requires_grad and work.net[0].weight.requires_grad
+    for (name, a), b in zip(model.state_dict().items(), work.state_dict().values(), strict=True):
+        assert torch.equal(a, b) and a.data_ptr() != b.data_ptr(), name
+    assert all(p.grad is None for p in work.parameters())
