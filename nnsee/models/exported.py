@@ -9,7 +9,8 @@ model in train mode: BatchNorm's batch statistics).
 
 The module (:func:`module_of`): ``torch.export.unflatten`` gives one graph module per original submodule, under its
 dotted name (``layer3.1.conv2``). A leaf whose graph is exactly one standard operation on its own parameters
-(``aten.conv2d``, ``linear``, eval ``batch_norm``, ``max_pool2d``, ``avg_pool2d``, ``adaptive_avg_pool2d``) is
+(``aten.conv2d``, ``linear``, eval ``batch_norm``, ``max_pool2d``, ``avg_pool2d``, ``adaptive_avg_pool2d``,
+``flatten``) is
 replaced by the ``torch.nn`` module that calls that same operation with the same arguments and the same parameter
 tensors, so conv layers are ``nn.Conv2d`` to every view (Grad-CAM, filters, receptive fields) and the numbers equal
 the model built from code. ReLUs stay graph operations: there are no ``nn.ReLU`` modules whose backward rule guided
@@ -227,6 +228,7 @@ def _avg_pool(a: dict[str, Any], p: Callable[[str], Any]) -> nn.Module:
 _MODULES: dict[str, Callable[..., nn.Module]] = {
     "aten.conv2d": _conv, "aten.linear": _linear, "aten.max_pool2d": _max_pool, "aten.avg_pool2d": _avg_pool,
     "aten.adaptive_avg_pool2d": lambda a, p: nn.AdaptiveAvgPool2d(tuple(a["output_size"])),
+    "aten.flatten": lambda a, p: nn.Flatten(int(a["start_dim"]), int(a["end_dim"])),
 }
 
 

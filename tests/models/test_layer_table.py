@@ -97,6 +97,11 @@ def test_exported_graph_layers_are_named_and_typed(tmp_path: Path) -> None:
     assert all(rows[n].output_shape == direct[n].output_shape and rows[n].field == direct[n].field for n in rows)
     assert rows["layer3.1.conv2"].type == "Conv2d" and rows["relu"].type == "graph: aten.relu_"
     assert rows["layer1.0"].type == "graph"
+    plain = plain_cnn().eval()  # every leaf a standard call (ReLUs aside): the same rows, fields included
+    program = torch.export.export(plain, (torch.zeros(2, 3, 32, 32),), dynamic_shapes=({0: torch.export.Dim("b")},))
+    got = [(r.name, r.type, r.output_shape, r.field, r.stride) for r in layer_table(exported.module_of(program),
+                                                                                    (3, 32, 32))]
+    assert got == [row if row[1] != "ReLU" else (*row[:1], "graph: aten.relu", *row[2:]) for row in PLAIN_32]
 
 
 def test_cli_layers(tmp_path: Path) -> None:
