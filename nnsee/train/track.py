@@ -12,8 +12,9 @@ this order, each file atomically or as one appended line:
 ``run.json`` is written by ``track`` and by ``close`` only (there with the whole history; the log is then removed),
 so a call costs one or two weights writes and one line, O(model), never O(epochs). Reading a run merges the log into
 its history (:func:`nnsee.train.run.merge_history_log`): a process killed at any point leaves a run that loads, with
-every epoch whose line was written. The history has the keys nnsee's own training writes (``epoch``,
-``train_loss``, ``train_accuracy``, ``val_loss``, ``val_accuracy``, ``seconds``) plus any other numbers given.
+every epoch whose line was written, and ``track(..., resume=True)`` continues it from the loop's own checkpoint.
+The history has the keys nnsee's own training writes (``epoch``, ``train_loss``, ``train_accuracy``, ``val_loss``,
+``val_accuracy``, ``seconds``) plus any other numbers given; a line would never take the log past what a load reads.
 
 Bad input is one line each: a folder holding files of the user's (never written into), an epoch not above the last,
 a value that is not a number, weights whose names or shapes changed since epoch 0, non-finite weights (refused: the
