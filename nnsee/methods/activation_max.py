@@ -76,3 +76,13 @@ def activation_maximization(model: nn.Module, target: int | tuple[str, int], inp
             x.grad = grad
             opt.step()
     return x.detach()[0].cpu().numpy()
+
+
+def as_photo(image: np.ndarray, standardizer: object | None) -> tuple[np.ndarray, float]:
+    """The maximizing image (C, H, W) in pixel units for display, and the share of its values clipped: the run's
+    standardization undone (``x·std + mean`` per channel for ``--normalize``; ``x`` itself without one), then clipped
+    to [0, 1]. An RGB model's image is then a colour photo of what the model's input would be."""
+    x = np.asarray(image, dtype=np.float32)
+    pixels = standardizer.inverse(x[None])[0] if standardizer is not None else x  # type: ignore[attr-defined]
+    outside = float(np.mean((pixels < 0) | (pixels > 1))) if pixels.size else 0.0
+    return np.clip(pixels, 0.0, 1.0).astype(np.float32), outside
