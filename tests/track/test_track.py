@@ -123,3 +123,20 @@ def test_the_copy_nnsee_keeps_is_made_on_the_cpu_without_gradients(tmp_path, mon
     for (name, a), b in zip(model.state_dict().items(), work.state_dict().values(), strict=True):
         assert torch.equal(a, b) and a.data_ptr() != b.data_ptr(), name
     assert all(p.grad is None for p in work.parameters())
+
+
+def test_the_report_overview_says_the_run_was_recorded_with_track(tmp_path) -> None:
+    """A tracked run is not 'adopted' in the overview: it says the loop and the epoch count recorded."""
+    from nnsee.report.sections.overview import _training
+
+    model = tiny_cnn()
+    optimizer = torch.optim.SGD(model.parameters(), lr=0.1)
+    with _track(tmp_path, model) as tracker:
+        for epoch in (1, 2, 3):
+            tracker.epoch(epoch, train_loss=train_step(model, optimizer, epoch))
+    run = load_run(tmp_path / "run", model=tiny_cnn(1))
+    text = _training(run.meta, run.meta.get("config") or {}, run.epoch)
+    assert text.startswith("trained in your own loop, recorded with nnsee.track (3 epochs")
+    adopted = nnsee.adopt(tiny_cnn(1), out=tmp_path / "adopted", class_names=CLASSES, input_shape=SHAPE,
+                          normalize="none")
+    assert _training(adopted.meta, {}, adopted.epoch).startswith("trained elsewhere, adopted with nnsee adopt")

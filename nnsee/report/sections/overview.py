@@ -58,6 +58,10 @@ def _training(meta: dict[str, Any], config: dict[str, Any], epoch: int | None) -
     """How the model was trained: nnsee's settings, or for an adopted model (no settings recorded) that it was
     trained elsewhere and brought in with ``nnsee adopt``."""
     if not config.get("optimizer") and (meta.get("model") or {}).get("kind") == "adopted":
+        epochs = [e for e in (meta.get("history") or {}).get("epoch") or [] if e]
+        if epochs:
+            return (f"trained in your own loop, recorded with nnsee.track ({len(epochs)} epochs; "
+                    "its training settings are not known to nnsee)")
         return "trained elsewhere, adopted with nnsee adopt (its training settings are not known to nnsee)"
     return (f"{config.get('optimizer')} lr {_g(config.get('lr'))}, L2 λ = {_g(config.get('l2'))}, "
             f"{epoch} epochs, batch {config.get('batch_size')} ({meta.get('status', '?')})")
