@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
@@ -12,13 +14,32 @@ from torch import nn
 from nnsee.data.imageset import ImageSet
 from nnsee.models.hooks import eval_mode
 
+#: Input bytes per forward chunk. A model's activations grow with its input, so chunks are sized by the input, not
+#: counted: 16 MiB is 4,096 images of 1x28x28 (the cap), 341 of 3x64x64, 27 of 3x224x224.
+CHUNK_BYTES = 16 * 2**20
+MAX_BATCH = 4096
 
-def predict_logits(model: nn.Module, images: np.ndarray | torch.Tensor, batch_size: int = 4096) -> np.ndarray:
-    """``model(x)`` for already standardized ``images`` (N, C, H, W), in eval mode, chunked; float32 (N, K)."""
+
+def chunk_size(shape: tuple[int, ...], itemsize: int = 4) -> int:
+    """Images per forward chunk: ``CHUNK_BYTES // (prod(shape) * itemsize)``, within 1..``MAX_BATCH``."""
+    return max(1, min(MAX_BATCH, CHUNK_BYTES // max(1, math.prod(shape) * itemsize)))
+
+
+def predict_logits(model: nn.Module, images: np.ndarray | torch.Tensor, batch_size: int | None = None,
+                   transform: Callable[[np.ndarray], np.ndarray] | None = None) -> np.ndarray:
+    """``model(x)`` for ``images`` (N, C, H, W), in eval mode, chunk by chunk (``batch_size`` images, default
+    :func:`chunk_size`); ``transform`` (a run's standardization) is applied to each chunk, so no standardized copy of
+    the whole set exists. Float32 (N, K)."""
     device = next(model.parameters()).device
-    x = torch.as_tensor(images)
+    n = len(images)
+    step = batch_size or chunk_size(tuple(images.shape[1:]))
+    chunks = []
     with eval_mode(model):  # and torch.no_grad(); the training flags come back after
-        chunks = [model(x[i : i + batch_size].to(device)).float().cpu() for i in range(0, len(x), batch_size)]
+        for i in range(0, n, step):
+            x = images[i : i + step]
+            if transform is not None:
+                x = transform(np.asarray(x))
+            chunks.append(model(torch.as_tensor(x).to(device)).float().cpu())
     return torch.cat(chunks).numpy() if chunks else np.zeros((0, 0), np.float32)
 
 
@@ -45,6 +66,6 @@ def scores(logits: np.ndarray, labels: np.ndarray, class_names: list[str]) -> di
 
 
 def evaluate(model: nn.Module, data: ImageSet, standardizer: Any = None) -> dict[str, Any]:
-    """Scores of ``model`` on ``data``, standardized first with ``standardizer`` (as stored in its run)."""
-    images = standardizer.transform(data.images) if standardizer is not None else data.images
-    return scores(predict_logits(model, images), data.labels, data.class_names)
+    """Scores of ``model`` on ``data``, standardized with ``standardizer`` (as stored in its run) chunk by chunk."""
+    transform = standardizer.transform if standardizer is not None else None
+    return scores(predict_logits(model, data.images, transform=transform), data.labels, data.class_names)

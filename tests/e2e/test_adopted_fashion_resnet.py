@@ -24,8 +24,9 @@ from PIL import Image
 
 from tests.e2e import fashion_user as user
 
-pytestmark = pytest.mark.skipif(not (user.FASHION / "t10k-labels-idx1-ubyte.gz").exists(),
-                                reason="apt-get install dataset-fashion-mnist (the Fashion-MNIST IDX files)")
+pytestmark = [pytest.mark.slow,
+              pytest.mark.skipif(not (user.FASHION / "t10k-labels-idx1-ubyte.gz").exists(),
+                                 reason="apt-get install dataset-fashion-mnist (the Fashion-MNIST IDX files)")]
 
 N_TRAIN, N_TEST, EPOCHS = 4000, 1000, 4
 CODE_ARGS = {"n_classes": 10, "width": 16}
