@@ -143,14 +143,6 @@ def device_option(command: Callable[..., Any]) -> Callable[..., Any]:
                         "CPU; mps only when named.")(resolved)
 
 
-def _device_for(function: Callable[..., Any], device: str) -> dict[str, str]:
-    """``{"device": device}`` when ``function`` takes a ``device`` keyword, else nothing (then it computes on the
-    CPU)."""
-    import inspect
-
-    return {"device": device} if "device" in inspect.signature(function).parameters else {}
-
-
 def _load(spec: str, seed: int, size: int | None, grayscale: bool | None, data_dir: Path | None,
           val_fraction: float, test_fraction: float, no_download: bool) -> Any:
     from nnsee.data import load_data
@@ -322,7 +314,7 @@ def resume(run: Path, epochs: int | None, allow_changed_data: bool, as_json: boo
     from nnsee.train import resume as resume_run
 
     # the device run.json records is where the run was trained, not where it must continue
-    _report_fit(resume_run(run, epochs, allow_changed_data=allow_changed_data, **_device_for(resume_run, device)),
+    _report_fit(resume_run(run, epochs, allow_changed_data=allow_changed_data, device=device),
                 as_json)
 
 
@@ -377,7 +369,6 @@ def _input_shape(ctx: click.Context, param: click.Parameter, value: str) -> tupl
 def adopt(out: Path, code: str | None, code_args: str | None, weights: Path, input_shape: tuple[int, ...],
           normalize: str, classes_file: Path | None, spec: str | None, output: str | None, device: str) -> None:
     """Adopt a model trained elsewhere (your code + its weights, or a torch.export .pt2) into the run folder OUT."""
-    from nnsee.adoption import adopt as adopt_model
     from nnsee.adoption import adopt_archive, adopt_code, read_class_names
     from nnsee.models.adopted import parse_code_args, parse_output
 
@@ -385,7 +376,7 @@ def adopt(out: Path, code: str | None, code_args: str | None, weights: Path, inp
         raise click.UsageError("give the class names with --classes FILE or --data SPEC (or both, agreeing)")
     names = read_class_names(classes_file) if classes_file is not None else None
     common = dict(class_names=names, input_shape=input_shape, normalize=normalize, out=out,
-                  output=parse_output(output), data=spec, **_device_for(adopt_model, device))
+                  output=parse_output(output), data=spec, device=device)
     if code is None:  # a torch.export archive (anything else is refused, saying it needs --code)
         if code_args is not None:
             raise click.UsageError("--code-args goes with --code; a .pt2 archive takes no code")

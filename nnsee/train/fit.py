@@ -93,19 +93,20 @@ def fit(
 
 def resume(run_dir: str | Path, epochs: int | None = None, *, data: Splits | None = None,
            model: nn.Module | None = None, progress: bool | None = None,
-           allow_changed_data: bool = False) -> FitResult:
+           allow_changed_data: bool = False, device: str | None = None) -> FitResult:
     """Continue a run folder exactly where its last complete epoch left it.
 
     ``epochs=None`` trains up to the run's configured number of epochs; ``epochs=N`` trains N more. The
     result is bitwise what an uninterrupted run would have given. When the run's data set has changed since
-    (its per-split counts differ), resuming is refused unless ``allow_changed_data`` (then it warns).
+    (its per-split counts differ), resuming is refused unless ``allow_changed_data`` (then it warns). ``device``
+    (``auto``, ``cpu``, ``cuda[:N]``, ``mps``) replaces the device run.json records; ``None`` keeps that one.
     """
     from nnsee.data.spec import load_splits
     from nnsee.train.run import load_run
 
     run = load_run(run_dir, model=model)
     state = run.state()
-    config = TrainConfig.from_dict(run.config)
+    config = TrainConfig.from_dict(run.config, device=device)
     if data is None:
         data = load_splits(run.data_spec, changed="warn" if allow_changed_data else "refuse")
     _check_same_data(run, data)

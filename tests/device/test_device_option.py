@@ -170,3 +170,20 @@ def test_the_device_run_json_records_never_decides_where_a_run_loads(base: Path,
     assert TrainConfig.from_dict(doc["config"], device="cpu").device == "cpu"
     with pytest.raises(TrainingError, match="cuda:3"):
         TrainConfig.from_dict(doc["config"])
+
+
+def test_resume_continues_a_run_recorded_on_a_gpu_on_the_device_it_is_given(base: Path, tmp_path: Path) -> None:
+    """nnsee resume --device cpu (and auto, here) continues a run whose run.json says cuda:3; the new epoch is
+    trained and recorded with the device it ran on."""
+    run = tmp_path / "run"
+    run.mkdir()
+    for file in (base / "run").iterdir():
+        if file.is_file():
+            (run / file.name).write_bytes(file.read_bytes())
+    doc = json.loads((run / "run.json").read_text())
+    doc["config"]["device"] = "cuda:3"
+    (run / "run.json").write_text(json.dumps(doc))
+    result = CliRunner().invoke(main, ["resume", str(run), "--epochs", "1", "--device", "cpu"])
+    assert result.exit_code == 0, result.stderr
+    after = json.loads((run / "run.json").read_text())
+    assert after["epoch"] == doc["epoch"] + 1 and after["config"]["device"] == "cpu"
