@@ -46,6 +46,18 @@ def base(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return root
 
 
+def _copy_recorded_on(source: Path, run: Path, device: str) -> tuple[Path, dict[str, Any]]:
+    """A copy of the run ``source`` at ``run`` whose run.json says it trained on ``device``; (run, its run.json)."""
+    run.mkdir()
+    for file in source.iterdir():
+        if file.is_file():
+            (run / file.name).write_bytes(file.read_bytes())
+    doc = json.loads((run / "run.json").read_text())
+    doc["config"]["device"] = device
+    (run / "run.json").write_text(json.dumps(doc))
+    return run, doc
+
+
 def _contents(folder: Path) -> dict[str, bytes | None]:
     return {str(p.relative_to(folder)): p.read_bytes() if p.is_file() else None for p in sorted(folder.rglob("*"))}
 
@@ -149,14 +161,7 @@ def test_every_command_hands_its_loader_or_trainer_the_device_it_resolved(
 
 def test_the_device_run_json_records_never_decides_where_a_run_loads(base: Path, tmp_path: Path) -> None:
     """A run trained on cuda:3 loads here, on the CPU (or where asked), and the CLI computes with it."""
-    run = tmp_path / "run"
-    run.mkdir()
-    for file in (base / "run").iterdir():
-        if file.is_file():
-            (run / file.name).write_bytes(file.read_bytes())
-    doc = json.loads((run / "run.json").read_text())
-    doc["config"]["device"] = "cuda:3"
-    (run / "run.json").write_text(json.dumps(doc))
+    run, doc = _copy_recorded_on(base / "run", tmp_path / "run", "cuda:3")
     for loaded in (load_run(run), load_run(run, device="cpu"), load_run(run, device="auto"),
                    load_run(run, map_location=torch.device("cpu"))):
         assert {p.device.type for p in loaded.model.parameters()} == {"cpu"}
@@ -175,14 +180,7 @@ def test_the_device_run_json_records_never_decides_where_a_run_loads(base: Path,
 def test_resume_continues_a_run_recorded_on_a_gpu_on_the_device_it_is_given(base: Path, tmp_path: Path) -> None:
     """nnsee resume --device cpu (and auto, here) continues a run whose run.json says cuda:3; the new epoch is
     trained and recorded with the device it ran on."""
-    run = tmp_path / "run"
-    run.mkdir()
-    for file in (base / "run").iterdir():
-        if file.is_file():
-            (run / file.name).write_bytes(file.read_bytes())
-    doc = json.loads((run / "run.json").read_text())
-    doc["config"]["device"] = "cuda:3"
-    (run / "run.json").write_text(json.dumps(doc))
+    run, doc = _copy_recorded_on(base / "run", tmp_path / "run", "cuda:3")
     result = CliRunner().invoke(main, ["resume", str(run), "--epochs", "1", "--device", "cpu"])
     assert result.exit_code == 0, result.stderr
     after = json.loads((run / "run.json").read_text())
