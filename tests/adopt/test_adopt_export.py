@@ -129,7 +129,6 @@ def test_guided_backprop_and_deconvnet_refuse_on_the_graph(runs: dict[str, Path]
         assert "nn.ReLU" in refused(code, stderr)
 
 
-@pytest.mark.xfail(strict=True, reason="needs method.py/registry.py to read Capabilities.relu_rule (reported)")
 def test_methods_list_leaves_out_the_relu_rule_methods(runs: dict[str, Path]) -> None:
     from nnsee.methods.one_image import view_names
     from nnsee.train import load_run

@@ -25,6 +25,7 @@ NEEDS = {
     "gradients": "gradients of the score with respect to the input",
     "conv_layer": "a convolutional layer with feature maps (N, K, h, w)",
     "dense_chain": "a fully connected chain (Flatten, Linear layers, elementwise activations)",
+    "relu_modules": "nn.ReLU modules whose backward rule it changes",
 }
 SPACES = ("input", "layer")
 
@@ -113,6 +114,8 @@ class Method:
             return f"{self.name} needs {NEEDS['conv_layer']}; this model has none"
         if "dense_chain" in self.needs and not caps.dense_chain:
             return f"{self.name} needs {NEEDS['dense_chain']}; this model is not one"
+        if "relu_modules" in self.needs and caps.relu_rule is not None:
+            return f"{self.name} needs {NEEDS['relu_modules']}; {caps.relu_rule}"
         return None
 
     def attribute(self, model: nn.Module, x: np.ndarray | torch.Tensor, target: Any, output: str = "logit",

@@ -107,10 +107,10 @@ def relu_rule(model: nn.Module, rule: str) -> Iterator[nn.Module]:
         raise MethodError(not_one_of("rule", rule, RULES))
     relus = relu_modules(model)
     if not relus:
-        raise MethodError(
-            f"{type(model).__name__} has no nn.ReLU modules, so there is no ReLU rule to change: guided backprop and "
-            "the deconvnet apply to ReLU networks built with nn.ReLU modules (functional F.relu cannot be hooked)"
-        )
+        from nnsee.models.capabilities import capabilities
+
+        raise MethodError(f"guided backprop and the deconvnet change the backward rule of nn.ReLU modules: "
+                          f"{capabilities(model).relu_rule} (functional F.relu cannot be hooked)")
     state = {"inside": 0}
     stash: dict[int, list[torch.Tensor]] = {}
 
