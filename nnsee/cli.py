@@ -537,9 +537,9 @@ def methods_command(as_json: bool) -> None:
 @_friendly_errors
 def maximize(run: Path, target: str, steps: int, out: Path | None, device: str) -> None:
     """Activation maximization: the input that a class (or one feature map) responds to most."""
-    from nnsee.methods.activation_max import activation_maximization
+    from nnsee.methods.activation_max import activation_maximization, as_photo
     from nnsee.methods.attribution.target import parse_index
-    from nnsee.render import save_png, weight_tile
+    from nnsee.render import image_tile, save_png, weight_tile
     from nnsee.report.explain import resolve_target
     from nnsee.train import load_run
 
@@ -554,10 +554,17 @@ def maximize(run: Path, target: str, steps: int, out: Path | None, device: str) 
     else:
         goal = resolve_target(target, list(loaded.class_names))
     image = activation_maximization(loaded.model, goal, loaded.input_shape, steps=steps)
-    scale = float(np.abs(image).max())
     safe = "".join(c if c.isalnum() or c in "-_" else "_" for c in target)
-    path = save_png(weight_tile(image, scale, max(1, round(168 / loaded.input_shape[-1]))),
-                    out if out is not None else run / "maximize" / f"{safe}.png")
+    where = out if out is not None else run / "maximize" / f"{safe}.png"
+    upscale = max(1, round(168 / loaded.input_shape[-1]))
+    if image.shape[0] == 3:  # a colour model: the image its input would be, in pixels
+        photo, clipped = as_photo(image, loaded.standardizer)
+        path = save_png(image_tile(photo, upscale), where)
+        click.echo(f"{path} (colour image in pixels: the run's standardization undone, {clipped:.1%} of values "
+                   "clipped to 0..1)")
+        return
+    scale = float(np.abs(image).max())
+    path = save_png(weight_tile(image, scale, upscale), where)
     click.echo(f"{path} (standardized input space, red +, blue -, scale ±{scale:.3g})")
 
 

@@ -260,7 +260,8 @@ def is_run_folder(path: str | os.PathLike[str]) -> bool:
         return False
 
 
-_RUN_FILES = (RUN_JSON, WEIGHTS_FILE, STATE_FILE, LEGACY_STATE_FILE, HISTORY_LOG)
+#: The files of a run folder (model.pt2: the torch.export archive an adopted run keeps, nnsee/models/exported.py).
+_RUN_FILES = (RUN_JSON, WEIGHTS_FILE, STATE_FILE, LEGACY_STATE_FILE, HISTORY_LOG, "model.pt2")
 
 
 def _own_files(path: Path) -> tuple[list[Path], list[Path]]:
