@@ -310,3 +310,45 @@ def test_device_without_cuda_is_refused_before_anything_is_read(project: dict[st
     assert "importing" not in capsys.readouterr().err  # refused before the user's code is imported
     run = nnsee.adopt(archive, class_names=list(CLASSES), input_shape=(3, 32, 32), out=tmp_path / "cpu", device="cpu")
     assert next(run.model.parameters()).device.type == "cpu"
+
+
+def test_evaluate_on_the_archive_run_equals_the_run_from_code(runs: dict[str, Path]) -> None:
+    """The same trained model, one adopted from its export archive and one from its code: evaluate --data gives the
+    same confusion matrices on every split (the run from code is checked against the user's own numbers in
+    tests/adopt/test_adopt.py)."""
+    scores = {}
+    for name in ("exported", "coded"):
+        for split in ("train", "val", "test"):
+            code, stdout, stderr = cli("evaluate", runs[name], "--split", split, "--json", "--device", "cpu")
+            assert code == 0, stderr
+            scores[name, split] = json.loads(stdout)["confusion_matrix"]
+    for split in ("train", "val", "test"):
+        assert scores["exported", split] == scores["coded", split] and sum(map(sum, scores["coded", split])) > 0
+
+
+def test_serve_answers_a_photo_with_the_archive_run(runs: dict[str, Path], project: dict[str, Path]) -> None:
+    """The live page's API on loopback, with the run adopted from the archive: an uploaded PNG gets the prediction
+    and the softmax of the user's own module on the photo normalized by hand (pixels / 255, torchvision's ImageNet
+    mean and std), and guided backprop, which needs nn.ReLU modules, is not among the maps it offers."""
+    from PIL import Image
+
+    from tests.serve.serve_util import start_server, stop
+
+    photo = project["data"] / "red" / "3.png"
+    pixels = np.asarray(Image.open(photo).convert("RGB"), np.float32).transpose(2, 0, 1) / 255
+    mean = np.array([0.485, 0.456, 0.406], np.float32)[:, None, None]
+    std = np.array([0.229, 0.224, 0.225], np.float32)[:, None, None]
+    with torch.no_grad():
+        expected = torch.softmax(user_model()(torch.from_numpy((pixels - mean) / std)[None]), 1)[0].numpy()
+    server = start_server([runs["exported"]], "--device", "cpu")
+    try:
+        status, body = server.raw("POST", "/api/explain?run=exported", photo.read_bytes(),
+                                  {"Content-Type": "image/png"})
+        methods = server.raw("GET", "/api/runs")
+    finally:
+        stop(server)
+    assert status == 200, body
+    answer = json.loads(body)
+    assert answer["predicted"] == int(expected.argmax())
+    np.testing.assert_allclose(answer["probabilities"], expected, atol=1e-5)
+    assert methods[0] == 200 and b"saliency" in methods[1] and b"guided-backprop" not in methods[1]
