@@ -15,7 +15,9 @@ Rules:
   folders in all, ends it with a one-line ``DataError`` (not an image-class folder), so ``/`` is refused at once.
 * Each image is decoded by :func:`nnsee.data.image_decode.decode_stream` (shared with the live page's uploads):
   first frame, EXIF orientation applied, transparency composited on white, 16-bit grey scaled by 1/65535, then L or
-  RGB, centre-cropped and resized to ``size`` x ``size``, as float32 in [0, 1] of shape (C, size, size).
+  RGB, brought to ``size`` x ``size`` by the resize rule (``square``: centre square, Lanczos; ``torchvision``:
+  shorter side to ``round(size * 256 / 224)``, bilinear, then the centre crop), as float32 in [0, 1] of shape
+  (C, size, size).
 * Memory: the candidate files are counted first and refused past the loaders' budget (``N * C * size^2 * 4`` bytes
   over :data:`~nnsee.data.npz.MAX_IMAGE_BYTES`, 4 GiB: about 7,100 RGB images at 224 px); each image is decoded
   straight into one preallocated float32 buffer, so the peak is that buffer plus one decoded photo.
@@ -32,7 +34,7 @@ from typing import BinaryIO
 
 import numpy as np
 
-from nnsee.data.image_decode import UnusableImage, decode_stream
+from nnsee.data.image_decode import UnusableImage, check_resize, decode_stream
 from nnsee.data.imageset import ImageSet, first_few
 from nnsee.data.npz import MAX_IMAGE_BYTES
 from nnsee.errors import DataError
@@ -163,13 +165,15 @@ def _not_an_image(name: str) -> str:
     return ""
 
 
-def decode_image(path: str | Path, size: int = 28, grayscale: bool = True) -> np.ndarray:
-    """One image file as float32 (C, size, size) in [0, 1] (rules in the module docstring).
+def decode_image(path: str | Path, size: int = 28, grayscale: bool = True, resize: str = "square") -> np.ndarray:
+    """One image file as float32 (C, size, size) in [0, 1] (rules in the module docstring; ``resize`` one of
+    :data:`~nnsee.data.image_decode.RESIZE_RULES`).
 
     Raises ``DataError`` naming the file if it cannot be used.
     """
+    check_resize(resize, error=DataError)
     try:
-        return _decode(str(path), size, grayscale)
+        return _decode(str(path), size, grayscale, resize)
     except _Skip as e:
         raise DataError(f"{path}: {e}") from None
 
@@ -197,10 +201,10 @@ def _open_image(path: str) -> BinaryIO:
         raise
 
 
-def _decode(path: str, size: int, grayscale: bool) -> np.ndarray:
+def _decode(path: str, size: int, grayscale: bool, resize: str = "square") -> np.ndarray:
     with _open_image(path) as f:
         try:
-            return decode_stream(f, size, grayscale, MAX_PIXELS)
+            return decode_stream(f, size, grayscale, MAX_PIXELS, resize=resize)
         except UnusableImage as e:
             raise _Skip(str(e)) from None
 
@@ -219,8 +223,9 @@ def _check_budget(root: Path, files: int, channels: int, size: int) -> None:
 
 
 def load_folder(root: str | Path, size: int = 28, grayscale: bool = True, *, max_entries: int = MAX_ENTRIES,
-                max_depth: int = MAX_DEPTH) -> ImageSet:
-    """Images under ``root/<class>/`` as an ``ImageSet`` of shape (N, 1 or 3, size, size); labels follow sorted names.
+                max_depth: int = MAX_DEPTH, resize: str = "square") -> ImageSet:
+    """Images under ``root/<class>/`` as an ``ImageSet`` of shape (N, 1 or 3, size, size), each brought to ``size``
+    by the rule ``resize`` (:data:`~nnsee.data.image_decode.RESIZE_RULES`); labels follow sorted names.
 
     Unusable files are skipped and listed in ``skipped``; raises ``DataError`` if fewer than two classes with
     usable images remain, or, as soon as it is seen, if the folder holds more than ``max_entries`` entries or
@@ -228,6 +233,7 @@ def load_folder(root: str | Path, size: int = 28, grayscale: bool = True, *, max
     """
     if size < 1:
         raise DataError(f"size must be a positive number of pixels, got {size}")
+    check_resize(resize, error=DataError)
     root_path = Path(root).expanduser()
     try:
         is_dir = stat.S_ISDIR(os.stat(root_path).st_mode)
@@ -263,7 +269,7 @@ def load_folder(root: str | Path, size: int = 28, grayscale: bool = True, *, max
         start = n
         for shown, real in files:
             try:
-                images[n] = _decode(real, size, grayscale)
+                images[n] = _decode(real, size, grayscale, resize)
                 n += 1
             except _Skip as e:
                 skipped.append((shown, str(e)))

@@ -19,6 +19,7 @@ import numpy as np
 from nnsee.data.conform import conform
 from nnsee.data.digits import load_digits
 from nnsee.data.folder import load_folder
+from nnsee.data.image_decode import RESIZE_RULES, check_resize
 from nnsee.data.imageset import ImageSet, Splits
 from nnsee.data.named import NAMED_SETS, has_idx_files, load_idx_folder, load_named
 from nnsee.data.npz import load_npz
@@ -31,7 +32,7 @@ ACCEPTED = (
     "[.gz], optionally t10k-*)"
 )
 SPEC_FORMAT = 1
-_ARGS = ("spec", "size", "grayscale", "data_dir", "seed", "val_fraction", "test_fraction")
+_ARGS = ("spec", "size", "grayscale", "data_dir", "seed", "val_fraction", "test_fraction", "resize")
 
 
 def _kind(spec: str) -> tuple[str, str]:
@@ -75,13 +76,17 @@ def load_data(
     val_fraction: float = 0.1,
     test_fraction: float = 0.1,
     download: bool = True,
+    resize: str = "square",
 ) -> Splits:
     """Train / validation / test splits of the data set named by ``spec`` (forms in the module docstring).
 
-    ``size`` and ``grayscale`` resize and convert (folders default to 28 and grey). Splits are stratified by
+    ``size`` and ``grayscale`` resize and convert (folders default to 28 and grey); ``resize`` is the rule that
+    brings a folder's image files to ``size`` (:data:`~nnsee.data.image_decode.RESIZE_RULES`: ``square`` or
+    ``torchvision``; arrays of another size are always centre-cropped to a square). Splits are stratified by
     class and seeded by ``seed``; sets with an official test split keep it and ignore ``test_fraction``.
     ``Splits.spec`` holds everything ``load_splits`` needs to rebuild the same splits.
     """
+    check_resize(resize, "the resize rule (resize=)", DataError)
     kind, canonical = _kind(str(spec))
     data_dir_abs = str(Path(data_dir).expanduser().resolve()) if data_dir is not None else None
     test: ImageSet | None = None
@@ -94,7 +99,8 @@ def load_data(
     elif kind == "idx":
         data, test = load_idx_folder(canonical)
     else:
-        data = load_folder(canonical, size=size or 28, grayscale=True if grayscale is None else grayscale)
+        data = load_folder(canonical, size=size or 28, grayscale=True if grayscale is None else grayscale,
+                           resize=resize)
     data = conform(data, size, grayscale)
     official_test = test is not None
     if test is not None:
@@ -117,6 +123,8 @@ def load_data(
         "official_test": official_test,
         "counts": {"train": len(train), "val": len(val), "test": len(test)},
     }
+    if resize != RESIZE_RULES[0]:  # square, the default, is not written (a spec without it reads as square)
+        record["resize"] = resize
     return Splits(train, val, test, record)
 
 

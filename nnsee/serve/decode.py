@@ -28,11 +28,12 @@ class ImageRejected(ValueError):
     """An upload that is not a usable image (the message says why)."""
 
 
-def decode_bytes(data: bytes, size: int, grayscale: bool) -> np.ndarray:
-    """Float32 (C, size, size) in [0, 1] from encoded image bytes, or :class:`ImageRejected`."""
+def decode_bytes(data: bytes, size: int, grayscale: bool, resize: str = "square") -> np.ndarray:
+    """Float32 (C, size, size) in [0, 1] from encoded image bytes, brought to ``size`` by the run's resize rule
+    (:data:`~nnsee.data.image_decode.RESIZE_RULES`), or :class:`ImageRejected`."""
     if not data:
         raise ImageRejected("empty body: send the image as the request body")
     try:
-        return decode_stream(io.BytesIO(data), size, grayscale, MAX_PIXELS, FORMATS)
+        return decode_stream(io.BytesIO(data), size, grayscale, MAX_PIXELS, FORMATS, resize)
     except UnusableImage as e:
         raise ImageRejected(str(e)) from None
