@@ -16,6 +16,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from nnsee.data.image_decode import RESIZE_RULES, check_resize
 from nnsee.data.standardize import Standardizer, parse_normalize
 from nnsee.errors import DataError, RunError, first_few
 from nnsee.models import adopted
@@ -29,7 +30,7 @@ def adopt(model: nn.Module | str | os.PathLike[str] | torch.export.ExportedProgr
           class_names: Sequence[str] | None = None, input_shape: Sequence[int] = (3, 224, 224),
           normalize: str | Standardizer = "imagenet", out: str | os.PathLike[str], code: str | None = None,
           code_args: Mapping[str, Any] | None = None, output: int | str | None = None, data: str | None = None,
-          copy_model: bool = True, device: str | torch.device | None = None) -> Run:
+          copy_model: bool = True, device: str | torch.device | None = None, resize: str = "square") -> Run:
     """Write the run folder ``out`` (new or empty) for ``model`` and return its :class:`~nnsee.train.Run`.
 
     ``model`` is an ``nn.Module``, or a ``torch.export`` program or the path of its ``.pt2`` archive: then no
@@ -40,6 +41,10 @@ def adopt(model: nn.Module | str | os.PathLike[str] | torch.export.ExportedProgr
     or a :class:`Standardizer` (pixels in 0..1, then ``(x - mean_c) / std_c``); ``output`` picks the logits from a
     tuple/dict output; ``class_names`` must number the model's outputs (default: ``data``'s classes, a data SPEC
     loaded at H px, grey or RGB as C says, which the report and ``evaluate`` then use).
+
+    ``resize`` is how an image file (``data``'s folder, ``nnsee explain``'s files, the live page's uploads, ``evaluate
+    --data``) becomes H x W: ``"square"`` (nnsee's: the centred square, Lanczos) or ``"torchvision"`` (the shorter
+    side to ``round(H * 256 / 224)``, bilinear, then the centre crop: ``Resize(256)`` + ``CenterCrop(224)`` at 224).
 
     ``code`` (``"package.module:factory"`` or ``"path/file.py:factory"``, called with ``code_args``) is how a later
     process rebuilds the model: without it the returned run works in this process only, and ``load_run(out)``
@@ -57,6 +62,7 @@ def adopt(model: nn.Module | str | os.PathLike[str] | torch.export.ExportedProgr
         raise RunError(f"{out} already holds a run: adopt into a new or empty folder (--out)")
     from nnsee.models.registry import check_input_shape
 
+    check_resize(resize, "resize (--resize)", RunError)
     shape = check_input_shape(input_shape)
     if shape[1] != shape[2]:
         raise RunError(f"the input shape {shape[0]}x{shape[1]}x{shape[2]} is not square; nnsee reads square images "
@@ -64,7 +70,7 @@ def adopt(model: nn.Module | str | os.PathLike[str] | torch.export.ExportedProgr
     standardizer = parse_normalize(normalize, shape[0]) if isinstance(normalize, str) else normalize
     if not isinstance(standardizer, Standardizer):
         raise DataError(f"normalize must be a string or a Standardizer, got {type(normalize).__name__}")
-    splits = _data(data, shape) if data is not None else None
+    splits = _data(data, shape, resize) if data is not None else None
     names = _class_names(class_names, splits)
     archive = model if isinstance(model, (str, os.PathLike, torch.export.ExportedProgram)) else None
     if archive is not None:
@@ -87,6 +93,8 @@ def adopt(model: nn.Module | str | os.PathLike[str] | torch.export.ExportedProgr
                         f"({first_few(names)}); give one name per output, in the model's order")
     spec = {"kind": adopted.KIND, "code": code, "code_args": dict(code_args or {}), "output": output,
             "input_shape": list(shape), "n_classes": width}
+    if resize != RESIZE_RULES[0]:  # square, the default, is not written: run.json stays as it was before the field
+        spec["resize"] = resize
     meta: dict[str, Any] = {"class_names": names, "model": spec, "input_shape": list(shape),
                             "standardization": standardizer.to_dict(), "status": "adopted",
                             "data": splits.spec if splits is not None else None}
@@ -120,10 +128,10 @@ def _exported(archive: str | os.PathLike[str] | torch.export.ExportedProgram, sh
     return module
 
 
-def _data(spec: str, shape: tuple[int, int, int]) -> Any:
+def _data(spec: str, shape: tuple[int, int, int], resize: str) -> Any:
     from nnsee.data import load_data
 
-    splits = load_data(spec, size=shape[1], grayscale=shape[0] == 1)
+    splits = load_data(spec, size=shape[1], grayscale=shape[0] == 1, resize=resize)
     if tuple(splits.shape) != shape:
         raise DataError(f"the data {spec} has images of shape {tuple(splits.shape)}, the model takes {shape}; give "
                         "data of the model's size and channels")
@@ -184,6 +192,7 @@ def adopt_code(code: str, *, weights: str | os.PathLike[str], code_args: Mapping
 
     if options.get("device") is not None:
         resolve_device(options["device"])  # a device this machine lacks: refused before anything is read
+    check_resize(options.get("resize", "square"), "resize (--resize)", RunError)  # before any code is imported
     if out_folder_state(options["out"]) != "new":
         raise RunError(f"{options['out']} already holds a run: adopt into a new or empty folder (--out)")
     adopted.refuse_export_archive(weights)  # before the user's code is imported: an archive takes no --code
@@ -202,6 +211,7 @@ def adopt_archive(archive: str | os.PathLike[str], **options: Any) -> Run:
         from nnsee.train.config import resolve_device
 
         resolve_device(options["device"])  # before anything is read
+    check_resize(options.get("resize", "square"), "resize (--resize)", RunError)
     if not exported.is_archive_name(archive):
         raise RunError(f"{archive} is not a torch.export archive (.pt2): a state dict needs the model's code, --code "
                        "package.module:factory (or give a .pt2 from torch.export.save, which needs none)")

@@ -144,11 +144,11 @@ def device_option(command: Callable[..., Any]) -> Callable[..., Any]:
 
 
 def _load(spec: str, seed: int, size: int | None, grayscale: bool | None, data_dir: Path | None,
-          val_fraction: float, test_fraction: float, no_download: bool) -> Any:
+          val_fraction: float, test_fraction: float, no_download: bool, resize: str = "square") -> Any:
     from nnsee.data import load_data
 
     return load_data(spec, size=size, grayscale=grayscale, data_dir=data_dir, seed=seed,
-                     val_fraction=val_fraction, test_fraction=test_fraction, download=not no_download)
+                     val_fraction=val_fraction, test_fraction=test_fraction, download=not no_download, resize=resize)
 
 
 def _host(ctx: click.Context, param: click.Parameter, value: str) -> str:
@@ -364,10 +364,15 @@ def _input_shape(ctx: click.Context, param: click.Parameter, value: str) -> tupl
 @click.option("--data", "spec", default=None, callback=_spec,
               help="A data SPEC whose classes are the model's (for the report's data views and evaluate).")
 @click.option("--output", default=None, help="For a model returning a tuple or dict: the index or key of the logits.")
+@click.option("--resize", type=RegistryChoice("nnsee.data.image_decode:RESIZE_RULES"), default="square",
+              show_default=True, help="How an image file becomes HxW: square (nnsee's: the centred square, Lanczos) "
+              "or torchvision (shorter side to round(H*256/224), bilinear, then the centre crop: Resize(256) + "
+              "CenterCrop(224) at 224).")
 @device_option
 @_friendly_errors
 def adopt(out: Path, code: str | None, code_args: str | None, weights: Path, input_shape: tuple[int, ...],
-          normalize: str, classes_file: Path | None, spec: str | None, output: str | None, device: str) -> None:
+          normalize: str, classes_file: Path | None, spec: str | None, output: str | None, resize: str,
+          device: str) -> None:
     """Adopt a model trained elsewhere (your code + its weights, or a torch.export .pt2) into the run folder OUT."""
     from nnsee.adoption import adopt_archive, adopt_code, read_class_names
     from nnsee.models.adopted import parse_code_args, parse_output
@@ -376,7 +381,7 @@ def adopt(out: Path, code: str | None, code_args: str | None, weights: Path, inp
         raise click.UsageError("give the class names with --classes FILE or --data SPEC (or both, agreeing)")
     names = read_class_names(classes_file) if classes_file is not None else None
     common = dict(class_names=names, input_shape=input_shape, normalize=normalize, out=out,
-                  output=parse_output(output), data=spec, device=device)
+                  output=parse_output(output), data=spec, device=device, resize=resize)
     if code is None:  # a torch.export archive (anything else is refused, saying it needs --code)
         if code_args is not None:
             raise click.UsageError("--code-args goes with --code; a .pt2 archive takes no code")
@@ -385,7 +390,7 @@ def adopt(out: Path, code: str | None, code_args: str | None, weights: Path, inp
         run = adopt_code(code, weights=weights, code_args=parse_code_args(code_args), **common)
     shape = "x".join(map(str, run.input_shape))
     click.echo(f"adopted {code or weights} into {run.path}: {len(run.class_names)} classes, input {shape}, "
-               f"{run.standardizer.describe()}")
+               f"{run.standardizer.describe()}, resize {resize}")
 
 
 @main.command()
@@ -410,7 +415,9 @@ def evaluate(run: Path, spec: str | None, split: str, as_json: bool, device: str
         if data_opts["size"] is None and data_opts["grayscale"] is None:
             shape = loaded.input_shape
             data_opts.update(size=shape[-1], grayscale=shape[0] == 1)
-        splits = _load(spec, int(loaded.config.get("seed", 0)), **data_opts)
+        from nnsee.models.adopted import resize_rule
+
+        splits = _load(spec, int(loaded.config.get("seed", 0)), resize=resize_rule(loaded.meta), **data_opts)
     dataset = getattr(splits, split)
     if list(dataset.class_names) != list(loaded.class_names):
         raise NnseeError(f"{run} was trained on classes {loaded.class_names}, the data has {dataset.class_names}")

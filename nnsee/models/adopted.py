@@ -2,10 +2,12 @@
 
 The spec (``run.json`` → ``model``) is ``{"kind": "adopted", "code": "package.module:factory" or
 "/abs/path/file.py:factory" (or None: adopted from Python without code, or from an export archive), "code_args": {...},
-"output": None | index | key, "input_shape": [C, H, W], "n_classes": K, "export": None | {"file": "model.pt2",
-"sha256": ..., "bytes": ..., "source": ...}}``. The run never stores code: loading it imports ``code`` and calls
-``factory(**code_args)``, which runs the user's code with their permissions; every import is said on stderr. A run
-adopted from a ``torch.export`` archive keeps a copy of the archive instead (:mod:`nnsee.models.exported`): no code.
+"output": None | index | key, "input_shape": [C, H, W], "n_classes": K, "resize": "square" | "torchvision" (the rule
+that brings an image file to H x W, :data:`~nnsee.data.image_decode.RESIZE_RULES`; absent: square), "export": None |
+{"file": "model.pt2", "sha256": ..., "bytes": ..., "source": ...}}``. The run never stores code: loading it imports
+``code`` and calls ``factory(**code_args)``, which runs the user's code with their permissions; every import is said
+on stderr. A run adopted from a ``torch.export`` archive keeps a copy of the archive instead
+(:mod:`nnsee.models.exported`): no code.
 
 Rules: the factory must return an ``nn.Module``; weights are a state dict (safetensors, or ``.pt``/``.pth`` read only
 by ``torch.load(weights_only=True)``, never unpickling code); a model whose output is a tuple, list or dict gives its
@@ -29,6 +31,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from nnsee.data.image_decode import RESIZE_RULES, check_resize
 from nnsee.errors import RunError, first_few
 from nnsee.io import open_regular
 from nnsee.models.hooks import is_training, lasting_output_hook
@@ -373,6 +376,17 @@ def check_spec(where: str, spec: Mapping[str, Any]) -> None:
     ) if not ok]
     if problems:
         raise RunError(f"{where}: the adopted model's field {problems[0][0]!r} is malformed; adopt the model again")
+    check_resize(spec.get("resize", RESIZE_RULES[0]), f"{where}: the adopted model's 'resize'", RunError)
+
+
+def resize_rule(meta: Mapping[str, Any]) -> str:
+    """The rule that brings an image file to a run's input size (``meta`` is its run.json): the adopted model's
+    ``resize``, or ``square`` (nnsee's centre square) for every other run and for runs adopted before the field
+    existed. A value that is not one of :data:`~nnsee.data.image_decode.RESIZE_RULES` is a one-line RunError."""
+    spec = meta.get("model")
+    if not is_adopted(spec):
+        return RESIZE_RULES[0]
+    return check_resize(spec.get("resize", RESIZE_RULES[0]), "run.json's adopted model field 'resize'", RunError)
 
 
 def build_for_run(path: Path, spec: Mapping[str, Any]) -> nn.Module:

@@ -29,15 +29,18 @@ MAX_SAME_NAME = 1000
 
 
 def load_images(run: Run, paths: Sequence[Path]) -> np.ndarray:
-    """The image files as the run's inputs (N, C, H, W) in [0, 1]: same size and channels as its training data."""
+    """The image files as the run's inputs (N, C, H, W) in [0, 1]: same size and channels as its training data,
+    brought to that size by the run's resize rule (:func:`~nnsee.models.adopted.resize_rule`)."""
     from nnsee.data.folder import decode_image
+    from nnsee.models.adopted import resize_rule
 
     channels, height, width = run.input_shape
     if height != width:
         raise NnseeError(f"{run.path} expects {height}x{width} images; explain reads square images only")
     for path in paths:
         _say_channel_conversion(path, channels)
-    return np.stack([decode_image(p, size=height, grayscale=channels == 1) for p in paths])
+    resize = resize_rule(run.meta)
+    return np.stack([decode_image(p, size=height, grayscale=channels == 1, resize=resize) for p in paths])
 
 
 #: Pillow modes of one grey band (with or without alpha).

@@ -22,6 +22,7 @@ from starlette.requests import ClientDisconnect
 
 from nnsee.errors import NnseeError, not_one_of
 from nnsee.methods import MethodError
+from nnsee.models.adopted import resize_rule
 from nnsee.serve import views
 from nnsee.serve.decode import ImageRejected, decode_bytes, is_blank
 from nnsee.serve.guard import RETRY_AFTER_S, Guard, SecurityHeaders, over_limit
@@ -117,7 +118,7 @@ def create_app(run_paths: Iterable[str | os.PathLike[str]], *, max_body: int = M
 
         def work() -> dict:
             try:
-                image = decode_bytes(body, shape[-1], shape[0] == 1)
+                image = decode_bytes(body, shape[-1], shape[0] == 1, resize_rule(loaded.run.meta))
             except ImageRejected as e:
                 raise HTTPException(400, str(e)) from None
             if is_blank(image):

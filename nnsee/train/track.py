@@ -70,11 +70,11 @@ def track(model: nn.Module, *, out: str | os.PathLike[str], class_names: Sequenc
           input_shape: Sequence[int] = (3, 224, 224), normalize: str | Standardizer = "imagenet",
           code: str | None = None, code_args: Mapping[str, Any] | None = None, output: int | str | None = None,
           data: str | None = None, snapshots: Iterable[int] = DEFAULT_SNAPSHOTS, replace: bool = False,
-          resume: bool | int = False) -> Tracker:
+          resume: bool | int = False, resize: str = "square") -> Tracker:
     """Start tracking ``model`` into the run folder ``out`` (new or empty; an nnsee run only with ``replace=True``,
     which removes only nnsee's files); return the :class:`Tracker` whose ``epoch(...)`` the loop calls once an epoch.
 
-    ``class_names``, ``input_shape``, ``normalize``, ``code``, ``code_args``, ``output`` and ``data`` are
+    ``class_names``, ``input_shape``, ``normalize``, ``code``, ``code_args``, ``output``, ``data`` and ``resize`` are
     :func:`nnsee.adopt`'s: give ``code`` (``"package.module:factory"`` or ``"file.py:factory"``) so that ``nnsee
     report RUN`` can rebuild the model, and ``data`` (a data SPEC) for the report's data views. ``model`` itself is
     never changed (no mode switch, no hook): nnsee keeps an eval-mode float32 copy on the CPU.
@@ -101,7 +101,7 @@ def track(model: nn.Module, *, out: str | os.PathLike[str], class_names: Sequenc
     from nnsee.adoption import adopt
 
     run = adopt(_cpu_copy(model), class_names=class_names, input_shape=input_shape, normalize=normalize, out=out,
-                code=code, code_args=code_args, output=output, data=data, copy_model=False)
+                code=code, code_args=code_args, output=output, data=data, copy_model=False, resize=resize)
     tracker = Tracker(model, run, chosen)
     if 0 in chosen:
         tracker.write_snapshot(0, tracker.weights(0))
