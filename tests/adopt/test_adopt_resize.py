@@ -165,3 +165,17 @@ def test_track_passes_the_rule_through(user: dict, tmp_path: Path) -> None:
                           input_shape=(3, SIZE, SIZE), normalize="none", resize="torchvision", snapshots=())
     tracker.close()
     assert json.loads((tmp_path / "tracked" / "run.json").read_text())["model"]["resize"] == "torchvision"
+
+
+def test_the_report_overview_says_which_rule_brought_the_files_in(run: Path) -> None:
+    """The overview's images row names the rule (every rule of the decoder has its words)."""
+    from nnsee.data.image_decode import RESIZE_RULES
+    from nnsee.data.spec import load_splits
+    from nnsee.report.sections.common import ReportInput
+    from nnsee.report.sections.overview import _RESIZE_SAID, overview
+    from nnsee.train import load_run
+
+    assert set(_RESIZE_SAID) == set(RESIZE_RULES)
+    loaded = load_run(run)
+    facts = dict(overview(ReportInput(loaded, load_splits(loaded.data_spec)))["facts"])
+    assert "shorter side to size·256/224, then the centre crop" in facts["images"]

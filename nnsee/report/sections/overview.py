@@ -8,6 +8,7 @@ from typing import Any
 import numpy as np
 from torch import nn
 
+from nnsee.models.adopted import resize_rule
 from nnsee.render import learning_curves_svg
 from nnsee.render.bidi import isolated
 from nnsee.report.sections.common import MAX_CLASSES, ReportInput, dropped_note, images_grid_uri, upscale_for
@@ -25,8 +26,8 @@ def overview(inp: ReportInput, samples_per_class: int = 8) -> dict[str, Any]:
     facts = [
         ("model", describe_model(run.model, run.meta.get("model"))),
         ("data", isolated(run.data_spec.get("spec", run.data_spec.get("source", "?")) if run.data_spec else "?")),
-        ("images", f"{'×'.join(str(s) for s in inp.shape)}; train {len(splits.train)}, "
-                   f"validation {len(splits.val)}, test {len(splits.test)}"),
+        ("images", f"{'×'.join(str(s) for s in inp.shape)} ({_RESIZE_SAID[resize_rule(run.meta)]}); "
+                   f"train {len(splits.train)}, validation {len(splits.val)}, test {len(splits.test)}"),
         ("standardization", standardizer.describe() if standardizer is not None else "none stored: raw pixels"),
         ("training", _training(run.meta, config, run.epoch)),
     ]
@@ -52,6 +53,11 @@ def overview(inp: ReportInput, samples_per_class: int = 8) -> dict[str, Any]:
         "confusion": _confusion_rows(matrix, names) if full else None,
         "summary": _confusion_summary(matrix, names) if matrix is not None and not full else None,
     }
+
+
+#: How the overview says each resize rule of nnsee/data/image_decode.py brought a file to the input size.
+_RESIZE_SAID = {"square": "files: centre square, resized", "torchvision": "files: shorter side to size·256/224, "
+                "then the centre crop, as torchvision's Resize + CenterCrop"}
 
 
 def _training(meta: dict[str, Any], config: dict[str, Any], epoch: int | None) -> str:
