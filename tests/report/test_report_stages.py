@@ -4,6 +4,8 @@ cheaper settings at large inputs (the same maps, one image at a time)."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 import torch
@@ -84,7 +86,7 @@ def test_one_pass_top9_of_every_stage_equals_each_layers_own_maxima() -> None:
 
 def test_projection_batches_fit_their_budget_and_give_the_same_projections() -> None:
     big = resnet18(n_classes=3, width=64)
-    per_batch = projection_batch_size(big, torch.zeros(1, 3, 224, 224), "layer4")
+    per_batch = projection_batch_size(big, torch.zeros(1, 3, 224, 224))
     assert 2 <= per_batch <= 16, per_batch  # was 256 images a batch: ~7.7 GB of leaf outputs at 224 px
     model = resnet18(n_classes=3, width=4)
     x = np.random.default_rng(1).random((10, 3, 48, 48)).astype(np.float32)
@@ -133,11 +135,9 @@ def test_chosen_layers_must_be_feature_maps() -> None:
 
 
 @pytest.fixture(scope="module")
-def resnet_pages(tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
+def resnet_reports(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     """Reports of an adopted ResNet-18 shape (width 4) on 64-px photos: the default stages, and layers=[...].
     Occlusion steps 8 px (the window) and the randomization check is left out here (both are tested on their own)."""
-    from pathlib import Path
-
     from photos import photo_folder
 
     import nnsee
@@ -152,8 +152,13 @@ def resnet_pages(tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
     with pytest.MonkeyPatch.context() as patch:
         patch.setattr(cnn_section, "occlusion_map_stride", lambda shape: 8)
         patch.setattr(cnn_section, "_sanity", lambda inp, large: None)
-        return {"default": build_report(run, root / "default").read_text(encoding="utf-8"),
-                "chosen": build_report(run, root / "chosen", layers=["layer1", "layer3"]).read_text(encoding="utf-8")}
+        return {"default": build_report(run, root / "default"),
+                "chosen": build_report(run, root / "chosen", layers=["layer1", "layer3"])}
+
+
+@pytest.fixture(scope="module")
+def resnet_pages(resnet_reports: dict[str, Path]) -> dict[str, str]:
+    return {name: index.read_text(encoding="utf-8") for name, index in resnet_reports.items()}
 
 
 def _png_sizes(html: str, alt: str) -> list[tuple[int, int]]:
@@ -190,3 +195,38 @@ def test_chosen_layers_are_the_stages_and_crops_follow_their_fields(resnet_pages
     (w3, h3), *_ = _png_sizes(html, "top 9 images of map \\d+ of layer3\"")
     assert 3 * 43 <= w1 < 3 * 43 + 8 and 3 * 43 <= h1 < 3 * 43 + 8  # 43 px crops: layer1's field
     assert 3 * 64 <= w3 < 3 * 64 + 8  # whole 64 px images: layer3's field covers the image
+
+
+CHROMIUM = Path("/usr/bin/chromium")
+
+
+@pytest.mark.skipif(not CHROMIUM.exists(), reason="apt-get install chromium (done by .ci/run)")
+def test_the_resnet_report_opens_in_chromium_with_every_stage_drawn(resnet_reports: dict[str, Path]) -> None:
+    """Offline (every request but file: and data: aborted): every image decodes, no page error; the CNN section's
+    screenshot is kept in test-artifacts/ to look at."""
+    sync_api = pytest.importorskip("playwright.sync_api")
+    args = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+            "--disable-background-networking", "--disable-component-update", "--disable-sync"]
+    artifacts = Path(__file__).resolve().parents[2] / "test-artifacts"
+    blocked: list[str] = []
+    errors: list[str] = []
+    with sync_api.sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=str(CHROMIUM), args=args)
+        try:
+            page = browser.new_page(viewport={"width": 1400, "height": 1000})
+            page.route("**/*", lambda r: r.continue_() if r.request.url.startswith(("file:", "data:"))
+                       else (blocked.append(r.request.url), r.abort()))
+            page.on("pageerror", lambda exc: errors.append(str(exc)))
+            page.goto(resnet_reports["default"].as_uri())
+            page.wait_for_load_state("load")
+            loaded = page.eval_on_selector_all("#cnn ~ * img", "els => els.map(e => e.complete && e.naturalWidth > 0)")
+            heights = page.eval_on_selector_all("h4", "els => els.map(e => e.getBoundingClientRect().height)")
+            artifacts.mkdir(exist_ok=True)
+            top = page.evaluate("document.getElementById('cnn').getBoundingClientRect().top + window.scrollY")
+            page.screenshot(path=str(artifacts / "report-resnet-cnn.png"), full_page=True,
+                            clip={"x": 0, "y": top, "width": 1400, "height": 2400})
+        finally:
+            browser.close()
+    assert blocked == [] and errors == []
+    assert len(loaded) > 90 and all(loaded)  # 5 stages x (4 to 8 maps) x 2, Grad-CAM, occlusion, filters
+    assert len(heights) == 5 and all(h > 0 for h in heights)  # one heading a stage, laid out

@@ -9,8 +9,8 @@ zeroed. Both the projection and the image are also cropped to that unit's recept
 paths, or the whole image when the field covers it).
 
 The projections run in batches whose autograd working set stays near :data:`BATCH_BYTES`: a probe of one image
-sums every leaf module's output up to the layer (what the backward pass keeps), about 30 MB for ResNet-18's
-``layer4`` at 224 px, so 8 images a batch there instead of 256 (7.7 GB).
+sums every leaf module's output in a whole forward pass (what the backward pass keeps), about 30 MB for ResNet-18
+at 224 px, so 6 images a batch instead of 256 (7.7 GB) at every layer, the stem's included.
 """
 
 from __future__ import annotations
@@ -45,10 +45,12 @@ class TopProjections:
 BATCH_BYTES = 192 * 2**20
 
 
-def projection_batch_size(model: nn.Module, x: torch.Tensor, layer: str) -> int:
-    """Images per projection batch: :data:`BATCH_BYTES` over the bytes of every leaf output up to ``layer`` for one
-    image ``x[:1]`` (at least 1, at most 256)."""
-    from nnsee.models.hooks import eval_mode, layer_reader, watch_leaves
+def projection_batch_size(model: nn.Module, x: torch.Tensor) -> int:
+    """Images per projection batch: :data:`BATCH_BYTES` over the bytes of every leaf output of one whole forward
+    pass of ``x[:1]`` (at least 1, at most 256). The whole pass, not the part up to the layer: each batch's first
+    read of the layer (:func:`~nnsee.models.hooks.layer_reader` counting its calls) runs the whole model with
+    gradients on, so a stem layer's batch costs as much as the last stage's."""
+    from nnsee.models.hooks import eval_mode, watch_leaves
 
     total = [0]
 
@@ -56,10 +58,8 @@ def projection_batch_size(model: nn.Module, x: torch.Tensor, layer: str) -> int:
         if isinstance(out, torch.Tensor):
             total[0] += out.numel() * out.element_size()
 
-    with eval_mode(model), layer_reader(model, layer) as read:
-        read(x[:1])  # counts the layer's calls
-        with watch_leaves(model, size):
-            read(x[:1])
+    with eval_mode(model), watch_leaves(model, size):
+        model(x[:1])
     return int(min(256, max(1, BATCH_BYTES // max(1, total[0]))))
 
 
@@ -104,7 +104,7 @@ def top9_projections(model: nn.Module, images: Images, topk: TopK, layer: str | 
     x = transform(raw) if transform is not None else raw
     rf, how = field_of(model, layer, raw.shape[1:])
     if batch_size is None:
-        batch_size = projection_batch_size(model, as_input(x[:1], model), layer)
+        batch_size = projection_batch_size(model, as_input(x[:1], model))
     channels = np.repeat(np.arange(f), k)
     positions = topk.position.reshape(-1, 2)
     proj = np.concatenate([

@@ -122,7 +122,7 @@ def cnn_section(inp: ReportInput, n_occlusion: int = 4, max_channels: int = 32) 
     stages = chosen_stages(inp, seen)
     large = min(inp.shape[-2:]) > LARGE_SIDE or seen.macs > LARGE_MACS
     index = _test_images(inp, 2 if large else n_occlusion)
-    occlusion = _occlusion(inp, stages[-1], index)
+    occlusion = _occlusion(inp, stages[-1], index, large)
     names = inp.class_names
     on_maps = sorted({k for r in (occlusion or {}).get("rows", []) for k in r.pop("classes")})
     # the legend lists every class, or when there are too many, the classes the maps show
@@ -167,6 +167,18 @@ def _filters(model: nn.Module) -> dict[str, Any]:
             "shape": list(w.shape[1:]), "rgb": w.shape[1] == 3}
 
 
+def release_memory() -> None:
+    """Hand the heap's freed memory back to the system (glibc's ``malloc_trim(0)``; nothing elsewhere). glibc keeps
+    freed blocks for reuse, so without it each phase's peak stays resident under the next one's: measured on
+    ResNet-18 at 224 px, the resident size grew 380 MB over the five stages' projections."""
+    import contextlib
+    import ctypes
+    import ctypes.util
+
+    with contextlib.suppress(OSError, AttributeError, TypeError):
+        ctypes.CDLL(ctypes.util.find_library("c")).malloc_trim(0)
+
+
 def shrunk(a: np.ndarray, side: int = TILE_SIDE) -> np.ndarray:
     """``a`` (..., C, h, w) averaged down (area interpolation) so its longer side is at most ``side``."""
     h, w = a.shape[-2:]
@@ -185,6 +197,7 @@ def _top9(inp: ReportInput, stages: list[str], channels: int) -> list[dict[str, 
 
     model, images = inp.run.model, inp.splits.train.images
     tops = top_images_per_layer(model, images, stages, k=9, transform=inp.run.standardize)
+    release_memory()
     out = []
     for layer in stages:
         topk = tops[layer]
@@ -205,6 +218,8 @@ def _top9(inp: ReportInput, stages: list[str], channels: int) -> list[dict[str, 
                          "projections": data_uri(grid(tiles, ncols=3, pad=1))})
         out.append({"layer": layer, "rows": rows, "n_images": topk.n_images, "field": projections.how,
                     "channels": len(topk.values), "shape": "x".join(map(str, topk.map_shape))})
+        del projections, raw_crops
+        release_memory()
     return out
 
 
@@ -247,14 +262,14 @@ def _grad_cams(inp: ReportInput, stages: list[str], index: np.ndarray) -> dict[s
     return {"rows": rows, "stages": stages}
 
 
-def _occlusion(inp: ReportInput, layer: str, index: np.ndarray) -> dict[str, Any] | None:
+def _occlusion(inp: ReportInput, layer: str, index: np.ndarray, large: bool) -> dict[str, Any] | None:
     from nnsee.methods.attribution.occlusion_paper import occlusion_maps
     from nnsee.methods.attribution.registry import occlusion_window
 
     if len(index) == 0:
         return None
-    window, _ = occlusion_window(inp.shape)
-    stride = occlusion_map_stride(inp.shape)
+    window, tiling = occlusion_window(inp.shape)
+    stride = tiling if large else occlusion_map_stride(inp.shape)  # large: 13 x 13 positions at 224 px, not 25 x 25
     labels = inp.splits.test.labels[index]
     maps = occlusion_maps(inp.run.model, inp.test_std[index], labels, window=window, stride=stride, layer=layer)
     up = upscale_for(inp.shape, 96)
@@ -275,7 +290,7 @@ def _occlusion(inp: ReportInput, layer: str, index: np.ndarray) -> dict[str, Any
             "p_min": float(maps.prob_true[j].min()),
             "classes": {int(k) for k in np.unique(maps.most_probable[j])},
         })
-    return {"rows": rows, "window": window, "stride": stride, "layer": layer}
+    return {"rows": rows, "window": window, "stride": stride, "layer": layer, "large": large}
 
 
 def over_photo(image: np.ndarray, prob: np.ndarray) -> np.ndarray:
@@ -374,6 +389,8 @@ bilinearly over the image. Deeper stages are coarser (their map size is under ea
 {% for r in c.grad_cam.rows %}<tr><td class="name"><img src="{{ r.image }}" alt="test image {{ r.index }}"><br>{{ r.true }}</td>
 {% for cell in r.cells %}<td><img src="{{ cell.uri }}" alt="grad-cam at {{ cell.layer }}"><br>{{ cell.shape }}{% if cell.flat %}, zero map{% endif %}</td>{% endfor %}</tr>{% endfor %}</table>{% endif %}
 {% if c.occlusion %}<h3>Occlusion (a grey square of {{ c.occlusion.window }}×{{ c.occlusion.window }} pixels moved over each image in steps of {{ c.occlusion.stride }})</h3>
+{% if c.occlusion.large %}<p class="muted">At this input size the square moves in steps of its half width (about 13 x 13
+positions at 224 px, not 25 x 25), and {{ c.occlusion.rows|length }} test images are shown.</p>{% endif %}
 <p>By occluder position: the probability of the true class (dark = the square hides what the network needs), the most
 probable class (colours below), and the total activity of the feature map of <span class="math">{{ c.occlusion.layer }}</span>
 that is strongest on the whole image.</p>
