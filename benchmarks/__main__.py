@@ -16,7 +16,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-ONLY = ("mlp", "lbfgs", "report", "attribution", "occlusion", "gradients", "ig", "top9")
+ONLY = ("mlp", "lbfgs", "report", "report-memory", "attribution", "occlusion", "gradients", "ig", "top9")
 
 
 def _log(message: str) -> None:
@@ -54,7 +54,7 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _run(args: argparse.Namespace, torch: Any) -> int:
-    from benchmarks import attribution, lbfgs_softmax, mlp_epoch, report_time
+    from benchmarks import attribution, lbfgs_softmax, mlp_epoch, report_memory, report_time
     from benchmarks.common import CpuWatch, IdleGate, busy_warning, exit_status, load_fashion_mnist
 
     quick = args.quick
@@ -84,6 +84,11 @@ def _run(args: argparse.Namespace, torch: Any) -> int:
         _log("report vs training epochs: 3 alternating rounds")
         watch = CpuWatch()
         sections.append(report_time.run(1 if quick else 3, args.seed, quick, gate=gate, log=_log))
+        sections[-1].others_cores, sections[-1].seconds = watch.others_cores(), watch.elapsed()
+    if args.only in (None, "report-memory"):
+        _log("report memory at 224 px: the ResNet-18 shape over RGB photos, in a child")
+        watch = CpuWatch()
+        sections.append(report_memory.run(quick, args.seed, gate=gate, log=_log))
         sections[-1].others_cores, sections[-1].seconds = watch.others_cores(), watch.elapsed()
     if args.only is None or args.only == "attribution" or args.only in attribution.BENCHES:
         _log("attribution methods vs Captum and plain autograd, interleaved")
