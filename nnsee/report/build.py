@@ -70,6 +70,10 @@ def build_report(run: Run | str | Path, out: str | Path | None = None, *, splits
     data_splits = splits if splits is not None else load_splits(run.data_spec, path=data)
     inp = ReportInput(run, data_splits, max_units=max_units, gallery=gallery, sort_units=sort_units,
                       layers=list(layers) if layers is not None else None)
+    if layers is not None:  # a wrong name is refused before any section is computed
+        from nnsee.report.sections.cnn_section import chosen_stages, probe
+
+        chosen_stages(inp, probe(run.model, inp.shape))
 
     sections = list(declared.SECTIONS)
     contexts: dict[str, Any] = {s.name: s.context(inp) for s in sections}

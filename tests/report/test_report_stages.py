@@ -230,3 +230,26 @@ def test_the_resnet_report_opens_in_chromium_with_every_stage_drawn(resnet_repor
     assert blocked == [] and errors == []
     assert len(loaded) > 90 and all(loaded)  # 5 stages x (4 to 8 maps) x 2, Grad-CAM, occlusion, filters
     assert len(heights) == 5 and all(h > 0 for h in heights)  # one heading a stage, laid out
+
+
+def test_report_refuses_a_wrong_layer_before_any_section(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """`nnsee report RUN --layers ...`: one line, exit 1, nothing written, and no section computed first (the
+    sections are emptied here: only the check before them can refuse)."""
+    from click.testing import CliRunner
+    from photos import photo_folder
+
+    import nnsee
+    from nnsee.cli import main
+    from nnsee.report import sections
+
+    zoo_file = Path(__file__).resolve().parents[1] / "zoo.py"
+    args = {"n_classes": 3, "width": 4}
+    nnsee.adopt(resnet18(**args), input_shape=(3, 32, 32), normalize="imagenet", out=tmp_path / "run",
+                code=f"{zoo_file}:resnet18", code_args=args, data=str(photo_folder(tmp_path / "photos", 3, 40)))
+    monkeypatch.setattr(sections, "SECTIONS", [])
+    for layers, said in (("layer1,layer9", "has no layer 'layer9'"), ("fc", "'fc' gives 3, not feature maps")):
+        result = CliRunner().invoke(main, ["report", str(tmp_path / "run"), "--out", str(tmp_path / "r"),
+                                           "--layers", layers])
+        errors = [line for line in result.stderr.splitlines() if line.startswith("error: ")]
+        assert result.exit_code == 1 and len(errors) == 1 and said in errors[0], result.stderr
+        assert "Traceback" not in result.stderr and not (tmp_path / "r").exists()
