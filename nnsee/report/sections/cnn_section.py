@@ -37,6 +37,8 @@ LARGE_SIDE = 64
 LARGE_MACS = 100e6
 #: The longest side of a crop tile on the page; larger crops (a deep stage's field, whole images) are averaged down.
 TILE_SIDE = 64
+#: The longest side of a Grad-CAM tile (photos above it averaged down, so a row of five stages fits the page).
+GRAD_CAM_SIDE = 128
 
 
 @dataclass(frozen=True)
@@ -254,11 +256,11 @@ def _grad_cams(inp: ReportInput, stages: list[str], index: np.ndarray) -> dict[s
         for layer in stages:
             cam = grad_cam(inp.run.model, inp.test_std[i : i + 1], [int(label)], layer=layer)[0]
             top = float(cam.max())
-            cells.append({"layer": layer, "uri": data_uri(image_tile(over_photo(photo, cam / top if top > 0 else cam),
-                                                                      up)),
+            over = shrunk(over_photo(photo, cam / top if top > 0 else cam), GRAD_CAM_SIDE)  # a row fits the page
+            cells.append({"layer": layer, "uri": data_uri(image_tile(over, up)),
                           "flat": top <= 0, "shape": f"{cam.shape[0]}x{cam.shape[1]}"})
         rows.append({"index": int(i), "true": inp.class_names[int(label)],
-                     "image": data_uri(image_tile(np.clip(photo, 0, 1), up)), "cells": cells})
+                     "image": data_uri(image_tile(shrunk(np.clip(photo, 0, 1), GRAD_CAM_SIDE), up)), "cells": cells})
     return {"rows": rows, "stages": stages}
 
 
