@@ -149,13 +149,21 @@ def test_run_json_settings_of_the_wrong_type_or_range_are_one_training_error(con
 
 
 def test_resume_of_a_run_json_with_a_bad_device_is_one_line(old_run: Path) -> None:
+    """The recorded device is refused in one line where it would decide (Python's resume without device=); the
+    command line's --device (auto by default) replaces it, so the run continues there."""
+    from nnsee.train import resume
+
     path = old_run / "run.json"
     doc = json.loads(path.read_text())
     doc["config"]["device"] = "meta"
     path.write_text(json.dumps(doc))
     before = _contents(old_run)
-    _refused(["resume", str(old_run), "--epochs", "1"], 1, "meta")
-    assert _contents(old_run) == before
+    with pytest.raises(TrainingError, match="^unknown device 'meta'") as refused:
+        resume(old_run, 1)
+    assert "\n" not in str(refused.value) and _contents(old_run) == before
+    result = CliRunner().invoke(main, ["resume", str(old_run), "--epochs", "1", "--device", "cpu"])
+    assert result.exit_code == 0, result.stderr
+    assert json.loads(path.read_text())["config"]["device"] == "cpu"
 
 
 def test_study_l2_values_are_checked_before_any_run(base: Path, tmp_path: Path) -> None:

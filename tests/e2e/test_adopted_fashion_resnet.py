@@ -135,14 +135,14 @@ def test_evaluate_reproduces_the_users_test_accuracy(run: Path, project: Project
 
 
 def test_explain_every_method_the_run_allows(run: Path, project: Project, tmp_path: Path) -> None:
-    """Every method of ``nnsee methods --json`` whose needs a ResNet meets (gradients, a conv layer; not a dense
-    chain) is one the run allows, and each explains two test photos; saliency and gradient x input of the predicted
-    class equal max_c |d logit / dx| and x * d logit / dx by autograd on the user's own model."""
+    """Every method of ``nnsee methods --json`` whose needs a ResNet meets (gradients, a conv layer, nn.ReLU modules;
+    not a dense chain) is one the run allows, and each explains two test photos; saliency and gradient x input of the
+    predicted class equal max_c |d logit / dx| and x * d logit / dx by autograd on the user's own model."""
     from nnsee.methods.one_image import view_names
     from nnsee.train import load_run
 
     listed = {m["name"]: set(m["needs"]) for m in json.loads(cli("methods", "--json"))["methods"]}
-    met = {"gradients", "conv_layer"}
+    met = {"gradients", "conv_layer", "relu_modules"}  # the user's ResNet has nn.ReLU modules
     allowed = {name for name, needs in listed.items() if needs <= met}
     loaded = load_run(run)
     assert set(view_names(loaded.model, tuple(loaded.input_shape))) == allowed >= EXPECTED_METHODS, allowed
