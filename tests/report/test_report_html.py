@@ -76,7 +76,7 @@ def test_cnn_report_shows_the_zeiler_fergus_views(cnn_run: Path, tmp_path: Path)
     for heading in ("First-layer filters", "Top 9 images per feature map of", "Occlusion (a grey square",
                     "Feature evolution during training", "Sanity check"):
         assert heading in html
-    assert html.count("alt=\"top 9 images of map") == 6  # conv2 has 6 maps
+    assert html.count("alt=\"top 9 images of map") == 10  # conv1 4 maps + conv2 6: every stage
     page = _parse(index)
     assert all(u.startswith(("data:image/", "#", "index.html", "units-")) for u in page.urls)
     assert "&lt;script&gt;" in html and "<script>alert" not in html
