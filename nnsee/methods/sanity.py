@@ -20,7 +20,6 @@ detector applied to the input would score 1.0); plain gradients typically drop n
 
 from __future__ import annotations
 
-import copy
 import warnings
 from collections.abc import Callable, Iterable, Mapping
 
@@ -30,6 +29,7 @@ import torch.nn.functional as F  # noqa: N812
 from torch import nn
 
 from nnsee.methods.base import MethodError
+from nnsee.models.copying import copy_model
 
 Method = Callable[[nn.Module, np.ndarray | torch.Tensor, object], np.ndarray]
 Methods = Mapping[str, Method] | Iterable[str] | None
@@ -106,9 +106,10 @@ def ssim(a: np.ndarray, b: np.ndarray, window: int = 7) -> float:
 
 def randomized(model: nn.Module, seed: int = 0, layers: list[str] | None = None) -> nn.Module:
     """A copy of ``model`` with the parameters of ``layers`` (default: every module, output first) re-initialized
-    by their ``reset_parameters()`` in that order, seeded; the global RNG is left as it was. The copy is in eval mode.
+    by their ``reset_parameters()`` in that order, seeded; the global RNG is left as it was. The copy is in eval mode
+    (:func:`~nnsee.models.copying.copy_model`: deepcopy, or module by module for a torch.export graph).
     """
-    work = copy.deepcopy(model)
+    work = copy_model(model)
     modules = dict(work.named_modules())
     names = layers if layers is not None else list(modules)[::-1]
     reset = 0

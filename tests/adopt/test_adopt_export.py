@@ -352,3 +352,31 @@ def test_serve_answers_a_photo_with_the_archive_run(runs: dict[str, Path], proje
     assert answer["predicted"] == int(expected.argmax())
     np.testing.assert_allclose(answer["probabilities"], expected, atol=1e-5)
     assert methods[0] == 200 and b"saliency" in methods[1] and b"guided-backprop" not in methods[1]
+
+
+def test_report_of_the_archive_run_shows_the_top9_without_projections(runs: dict[str, Path], tmp_path: Path) -> None:
+    """The whole report builds for the run adopted from the archive: every stage's top-9 crops, with no deconvnet
+    projection and the reason on the page (its ReLUs are graph operations); the projections of the run from code
+    are there."""
+    from nnsee.report import build_report
+
+    page = build_report(runs["exported"], tmp_path / "report").read_text(encoding="utf-8")
+    assert page.count('alt="top 9 images of map') >= 8 and 'alt="projections of map' not in page
+    assert "No deconvnet projections: this model&#39;s 17 ReLUs are operations of a torch.export graph" in page
+    assert "Grad-CAM at each stage" in page and "trained elsewhere" in page
+
+
+def test_the_randomization_check_copies_an_archive_model(runs: dict[str, Path]) -> None:
+    """deepcopy cannot copy an unflattened export graph (its nodes hold tensors of symbolic size): the randomized
+    copy is made module by module, leaves the trained model as it was, and equals the randomized copy of the same
+    model built from code (the same modules, reset in the same order with the same seed)."""
+    from nnsee.methods.sanity import randomized
+    from nnsee.train import load_run
+
+    exported, coded = load_run(runs["exported"]).model, load_run(runs["coded"]).model
+    x = torch.rand(4, 3, 32, 32, generator=torch.Generator().manual_seed(1))
+    with torch.no_grad():
+        trained = exported(x)
+        shuffled, reference = randomized(exported, 0)(x), randomized(coded, 0)(x)
+        assert torch.equal(exported(x), trained) and not torch.allclose(shuffled, trained, atol=1e-3)
+    torch.testing.assert_close(shuffled, reference, rtol=0, atol=1e-5 * float(reference.abs().max()))

@@ -195,9 +195,12 @@ def _top9(inp: ReportInput, stages: list[str], channels: int) -> list[dict[str, 
     """Per stage, the top-9 training images of its first ``channels`` maps (one streaming pass for all stages,
     standardized per batch) and the deconvnet projections of those maps' top activations only."""
     from nnsee.methods.dataset_views.projections import top9_projections
+    from nnsee.methods.dataset_views.receptive_field import field_of
     from nnsee.methods.dataset_views.top_images import top_images_per_layer
+    from nnsee.models.capabilities import capabilities
 
     model, images = inp.run.model, inp.splits.train.images
+    no_projection = capabilities(model).relu_rule
     tops = top_images_per_layer(model, images, stages, k=9, transform=inp.run.standardize)
     release_memory()
     out = []
@@ -206,19 +209,25 @@ def _top9(inp: ReportInput, stages: list[str], channels: int) -> list[dict[str, 
         shown = min(channels, len(topk.values))
         first = replace(topk, values=topk.values[:shown], image_index=topk.image_index[:shown],
                         position=topk.position[:shown])
-        projections = top9_projections(model, images, first, layer, transform=inp.run.standardize)
-        rf = projections.rf
+        if no_projection is None:
+            projections = top9_projections(model, images, first, layer, transform=inp.run.standardize)
+            rf, how = projections.rf, projections.how
+        else:  # the deconvnet changes nn.ReLU modules' backward rule: the crops only, and the page says why
+            projections = None
+            rf, how = field_of(model, layer, tuple(images.shape[1:]))
         raw_crops = shrunk(_raw_crops(inp, first, rf, shown))
         up = max(1, upscale_for(raw_crops.shape[-3:], 96) // 3)
         rows = []
         for c in range(shown):
-            proj = shrunk(projections.projection_crops[c])
-            scale = symmetric_scale(proj)
-            tiles = [weight_tile(p, scale, up) for p in proj]
-            rows.append({"channel": c, "best": float(topk.values[c, 0]),
-                         "images": data_uri(mosaic(raw_crops[c], ncols=3, upscale=up)),
-                         "projections": data_uri(grid(tiles, ncols=3, pad=1))})
-        out.append({"layer": layer, "rows": rows, "n_images": topk.n_images, "field": projections.how,
+            row = {"channel": c, "best": float(topk.values[c, 0]),
+                   "images": data_uri(mosaic(raw_crops[c], ncols=3, upscale=up)), "projections": None}
+            if projections is not None:
+                proj = shrunk(projections.projection_crops[c])
+                scale = symmetric_scale(proj)
+                row["projections"] = data_uri(grid([weight_tile(p, scale, up) for p in proj], ncols=3, pad=1))
+            rows.append(row)
+        out.append({"layer": layer, "rows": rows, "n_images": topk.n_images, "field": how,
+                    "no_projection": no_projection,
                     "channels": len(topk.values), "shape": "x".join(map(str, topk.map_shape))})
         del projections, raw_crops
         release_memory()
@@ -379,9 +388,9 @@ single activation back to pixels by the deconvnet (every other activation of the
 BatchNorm by its per-channel scale, and down both paths of each residual add, summed where they fork). Crops larger
 than {{ c.tile_side }} px are averaged down for the page.</p>
 {% for st in c.stages %}<h4>Top 9 images per feature map of <span class="math">{{ st.layer }}</span> ({{ st.shape }})</h4>
-<p class="muted">Receptive field: {{ st.field }}.{% if st.channels > st.rows|length %} The first {{ st.rows|length }} of {{ st.channels }} maps are shown.{% endif %}</p>
+<p class="muted">Receptive field: {{ st.field }}.{% if st.channels > st.rows|length %} The first {{ st.rows|length }} of {{ st.channels }} maps are shown.{% endif %}{% if st.no_projection %} No deconvnet projections: {{ st.no_projection }}.{% endif %}</p>
 <div class="flex">{% for r in st.rows %}<div class="tile" style="max-width:none">{{ st.layer }} map {{ r.channel }}<br>
-<img src="{{ r.images }}" alt="top 9 images of map {{ r.channel }} of {{ st.layer }}"> <img src="{{ r.projections }}" alt="projections of map {{ r.channel }} of {{ st.layer }}"></div>{% endfor %}</div>
+<img src="{{ r.images }}" alt="top 9 images of map {{ r.channel }} of {{ st.layer }}">{% if r.projections %} <img src="{{ r.projections }}" alt="projections of map {{ r.channel }} of {{ st.layer }}">{% endif %}</div>{% endfor %}</div>
 {% endfor %}
 {% if c.grad_cam %}<h3>Grad-CAM at each stage</h3>
 <p>Grad-CAM of the true class (Selvaraju et al. 2017: relu(Σ_k mean(∂logit/∂A_k) A_k) over the maps A_k of the stage),
