@@ -143,3 +143,21 @@ def test_bad_layer_name_is_one_line_with_names_and_the_nearest() -> None:
         assert "conv1, bn1, relu, maxpool, layer1" in message and "and 45 more" in message
         assert "did you mean 'layer3.1.conv2'" in message and "nnsee layers RUN" in message
     assert json.dumps(message)  # plain text
+
+
+def test_cli_layers_probe_fills_the_fields_after_residual_adds(tmp_path: Path) -> None:
+    """--probe: the fields of ResNet-18's blocks, worked out by hand (stem 7x7/2 -> 7, max-pool 3/2 -> 11 at jump 4,
+    each 3x3 conv adds 2 jumps; the identity path adds nothing, so a block's union is its conv path): layer1.0 27 px
+    and layer1 43 px at stride 4, layer2 99 px at 8, layer3 211 px at 16, layer4 (435 px) the whole 224 px image."""
+    from nnsee import adopt
+    from tests.adopt.user_code import cli
+
+    adopt(resnet18(n_classes=3, width=4), class_names=["a", "b", "c"], input_shape=(3, 224, 224),
+          out=tmp_path / "r", code="tests.zoo:resnet18", code_args={"n_classes": 3, "width": 4})
+    code, stdout, stderr = cli("layers", tmp_path / "r", "--json", "--probe")
+    assert code == 0, stderr
+    fields = {r["name"]: (r["field"], r["stride"]) for r in json.loads(stdout)["layers"]}
+    assert fields["conv1"] == ("7x7", "2") and fields["layer1.0.conv1"] == ("19x19", "4")  # chains, as before
+    assert fields["layer1.0"] == ("27x27", "4") and fields["layer1"] == ("43x43", "4")
+    assert fields["layer2"] == ("99x99", "8") and fields["layer3"] == ("211x211", "16")
+    assert fields["layer4"] == ("whole image", "-") == fields["fc"]
