@@ -17,7 +17,11 @@ from zoo import resnet18
 
 import nnsee
 
-BOUND_MB = 880  # measured 798 MB; 961 MB with projections 256 images a batch (seen to fail)
+# Measured 770-800 MB in the development environment and 896-917 MB in a fresh .ci/run environment with the same
+# packages (the difference is not understood; it is not noise: each side repeats within 20 MB). The bound guards
+# against a blow-up (the report passed 2.7 GB before 2c6a42d); the projection batch size itself is pinned by
+# tests/report/test_report_stages.py::test_projection_batches_fit_their_budget_and_give_the_same_projections.
+BOUND_MB = 1100
 
 
 def test_resnet_report_at_224_stays_bounded(tmp_path: Path) -> None:
