@@ -100,3 +100,15 @@ def test_a_first_registered_convolution_that_is_not_the_input_layer_is_said(tmp_
     assert evolution_section(inp) is None
     assert inp.notes == ["evolution: the first convolution registered in the model, head, takes 4 channels, not the "
                          "image's 1, so its filters are not images (it is not the input layer)"]
+
+
+def test_the_report_filters_are_those_of_the_convolution_that_reads_the_image() -> None:
+    """The CNN section's first-layer filters come from the first Conv2d taking the image's channels (here 'stem',
+    registered after 'head'); a model with none gets no filters (and a line saying why) instead of a ValueError from
+    the tile renderer ('weights must have shape (C, H, W) with C = 1 or 3, got (4, 14, 14)')."""
+    from nnsee.report.sections.cnn_section import _filters
+
+    model = _LaterConvFirst()
+    filters = _filters(model, 1)
+    assert filters is not None and filters["count"] == 4 and filters["shape"] == [1, 3, 3]
+    assert _filters(nn.Sequential(nn.Conv2d(4, 2, 3)), 1) is None

@@ -131,7 +131,7 @@ def cnn_section(inp: ReportInput, n_occlusion: int = 4, max_channels: int = 32) 
     legend = list(range(len(names))) if len(names) <= MAX_CLASSES else on_maps[:MAX_CLASSES]
     per_stage = max_channels if len(stages) == 1 else max(8, max_channels // len(stages))
     return {
-        "filters": _filters(model),
+        "filters": _filters(model, inp.shape[0]),
         "layer": stages[-1],
         "stages": _top9(inp, stages, per_stage),
         "chosen": inp.layers is not None,
@@ -152,6 +152,9 @@ def _missing(inp: ReportInput) -> list[str]:
     lines = []
     if len(inp.splits.test) == 0:
         lines.append("Grad-CAM, occlusion and the sanity check: the run's data has no test images to explain.")
+    if not any(isinstance(m, nn.Conv2d) and m.in_channels == inp.shape[0] for m in inp.run.model.modules()):
+        lines.append(f"First-layer filters: no nn.Conv2d of this model takes the image's {inp.shape[0]} channels, so "
+                     "no filter is an image.")
     if len(inp.run.snapshot_epochs) < 2:
         lines.append(f"Feature evolution during training: it needs weight snapshots of two epochs or more; this run "
                      f"has {len(inp.run.snapshot_epochs)} (an adopted model has only its final weights; "
@@ -159,10 +162,15 @@ def _missing(inp: ReportInput) -> list[str]:
     return lines
 
 
-def _filters(model: nn.Module) -> dict[str, Any]:
+def _filters(model: nn.Module, channels: int) -> dict[str, Any] | None:
+    """The filters of the first registered Conv2d that takes the image's ``channels`` (the input layer; a conv
+    registered before it but called later takes other channels), or None when there is none."""
     from nnsee.methods.attribution.filters import first_layer_filters
 
-    w = first_layer_filters(model)
+    name = next((n for n, m in model.named_modules() if isinstance(m, nn.Conv2d) and m.in_channels == channels), None)
+    if name is None:
+        return None
+    w = first_layer_filters(model, name)
     scale = symmetric_scale(w)
     tiles = [weight_tile(f, scale, max(4, round(40 / w.shape[-1]))) for f in w]
     return {"uri": data_uri(grid(tiles, ncols=min(16, len(tiles)), pad=3)), "count": len(w), "scale": scale,
@@ -373,12 +381,12 @@ def _sanity(inp: ReportInput, large: bool, n: int = 4) -> dict[str, Any] | None:
 TEMPLATE = """\
 {% set c = sections.cnn %}
 <h2 id="cnn">What the convolutions see (Zeiler &amp; Fergus)</h2>
-<h3>First-layer filters</h3>
+{% if c.filters %}<h3>First-layer filters</h3>
 <p>The {{ c.filters.count }} filters of the first convolution ({{ c.filters.shape|join('×') }} each), shared scale ±{{ c.filters.scale|num }}.
 {% if c.filters.rgb %}Display: each filter's three input channels drawn as one colour image, 255·(½ + ½·w/s) per channel with
 s = ±{{ c.filters.scale|num }} for all filters, so 0 is mid-grey and a filter that favours red looks red. Photos and crops are
 shown as loaded (pixel values 0..1 times 255, not rescaled); the nine projections of a map share one symmetric scale.{% endif %}</p>
-<img src="{{ c.filters.uri }}" alt="first-layer filters">
+<img src="{{ c.filters.uri }}" alt="first-layer filters">{% endif %}
 <h3>Top 9 images per feature map, stage by stage, and their deconvnet projections</h3>
 <p>Stages: {{ c.stages|map(attribute='layer')|join(', ') }}{% if c.chosen %} (chosen with --layers){% else %} (the last
 conv module of each resolution, taken with the block it ends; --layers NAMES picks others){% endif %}. For each feature
