@@ -1,0 +1,141 @@
+"""The online chunk tuner (nnsee/models/chunking.py) on fake workloads whose time per item is known: a test clock
+advances by what each span would cost, so the fastest size is known in advance."""
+
+from __future__ import annotations
+
+import gc
+
+import pytest
+import torch
+
+from nnsee.errors import MethodError
+from nnsee.models import chunking
+from nnsee.models.chunking import Tuner, candidates, cap_for, chunk_key
+
+
+class Workload:
+    """Seconds for a span of ``b`` items: ``b * per_item(b)``, times ``warmup`` the first time a size is seen."""
+
+    def __init__(self, per_item, warmup: float = 1.0, burst=lambda i, b: 1.0) -> None:
+        self.now, self.per_item, self.warmup, self.warm, self.burst = 0.0, per_item, warmup, set(), burst
+        self.sizes: list[int] = []
+
+    def clock(self) -> float:
+        return self.now
+
+    def run(self, tuner: Tuner, total: int, key, cap: int, **kw) -> list[int]:
+        spans = []
+        for start, stop in tuner.chunks(total, key, cap, **kw):
+            b = stop - start
+            slow = (1.0 if b in self.warm else self.warmup) * self.burst(len(self.sizes) + len(spans), b)
+            self.now += b * self.per_item(b) * slow
+            self.warm.add(b)
+            spans.append((start, stop))
+        assert [s for s, _ in spans] == [0, *(e for _, e in spans[:-1])] and spans[-1][1] == total
+        sizes = [e - s for s, e in spans]
+        self.sizes += sizes
+        return sizes
+
+
+def u_shaped(b: int) -> float:
+    """Per-item time 1/b + b/100: fastest at b = 10, so at 8 among powers of two (0.205; 16: 0.2225; 4: 0.29)."""
+    return 1 / b + b / 100
+
+
+def test_picks_the_fastest_size_despite_warm_up_outliers() -> None:
+    work = Workload(u_shaped, warmup=6.0)  # every size's first span 6x slower, as a new batch shape's first pass
+    tuner = Tuner(clock=work.clock)
+    work.run(tuner, 400, ("k",), cap=100)
+    assert tuner.chosen(("k",)) == 8
+    explored = work.sizes[: work.sizes.index(8, 4) + 1]
+    assert max(explored) <= 32 and sum(explored) < 120  # the search stops soon after the optimum
+
+
+@pytest.mark.parametrize(("per_item", "best"), [(lambda b: 1 / b, 48), (lambda b: 1 + b / 10, 1),
+                                                (lambda b: 1 / b + b / 300, 16)])
+def test_other_curves(per_item, best: int) -> None:
+    """Falling to the cap (48, not a power of two), rising from 1, and an optimum at 16 (8: 0.152, 16: 0.116,
+    32: 0.138 per item)."""
+    work = Workload(per_item, warmup=3.0)
+    tuner = Tuner(clock=work.clock)
+    work.run(tuner, 2000, ("k",), cap=48)
+    assert tuner.chosen(("k",)) == best
+
+
+def test_bursts_of_other_processes_neither_end_the_search_nor_move_the_choice() -> None:
+    """Per-item time 1/b (the cap, 64, is fastest). A 10x burst on the first span at 8 must not end the search
+    there; later, a 20x burst on every 3rd span must not move the settled choice (a size's figure is its least)."""
+    seen_8 = []
+
+    def burst(i: int, b: int) -> float:
+        if b == 8 and not seen_8:
+            seen_8.append(i)
+            return 10.0
+        return 20.0 if i > 100 and i % 3 == 0 else 1.0
+
+    work = Workload(lambda b: 1 / b, burst=burst)
+    tuner = Tuner(clock=work.clock)
+    work.run(tuner, 200, ("b",), cap=64)
+    assert tuner.chosen(("b",)) == 64
+    for _ in range(40):
+        work.run(tuner, 640, ("b",), cap=64)
+    assert tuner.chosen(("b",)) == 64
+    assert sum(1 for s in work.sizes[-400:] if s >= 60) / 400 > 0.95  # 64, or near it where evenly filled
+
+
+def test_caps_hold_and_spans_cover_the_range() -> None:
+    work = Workload(lambda b: 1 / b)
+    tuner = Tuner(clock=work.clock)
+    for total in (1, 7, 100, 1000):
+        sizes = work.run(tuner, total, ("cap",), cap=6)
+        assert max(sizes) <= 6 and sum(sizes) == total
+    assert candidates(6) == [1, 2, 4, 6] and candidates(1) == [1] and candidates(8) == [1, 2, 4, 8]
+    assert tuner.chosen(("cap",)) == 6
+    sizes = work.run(tuner, 100, ("cap",), cap=3)  # a smaller cap later (another caller's memory bound) holds
+    assert max(sizes) <= 3
+    assert cap_for((3, 224, 224), 1 << 21) == 13 and cap_for((1, 28, 28), 1 << 22) == 4096
+    assert cap_for((3, 4096, 4096), 1 << 21) == 1
+
+
+def test_settled_keys_start_at_the_chosen_size_and_keys_are_separate() -> None:
+    work = Workload(u_shaped, warmup=2.0)
+    tuner = Tuner(clock=work.clock)
+    work.run(tuner, 300, ("a",), cap=64)
+    assert tuner.chosen(("a",)) == 8
+    assert work.run(tuner, 40, ("a",), cap=64) == [8] * 5  # straight at the chosen size, no search
+    assert work.run(tuner, 3, ("b",), cap=64) == [1, 2]  # another key searches afresh
+    assert work.run(tuner, 20, ("b",), cap=64)[:2] == [4, 8]  # ...resuming where it stopped
+
+
+def test_rechecks_follow_a_machine_whose_answer_changed() -> None:
+    cost = {"f": u_shaped}
+    work = Workload(lambda b: cost["f"](b))
+    tuner = Tuner(clock=work.clock)
+    work.run(tuner, 300, ("m",), cap=64)
+    assert tuner.chosen(("m",)) == 8
+    cost["f"] = lambda b: 1 / b  # now bigger is better: rechecks at the neighbours move the choice up
+    for _ in range(20):
+        work.run(tuner, 1000, ("m",), cap=64)
+    assert tuner.chosen(("m",)) == 64
+    share = sum(1 for s in work.sizes[-200:] if s >= 60) / 200  # 1000 items at 64, evenly filled: 63 and 62
+    assert share > 0.9
+
+
+def test_explicit_batch_size_wins() -> None:
+    work = Workload(u_shaped)
+    tuner = Tuner(clock=work.clock)
+    assert work.run(tuner, 50, ("e",), cap=4, batch_size=16) == [16, 16, 16, 2]  # above the cap too: the user's
+    assert tuner.measured(("e",)) == {} and tuner.chosen(("e",)) is None  # nothing timed or remembered
+    with pytest.raises(MethodError, match="batch_size must be at least 1"):
+        list(tuner.chunks(5, ("e",), 4, batch_size=0))
+
+
+def test_keys_of_a_collected_model_are_forgotten() -> None:
+    model = torch.nn.Linear(3, 2)
+    key = chunk_key(model, "forward", (3,), torch.float32, "cpu")
+    assert key[2:6] == ("forward", (3,), "torch.float32", "cpu")
+    list(chunking.chunks(10, key, cap=4))
+    assert chunking.TUNER.measured(key)
+    del model
+    gc.collect()
+    assert chunking.TUNER.measured(key) == {}
