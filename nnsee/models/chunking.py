@@ -15,7 +15,8 @@ Rules:
   warm-up outlier — oneDNN's first pass at a new batch shape, another process's burst — only makes a size look
   slower). While a new size beats the best so far the search doubles; a size that looks more than :data:`WORSE`
   slower than the best ends the search, once the best's two neighbours were timed twice (a first span may have been
-  a warm-up; if that changes the leader, the search goes on from there). The rest runs at the best size, spans filled evenly (``ceil(rest / ceil(rest / best))``, never above it).
+  a warm-up; if that changes the leader, the search goes on from there). The rest runs at the best size, spans
+  filled evenly (``ceil(rest / ceil(rest / best))``, never above it).
 * The state is kept per key — the model (by identity, dropped when the model is garbage-collected), the kind of pass
   ("forward", "backward", "region", …), the per-item shape, dtype, device and torch's thread count — so the next
   call starts at the chosen size directly and a search spread over several small calls resumes where it stopped.
