@@ -152,19 +152,20 @@ class Tuner:
         return {} if state is None else dict(sorted(state.per_item.items()))
 
     # -- the search
-    def _next(self, state: _State, cap: int) -> int:
-        """The size of the next span (before clipping to what is left)."""
-        sizes = candidates(cap)
+    def _next(self, state: _State, cap: int, total: int) -> int:
+        """The size of the next span (before clipping to what is left) in a call of ``total`` items: the search
+        tries sizes up to ``min(cap, total)`` (a larger one could not be timed in such calls); a settled size is
+        clipped to this call's ``cap`` (another caller's memory bound) without being forgotten."""
         if state.best is not None:
-            if state.best > cap:  # a smaller cap than when settled (another caller's memory bound)
-                state.best = max(s for s in sizes if s <= cap)
+            best = min(state.best, cap)
             state.spans += 1
-            if state.spans % RECHECK == 0:
-                i = sizes.index(state.best) if state.best in sizes else len(sizes) - 1
-                up = (state.spans // RECHECK) % 2 == 0
-                j = min(i + 1, len(sizes) - 1) if up else max(i - 1, 0)
-                return sizes[j]
-            return state.best
+            if state.spans % RECHECK:
+                return best
+            sizes = candidates(cap)
+            i = max(k for k, size in enumerate(sizes) if size <= best)
+            up = (state.spans // RECHECK) % 2 == 0
+            return sizes[min(i + 1, len(sizes) - 1) if up else max(i - 1, 0)]
+        sizes = candidates(max(1, min(cap, total)))
         done = 0  # sizes are tried in order: the measured ones are a prefix of `sizes`
         while done < len(sizes) and sizes[done] in state.per_item:
             done += 1
@@ -207,17 +208,18 @@ class Tuner:
         sync = _synchronizer(device)
         start = 0
         while start < total:
-            size = self._next(state, cap)
+            size = self._next(state, cap, total)
+            settled = state.best is not None and size == min(state.best, cap)
             rest = total - start
             span = min(size, rest)
-            if state.best is not None and size == state.best and rest > size:
+            if settled and rest > size:
                 span = -(-rest // -(-rest // size))  # evenly filled: 50 at 16 -> 13, 13, 12, 12
             sync()
             began = self.clock()
             yield start, start + span
             sync()
             seconds = self.clock() - began
-            if span == size or size == state.best:  # a short tail at another size says nothing about it
+            if span == size or settled:  # a short tail at another size says nothing about it
                 state.record(size, seconds, span)
                 self._update(state, size)
             start += span

@@ -12,35 +12,37 @@ import torch.nn.functional as F
 from torch import nn
 
 from nnsee.data.imageset import ImageSet
+from nnsee.models.chunking import chunk_key, chunks
 from nnsee.models.hooks import eval_mode
 
-#: Input bytes per forward chunk. A model's activations grow with its input, so chunks are sized by the input, not
-#: counted: 16 MiB is 4,096 images of 1x28x28 (the cap), 341 of 3x64x64, 27 of 3x224x224.
+#: The memory bound on a forward chunk, in input bytes. A model's activations grow with its input, so the bound is
+#: sized by the input, not counted: 16 MiB is 4,096 images of 1x28x28 (the cap), 341 of 3x64x64, 27 of 3x224x224.
+#: Below it the shared tuner (:mod:`nnsee.models.chunking`) picks the size from the measured time per image.
 CHUNK_BYTES = 16 * 2**20
 MAX_BATCH = 4096
 
 
 def chunk_size(shape: tuple[int, ...], itemsize: int = 4) -> int:
-    """Images per forward chunk: ``CHUNK_BYTES // (prod(shape) * itemsize)``, within 1..``MAX_BATCH``."""
+    """The most images per forward chunk: ``CHUNK_BYTES // (prod(shape) * itemsize)``, within 1..``MAX_BATCH``."""
     return max(1, min(MAX_BATCH, CHUNK_BYTES // max(1, math.prod(shape) * itemsize)))
 
 
 def predict_logits(model: nn.Module, images: np.ndarray | torch.Tensor, batch_size: int | None = None,
                    transform: Callable[[np.ndarray], np.ndarray] | None = None) -> np.ndarray:
-    """``model(x)`` for ``images`` (N, C, H, W), in eval mode, chunk by chunk (``batch_size`` images, default
-    :func:`chunk_size`); ``transform`` (a run's standardization) is applied to each chunk, so no standardized copy of
-    the whole set exists. Float32 (N, K)."""
-    device = next(model.parameters()).device
-    n = len(images)
-    step = batch_size or chunk_size(tuple(images.shape[1:]))
-    chunks = []
+    """``model(x)`` for ``images`` (N, C, H, W), in eval mode, chunk by chunk (``batch_size`` images; default: the
+    tuner's choice, at most :func:`chunk_size`); ``transform`` (a run's standardization) is applied to each chunk, so
+    no standardized copy of the whole set exists. Float32 (N, K)."""
+    weight = next(model.parameters())
+    shape = tuple(images.shape[1:])
+    key = chunk_key(model, "forward", shape, weight.dtype, weight.device)
+    out = []
     with eval_mode(model):  # and torch.no_grad(); the training flags come back after
-        for i in range(0, n, step):
-            x = images[i : i + step]
+        for start, stop in chunks(len(images), key, chunk_size(shape), batch_size or None, weight.device):
+            x = images[start:stop]
             if transform is not None:
                 x = transform(np.asarray(x))
-            chunks.append(model(torch.as_tensor(x).to(device)).float().cpu())
-    return torch.cat(chunks).numpy() if chunks else np.zeros((0, 0), np.float32)
+            out.append(model(torch.as_tensor(x).to(weight.device)).float().cpu())
+    return torch.cat(out).numpy() if out else np.zeros((0, 0), np.float32)
 
 
 def scores(logits: np.ndarray, labels: np.ndarray, class_names: list[str]) -> dict[str, Any]:

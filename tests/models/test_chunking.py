@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import gc
 
+import numpy as np
 import pytest
 import torch
 
@@ -139,3 +140,65 @@ def test_keys_of_a_collected_model_are_forgotten() -> None:
     del model
     gc.collect()
     assert chunking.TUNER.measured(key) == {}
+
+
+# ------------------------------------------------------------------ the tuned methods give the same numbers
+
+
+def _cnn(channels: int = 3, seed: int = 0) -> torch.nn.Module:
+    torch.manual_seed(seed)
+    return torch.nn.Sequential(torch.nn.Conv2d(channels, 4, 3), torch.nn.ReLU(), torch.nn.MaxPool2d(2),
+                               torch.nn.Flatten(), torch.nn.Linear(4 * 5 * 5, 6)).double().eval()
+
+
+def _ig_by_hand(model: torch.nn.Module, x: torch.Tensor, targets: list[int], steps: int) -> np.ndarray:
+    """x ⊙ Σ_i w_i ∇f(α_i x), baseline 0, Gauss–Legendre α_i = (1 + t_i)/2, w_i = u_i/2, all points in one batch."""
+    t, u = np.polynomial.legendre.leggauss(steps)
+    alphas, weights = torch.from_numpy((1 + t) / 2), torch.from_numpy(u / 2)
+    points = (alphas.view(-1, 1, 1, 1, 1) * x).reshape(-1, *x.shape[1:]).requires_grad_(True)
+    out = model(points).reshape(steps, len(x), -1)[:, torch.arange(len(x)), targets]
+    (grad,) = torch.autograd.grad(out.sum(), points)
+    return (x * (weights.view(-1, 1, 1, 1, 1) * grad.reshape(steps, *x.shape)).sum(0)).detach().numpy()
+
+
+def test_integrated_gradients_are_the_same_whatever_the_tuner_does() -> None:
+    """Float64: the first calls (searching: spans 1, 2, 4, ...), the settled calls and batch_size=1 all equal IG
+    written by hand over one batch of all path points within float64 rounding."""
+    from nnsee.methods.attribution.integrated_gradients import integrated_gradients
+
+    model = _cnn()
+    x = torch.rand(2, 3, 12, 12, dtype=torch.float64, generator=torch.Generator().manual_seed(1))
+    ref = _ig_by_hand(model, x, [1, 4], 50)
+    key = chunk_key(model, "ig", (3, 12, 12), torch.float64, torch.device("cpu"))
+    for batch_size in (None,) * 8 + (1,):
+        got = integrated_gradients(model, x, [1, 4], steps=50, batch_size=batch_size).attributions
+        np.testing.assert_allclose(got, ref, rtol=0, atol=1e-12 * np.abs(ref).max())
+    assert chunking.TUNER.chosen(key) is not None  # the tuner searched and settled, under the documented key
+
+
+def test_evaluate_logits_equal_one_forward_whatever_the_tuner_does() -> None:
+    """predict_logits over 700 images (the search's spans, then the settled size, evenly filled) equals one forward
+    of all the images, float64 (predict_logits returns float32: within its rounding)."""
+    from nnsee.train.evaluate import predict_logits
+
+    model = _cnn(1)
+    images = np.random.default_rng(0).random((700, 1, 12, 12))
+    with torch.no_grad():
+        ref = model(torch.from_numpy(images)).numpy()
+    for _ in range(8):
+        np.testing.assert_allclose(predict_logits(model, images), ref, rtol=0, atol=1e-7 * np.abs(ref).max())
+    assert chunking.TUNER.chosen(chunk_key(model, "forward", (1, 12, 12), torch.float64, torch.device("cpu")))
+
+
+def test_smoothgrad_is_the_same_whatever_the_tuner_does() -> None:
+    """The noise is drawn per sample in order, so tuned passes, one copy per pass and all copies in one pass give
+    the same map within float64 rounding."""
+    from nnsee.methods.attribution.registry import METHODS
+    from nnsee.methods.attribution.smoothgrad import noise_tunnel
+
+    model = _cnn()
+    x = torch.rand(2, 3, 12, 12, dtype=torch.float64, generator=torch.Generator().manual_seed(2))
+    ref = noise_tunnel(METHODS["saliency"].run, model, x, [0, 5], samples=40, seed=3, batch_size=40)
+    for batch_size in (None,) * 6 + (1,):
+        got = noise_tunnel(METHODS["saliency"].run, model, x, [0, 5], samples=40, seed=3, batch_size=batch_size)
+        np.testing.assert_allclose(got, ref, rtol=0, atol=1e-12 * np.abs(ref).max())

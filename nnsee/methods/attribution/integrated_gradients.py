@@ -11,9 +11,10 @@
 
 So the numbers are those of ``IntegratedGradients(model).attribute(x, baselines, target, n_steps=steps,
 method=quadrature, return_convergence_delta=True)``; ``delta = Σ attr − (f(x) − f(x′))`` is the convergence delta
-(completeness error), computed here in float64. The ``steps × N`` path points are evaluated in chunks whose size is
-chosen from the input size (:func:`ig_batch_size`), which on a CPU is faster than Captum's default of one batch of all
-of them.
+(completeness error), computed here in float64. The ``steps × N`` path points are evaluated in chunks whose size the
+shared tuner (:mod:`nnsee.models.chunking`) picks from the measured time per path point on this machine, at most
+:func:`ig_batch_size` (a memory bound from the input size), which on a CPU is faster than Captum's default of one batch
+of all of them.
 Only the ordinary gradient is used, so in-place or functional ReLUs make no difference.
 """
 
@@ -29,12 +30,13 @@ from torch import nn
 from nnsee.errors import not_one_of
 from nnsee.methods.attribution.target import as_input, selected, target_index
 from nnsee.methods.base import MethodError, to_numpy
+from nnsee.models.chunking import chunk_key, chunks
 from nnsee.models.hooks import eval_mode
 
 RIEMANN = ("riemann_left", "riemann_right", "riemann_middle", "riemann_trapezoid")
 QUADRATURES = ("gausslegendre", *RIEMANN)  # the integration rules, Captum's ``method`` values
-# Elements per chunk: 16 images of 3×128×128, the fastest chunk measured for a small CNN on a CPU (forward and
-# backward); small inputs get more images per chunk, at most MAX_CHUNK.
+# The memory bound on a chunk: at most 16 images of 3×128×128 (input elements; autograd keeps every activation of a
+# chunk until its backward), small inputs at most MAX_CHUNK. The tuner picks the size below it.
 CHUNK_ELEMENTS = 16 * 3 * 128 * 128
 MAX_CHUNK = 512
 
@@ -71,7 +73,8 @@ def step_points(quadrature: str, steps: int) -> tuple[np.ndarray, np.ndarray]:
 
 
 def ig_batch_size(image_shape: Sequence[int]) -> int:
-    """Path points per forward/backward pass: ``CHUNK_ELEMENTS // prod(image_shape)``, between 1 and ``MAX_CHUNK``."""
+    """The most path points per forward/backward pass: ``CHUNK_ELEMENTS // prod(image_shape)``, within
+    1..``MAX_CHUNK`` (3×224×224: 5; 3×128×128: 16; 1×28×28: 512)."""
     return int(min(MAX_CHUNK, max(1, CHUNK_ELEMENTS // max(1, int(np.prod(image_shape))))))
 
 
@@ -144,8 +147,9 @@ def integrated_gradients(model: nn.Module, x: np.ndarray | torch.Tensor,
                          batch_size: int | None = None) -> IGResult:
     """Integrated gradients of ``f_target`` from ``baseline`` to ``x``, with the convergence delta.
 
-    ``batch_size``: path points per forward/backward pass (None: :func:`ig_batch_size`). The model is evaluated in
-    eval mode and gets its training flag back.
+    ``batch_size``: path points per forward/backward pass (None: the tuner's choice, at most :func:`ig_batch_size`,
+    kept per model, input shape, dtype and device). The model is evaluated in eval mode and gets its training flag
+    back.
 
     The path points and every forward value are those Captum computes (the same operations, so the same rounding:
     max-pool switches and ReLU gates, which float32 rounding near the baseline can flip, flip alike). Two things are
@@ -158,11 +162,11 @@ def integrated_gradients(model: nn.Module, x: np.ndarray | torch.Tensor,
     n = len(xt)
     base = as_baseline(baseline, xt)
     alphas, weights = step_points(quadrature, int(steps))
-    chunk = ig_batch_size(xt.shape[1:]) if batch_size is None else int(batch_size)
-    if chunk < 1:
+    if batch_size is not None and int(batch_size) < 1:
         raise MethodError(f"batch_size must be at least 1, got {batch_size}")
     rows = len(alphas) * n  # row r: step r // n of image r % n (step-major, as Captum)
-    chunk = -(-rows // -(-rows // chunk))  # as many passes as chunks of `chunk` need, evenly filled: 50 = 4 × 12.5
+    spans = chunks(rows, chunk_key(model, "ig", xt.shape[1:], xt.dtype, xt.device), ig_batch_size(xt.shape[1:]),
+                   batch_size, xt.device)
     layout = _layout(model, xt)
     xl, bl = xt.contiguous(memory_format=layout), base.contiguous(memory_format=layout)
     diff = xl - bl
@@ -175,8 +179,8 @@ def integrated_gradients(model: nn.Module, x: np.ndarray | torch.Tensor,
             t = target_index(target, n, ends.shape[1] if ends.ndim == 2 else 0, xt.device)
             f = selected(ends, torch.cat([t, t]), output).double()
         total = total_rows = None
-        for start in range(0, rows, chunk):
-            r = torch.arange(start, min(start + chunk, rows), device=xt.device)
+        for start, stop in spans:
+            r = torch.arange(start, stop, device=xt.device)
             step, img = r // n, r % n
             points = torch.empty((len(r), *xt.shape[1:]), dtype=xt.dtype, device=xt.device, memory_format=layout)
             torch.mul(alpha_t[step].view(-1, *[1] * (xt.ndim - 1)), diff[img] if n > 1 else diff, out=points)

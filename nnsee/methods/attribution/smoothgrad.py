@@ -25,19 +25,23 @@ from torch import nn
 from nnsee.errors import MethodError, not_one_of
 from nnsee.methods.attribution.method import Attribution
 from nnsee.methods.attribution.target import as_input
+from nnsee.models.chunking import cap_for, chunk_key, chunks
 
 NOISE_TUNNELS = ("smoothgrad", "smoothgrad_sq", "vargrad")
-CHUNK_ELEMENTS = 1 << 22  # noisy copies per pass: at most this many input elements (16 MiB of float32)
+#: the memory bound on a pass: at most this many input elements (16 MiB of float32) of noisy copies; the shared tuner
+#: (:mod:`nnsee.models.chunking`) picks how many copies per pass below it from their measured time
+CHUNK_ELEMENTS = 1 << 22
 
 
 def noise_tunnel(base: Callable[..., Attribution], model: nn.Module, x: np.ndarray | torch.Tensor, target: Any,
                  output: str = "logit", kind: str = "smoothgrad", samples: int = 25, noise_level: float = 0.15,
-                 stdev: float | None = None, seed: int = 0, noise: np.ndarray | torch.Tensor | None = None
-                 ) -> np.ndarray:
+                 stdev: float | None = None, seed: int = 0, noise: np.ndarray | torch.Tensor | None = None,
+                 batch_size: int | None = None) -> np.ndarray:
     """Maps (N, C', H, W) of ``base(model, x_noisy, target, output)`` smoothed over ``samples`` noisy copies.
 
     ``noise``: the perturbations themselves, shape ``(N, samples, C, H, W)`` (then ``noise_level``, ``stdev`` and
-    ``seed`` are not used).
+    ``seed`` are not used). ``batch_size``: noisy copies of the N inputs per pass of ``base`` (None: the tuner's
+    choice, at most ``CHUNK_ELEMENTS`` input elements a pass).
     """
     if kind not in NOISE_TUNNELS:
         raise MethodError(not_one_of("kind", kind, NOISE_TUNNELS))
@@ -51,10 +55,10 @@ def noise_tunnel(base: Callable[..., Attribution], model: nn.Module, x: np.ndarr
     if targets.size != n:
         raise MethodError(f"got {targets.size} targets for {n} inputs: give one class index, or one per input")
     draw = _noise_source(xt, samples, noise_level, stdev, seed, noise)
-    per_pass = max(1, CHUNK_ELEMENTS // max(1, xt.numel()))
+    key = chunk_key(model, f"noise tunnel:{getattr(base, '__qualname__', base)}", xt.shape, xt.dtype, xt.device)
     total = total_sq = None
-    for start in range(0, samples, per_pass):
-        k = min(per_pass, samples - start)
+    for start, stop in chunks(samples, key, cap_for(xt.shape, CHUNK_ELEMENTS), batch_size, xt.device):
+        k = stop - start
         noisy = torch.cat([xt + draw(start + s) for s in range(k)])  # sample-major rows: s * n + i
         maps = base(model, noisy, np.tile(targets, k), output).maps
         maps = torch.as_tensor(maps, dtype=torch.float64).reshape(k, n, *maps.shape[1:])
