@@ -60,5 +60,5 @@ def test_subclasses_overriding_forward_end_the_local_prefix(layer, local):
     for recompute in ("auto", "full", "region"):
         ours = occlusion(model, x, [1, 3], window=window, stride=stride, recompute=recompute)
         np.testing.assert_allclose(ours, ref, rtol=0, atol=1e-12 * scale, err_msg=recompute)
-    plan = region_plan(model)  # conv, [layer, conv, ReLU]: only what the planner can prove local
-    assert plan is not None and len(plan.local) == (4 if local else 1)
+    plan = region_plan(model)  # the input, conv, [layer, conv, ReLU]: only what the planner can prove local
+    assert plan is not None and len(plan.local) == (5 if local else 2)

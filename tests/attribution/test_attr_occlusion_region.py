@@ -11,7 +11,8 @@ from attribution.cnn_models import captum_occlusion64, random_cnn, random_images
 from torch import nn
 
 from nnsee.methods.attribution.occlusion import occlusion, region_batch_size
-from nnsee.methods.attribution.occlusion_region import RegionForward, WindowLayer, region_plan
+from nnsee.methods.attribution.occlusion_region import region_plan
+from nnsee.methods.attribution.region_forward import RegionForward
 from nnsee.methods.base import MethodError
 
 
@@ -44,7 +45,7 @@ def test_region_equals_full_forward_passes_on_every_local_layer_kind(window, str
     model = exotic()
     x = random_images(3, (2, 21, 19))
     plan = region_plan(model)
-    assert plan is not None and len(plan.local) == 9 and isinstance(plan.tail[0], nn.Flatten)
+    assert plan is not None and len(plan.local) == 10 and "flatten" not in plan.local  # the input and 9 layers
     region, full = both(model, x, [0, 3, 1], window=window, stride=stride, batch_size=11,
                         baseline=random_images(1, (2, 21, 19), seed=4)[0].numpy())
     assert np.abs(full).max() > 1e-3
@@ -56,7 +57,7 @@ def test_region_scores_equal_model_outputs_copy_by_copy():
     model = random_cnn((3, 16, 12), channels=(4, 6), kernel=5, hidden=7)
     x = random_images(2, (3, 16, 12))
     with torch.no_grad():
-        engine = RegionForward(region_plan(model), x)
+        engine = RegionForward(region_plan(model), x, (3, 3))
         img = torch.tensor([0, 1, 1, 0, 1])
         y, x0 = torch.tensor([0, 13, 5, 2, 0]), torch.tensor([9, 0, 4, 9, 7])
         crops = random_images(5, (3, 3, 3), seed=9)
@@ -104,14 +105,36 @@ class NotSequential(nn.Module):
 
 
 class OwnForward(nn.Sequential):
-    def forward(self, x):  # e.g. a skip connection: the plan may not assume a chain
+    def forward(self, x):  # a skip connection around the chain: the flattened input is not local
         return super().forward(x) + x.flatten(1)[:, :2]
+
+
+class DataDependent(nn.Module):
+    def __init__(self) -> None:
+        super().__init__()
+        self.conv = nn.Conv2d(1, 2, 3, padding=1)
+        self.out = nn.Linear(2 * 8 * 8, 2)
+
+    def forward(self, x):
+        h = self.conv(x)
+        if h.sum() > 0:  # Python control flow on values: torch.fx cannot trace it
+            h = -h
+        return self.out(h.flatten(1))
+
+
+def test_any_traced_model_with_a_conv_on_its_input_recomputes_regions():
+    x = random_images(1, (1, 8, 8))
+    for model in (NotSequential().double(), OwnForward(nn.Conv2d(1, 1, 3, padding=1), nn.Flatten(),
+                                                       nn.Linear(64, 2)).double()):
+        plan = region_plan(model)
+        assert plan is not None and list(plan.local.values()) == ["input", "window"]
+        region, full = both(model, x, 1, window=2, stride=2)
+        np.testing.assert_allclose(region, full, rtol=0, atol=1e-12 * np.abs(full).max())
 
 
 def test_models_without_a_local_start_run_full_passes_and_region_says_why():
     cases = [
-        NotSequential().double(),
-        OwnForward(nn.Conv2d(1, 1, 3, padding=1), nn.Flatten(), nn.Linear(64, 2)).double(),
+        DataDependent().double(),
         nn.Sequential(nn.Flatten(), nn.Linear(64, 2)).double(),  # an MLP
         nn.Sequential(nn.Conv2d(1, 2, 3, padding=1, padding_mode="reflect"), nn.Flatten(),
                       nn.Linear(128, 2)).double(),
@@ -154,7 +177,7 @@ def test_layers_the_plan_must_not_crop():
     }
     for name, (model, n_local) in cases.items():
         plan = region_plan(model)
-        assert (None if plan is None else len(plan.local)) == n_local, name
+        assert (None if plan is None else len(plan.local) - 1) == n_local, name  # local layers after the input
         model.eval()
         region = occlusion(model, x, 1, window=2, stride=1)
         np.testing.assert_allclose(region, occlusion(model, x, 1, window=2, stride=1, recompute="full"),
@@ -169,8 +192,7 @@ def test_the_plan_stops_at_the_first_non_local_layer():
     model = nn.Sequential(nn.Conv2d(1, 2, 3), nn.AdaptiveAvgPool2d(2), nn.Conv2d(2, 2, 1), nn.Flatten(),
                           nn.Linear(8, 2))
     plan = region_plan(model)
-    assert plan is not None and len(plan.local) == 1 and isinstance(plan.local[0], WindowLayer)
-    assert isinstance(plan.tail[0], nn.AdaptiveAvgPool2d) and len(plan.tail) == 4
+    assert plan is not None and list(plan.local.values()) == ["input", "window"]  # conv1 only
     x = random_images(2, (1, 9, 9), dtype=torch.float32)
     region, full = both(model, x, 0, window=3, stride=2)
     np.testing.assert_allclose(region, full, rtol=1e-5, atol=1e-6)
@@ -179,9 +201,9 @@ def test_the_plan_stops_at_the_first_non_local_layer():
 def test_region_batch_size_follows_the_largest_tensor_per_copy():
     model = random_cnn((1, 28, 28), n_classes=10, channels=(16, 32), kernel=5, dtype=torch.float32)
     with torch.no_grad():
-        engine = RegionForward(region_plan(model), torch.zeros(1, 1, 28, 28))
+        engine = RegionForward(region_plan(model), torch.zeros(1, 1, 28, 28), (4, 4))
     # pool2 reads a 10 × 10 window of 32 channels for a 4 × 4 occluder (crops 8, 5, 9 after conv1, pool1, conv2)
-    assert engine.copy_elements(4, 4) == 32 * 10 * 10
+    assert engine.copy_elements() == 32 * 10 * 10
     assert region_batch_size(16 * 13 * 13) == 2**21 // (16 * 13 * 13)
     assert region_batch_size(10**9) == 4 and region_batch_size(1) == 1024
 
@@ -193,7 +215,7 @@ def test_images_are_processed_in_groups_that_bound_the_stored_activations(monkey
     x = random_images(5, (1, 10, 10))
     full = occlusion(model, x, [0, 1, 2, 3, 0], window=3, stride=2, recompute="full")
     with torch.no_grad():
-        per_image = RegionForward(region_plan(model), x[:1]).stored_elements()
+        per_image = RegionForward(region_plan(model), x[:1], (3, 3)).stored_elements()
     monkeypatch.setattr(occ, "REGION_STORED", 2 * per_image)  # groups of 2, 2 and 1 images
     built = []
     monkeypatch.setattr(occ, "RegionForward", lambda plan, images: built.append(len(images)) or RegionForward(

@@ -33,6 +33,7 @@ from torch import nn
 from zoo import photo_like, resnet18, sequential_resnet18
 
 from nnsee.methods.attribution import registry
+from nnsee.methods.attribution.occlusion import occlusion
 from nnsee.methods.attribution.occlusion_region import region_plan
 from nnsee.models.hooks import get_module
 
@@ -158,9 +159,9 @@ def narrow() -> tuple[nn.Module, nn.Sequential, torch.Tensor]:
 def test_occlusion_equals_captum_on_both_recompute_paths(narrow: tuple[nn.Module, nn.Sequential, torch.Tensor]
                                                          ) -> None:
     model, chain, x = narrow
-    assert region_plan(model) is None  # the ResNet as written: full forward passes
-    plan = region_plan(chain)  # as a Sequential: the stem (conv, BN, ReLU, max-pool) is recomputed by region
-    assert plan is not None and len(plan.local) == 4
+    for net in (model, chain):  # the ResNet as written (residual blocks traced by torch.fx) and as a Sequential
+        plan = region_plan(net)
+        assert plan is not None and sum(kind == "binary" for kind in plan.local.values()) == 8  # every block's +
     torch.testing.assert_close(chain(x), model(x), rtol=0, atol=0)
     target = 4
     exact = torch.as_tensor(captum_occlusion64(model, x, (3, WINDOW, WINDOW), (3, STRIDE, STRIDE), target))
@@ -169,9 +170,10 @@ def test_occlusion_equals_captum_on_both_recompute_paths(narrow: tuple[nn.Module
                                                     perturbations_per_eval=16)
     assert theirs.dtype == torch.float32  # Captum divides by the window counts in float32
     maps = {
-        "full (auto)": registry.attribute("occlusion", model, x.numpy(), target, window=WINDOW, stride=STRIDE).maps,
-        "region (auto)": registry.attribute("occlusion", chain, x.numpy(), target, window=WINDOW,
-                                            stride=STRIDE).maps,
+        "region (auto)": registry.attribute("occlusion", model, x.numpy(), target, window=WINDOW, stride=STRIDE).maps,
+        "region, Sequential (auto)": registry.attribute("occlusion", chain, x.numpy(), target, window=WINDOW,
+                                                        stride=STRIDE).maps,
+        "full": occlusion(model, x.numpy(), target, window=WINDOW, stride=STRIDE, recompute="full"),
     }
     for path, ours in maps.items():
         close(ours, exact, REL[torch.float64], path)

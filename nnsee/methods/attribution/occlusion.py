@@ -29,7 +29,8 @@ import torch
 from torch import nn
 
 from nnsee.methods.attribution.integrated_gradients import as_baseline
-from nnsee.methods.attribution.occlusion_region import RegionForward, RegionPlan, region_plan
+from nnsee.methods.attribution.occlusion_region import Layout, layout, region_plan
+from nnsee.methods.attribution.region_forward import RegionForward
 from nnsee.methods.attribution.target import as_input, selected, target_index
 from nnsee.methods.base import MethodError, evaluating, to_numpy
 
@@ -177,8 +178,8 @@ def occlusion(model: nn.Module, x: np.ndarray | torch.Tensor, target: int | Sequ
               batch_size: int | None = None, recompute: str = "auto") -> np.ndarray:
     """Captum-style occlusion attributions ``(N, C, H, W)``: the averaged score drop of the windows over each element.
 
-    ``recompute``: ``"region"`` recomputes only what each window changes (:mod:`.occlusion_region`; for
-    ``nn.Sequential`` models starting with conv/pool/pointwise layers, MethodError for others), ``"full"`` runs
+    ``recompute``: ``"region"`` recomputes only what each window changes (:mod:`.occlusion_region`; for models
+    torch.fx traces that have a convolution or pooling on their input, MethodError for others), ``"full"`` runs
     every occluded copy through the whole model, ``"auto"`` the region where the model allows it.
     ``batch_size``: occluded copies per forward pass (None: :func:`occlusion_batch_size`, or
     :func:`region_batch_size` for the region recomputation).
@@ -188,14 +189,15 @@ def occlusion(model: nn.Module, x: np.ndarray | torch.Tensor, target: int | Sequ
     xt = as_input(x, model)
     grid = occlusion_grid(xt.shape[1:], window, stride)
     base = as_baseline(baseline, xt)
-    plan = None if recompute == "full" else region_plan(model)
-    if plan is None and recompute == "region":
-        raise MethodError(f"{type(model).__name__} does not start with convolution, pooling or pointwise layers in "
-                          "an nn.Sequential, so occlusion cannot recompute only the occluded region: use "
-                          "recompute='full' (or 'auto')")
     n = len(xt)
     with evaluating(model):
-        if plan is None:
+        plan = None if recompute == "full" else region_plan(model)
+        lay = None if plan is None else layout(plan, xt, grid.window[1:])
+        if lay is None and recompute == "region":
+            raise MethodError(f"{type(model).__name__} has no convolution or pooling on its input that torch.fx can "
+                              "trace, so occlusion cannot recompute only the occluded region: use recompute='full' "
+                              "(or 'auto')")
+        if lay is None:
             # a clone, so a model that changes its input in place cannot change the images the copies are made of
             scores = model(xt.clone())
             t = target_index(target, n, scores.shape[1] if scores.ndim == 2 else 0, xt.device)
@@ -205,25 +207,25 @@ def occlusion(model: nn.Module, x: np.ndarray | torch.Tensor, target: int | Sequ
             for rows, img, copies in occluded_chunks(xt, base, grid, chunk):
                 drops[rows] = clean[img] - selected(model(copies), t[img], output)
         else:
-            drops = _region_drops(plan, xt, base, grid, target, output, batch_size)
+            drops = _region_drops(lay, xt, base, grid, target, output, batch_size)
     total = grid.spread(drops.view(n, *grid.shape))
     return to_numpy(total / grid.count().to(total))
 
 
-def _region_drops(plan: RegionPlan, x: torch.Tensor, baseline: torch.Tensor, grid: Grid,
+def _region_drops(lay: Layout, x: torch.Tensor, baseline: torch.Tensor, grid: Grid,
                   target: int | Sequence[int] | np.ndarray | torch.Tensor, output: str,
                   batch_size: int | None) -> torch.Tensor:
     """Every window's score drop (N · positions,) by the region recomputation, in groups of images whose clean
     activations take at most ``REGION_STORED`` elements."""
-    probe = RegionForward(plan, x[:1])
-    n, group = len(x), max(1, REGION_STORED // probe.stored_elements())
-    chunk = region_batch_size(probe.copy_elements(*grid.window[1:])) if batch_size is None else int(batch_size)
+    probe = RegionForward(lay, x[:1])
+    n, group = len(x), max(1, REGION_STORED // max(1, probe.stored_elements()))
+    chunk = region_batch_size(probe.copy_elements()) if batch_size is None else int(batch_size)
     scores = probe.scores
     t = target_index(target, n, scores.shape[1] if scores.ndim == 2 else 0, x.device)
     drops = torch.empty(n * grid.size, dtype=scores.dtype, device=x.device)
     for first in range(0, n, group):
         part = slice(first, first + group)
-        engine = probe if n == 1 else RegionForward(plan, x[part])  # one image: the probe is the engine
+        engine = probe if n == 1 else RegionForward(lay, x[part])  # one image: the probe is the engine
         # the clean scores computed as the copies' are: the same rounding cancels in the drops
         tg = t[part]
         clean = selected(engine.scores, tg, output)

@@ -1,272 +1,364 @@
-"""Occluded copies recomputed only where the occluder changes them (Zeiler & Fergus occlusion, made cheap).
+"""Occluded copies recomputed only where the occluder changes them (Zeiler & Fergus occlusion, made cheap), through
+any model ``torch.fx`` can trace: chains, residual blocks (both branches and the addition), concatenations.
 
-Hiding a ``h × w`` window changes a convolution's output only inside the window grown by the kernel, a pooling
-output only inside the window's image under the pooling, a pointwise layer's output only inside the window itself.
-So for a model that starts with such spatially local layers, each occluded copy is computed as
+Hiding an ``h × w`` window changes a convolution's output only inside the window grown by the kernel, a pooling
+output only inside the window's image under the pooling, a pointwise layer's output only inside the window itself,
+and a sum (or product, or channel concatenation) of two such outputs only inside the union of their regions. So
+each node of the model's traced graph that is *local* is computed per occluded copy as a fixed-size *crop* (the
+region that may differ from the clean image's activation ``A``) at a per-copy origin:
 
-* the clean image's activations ``A_l`` of every local layer ``l``, computed once per image;
-* per copy, a fixed-size *crop* ``C_l`` (the region that may differ from ``A_l``) at a per-copy origin: the input
-  crop is the occluded window; a window layer (conv, pool) with kernel ``k``, stride ``s``, padding ``p``, dilation
-  ``d`` maps an input crop of length ``L`` at ``y`` to the output crop of length
-  ``L' = min(O, ⌊(L − 1 + d(k − 1)) / s⌋ + 1)`` at ``y' = clamp(⌈(y − d(k − 1) + p) / s⌉, 0, O − L')``, computed
-  from the input rows ``[y' s − p, y' s − p + (L' − 1) s + d(k − 1] + 1)`` of the clean activation with the copy's
-  crop pasted in (padding applied to the clean activation, so the crop is filtered without padding);
-* after the last local layer, the clean activation with the crop pasted in goes through the rest of the model.
+* the input's crop is the occluded window;
+* a window layer (conv, pool) with kernel ``k``, stride ``s``, padding ``p``, dilation ``d`` maps an input crop of
+  length ``L`` at ``y`` to the output crop of length ``L' = min(O, ⌊(L − 1 + d(k − 1)) / s⌋ + 1)`` at
+  ``y' = clamp(⌈(y − d(k − 1) + p) / s⌉, 0, O − L')``, computed from the input rows
+  ``[y' s − p, y' s − p + (L' − 1) s + d(k − 1) + 1)`` of the clean activation with the copy's crop pasted in
+  (padding applied to the clean activation, so the crop is filtered without padding);
+* a pointwise layer maps the crop itself;
+* a binary elementwise operation (``+``, ``−``, ``×``) or channel concatenation of two local nodes takes the box
+  ``[min(y_a, y_b), max(y_a + L_a, y_b + L_b))``, of the length ``L`` that covers it at every origin (clamped to
+  ``[0, O − L]``), each operand being its clean activation with its crop pasted in;
+* every other node (a global pooling, a flatten, a linear layer, a hooked module, anything the planner cannot prove
+  local), and every node whose crop would cover its whole output, runs on whole copies: its local inputs are their
+  clean activations with the crop pasted in.
 
-Every value outside the crops is the clean activation itself, and inside them the same layer on the same inputs, so
-the scores equal full forward passes up to float rounding (the tests check it against plain forwards and Captum).
+Every value outside a crop is the clean activation itself, and inside it the same layer on the same inputs, so the
+scores equal full forward passes up to float rounding (the tests check it against plain forwards and Captum). The
+clean pass is computed the same way as the copies, and checked once against the model's own forward: a traced graph
+that does not reproduce the model (data-dependent Python, random layers) gives no plan.
 
-Local layers: ``Conv2d`` (zero padding, integer or ``"valid"`` padding), ``MaxPool2d`` / ``AvgPool2d`` (no
-``ceil_mode``, no ``return_indices``; average pooling with padding only when ``count_include_pad``), and pointwise
-modules (activations, ``Dropout``, ``Identity``, ``BatchNorm2d`` with running statistics, in eval mode), without
-forward hooks (a hooked layer must see whole activations, so it starts the tail). Every kind is accepted only when
-it runs that kind's own code: ``type(m).forward is Kind.forward`` (and ``_conv_forward`` for convolutions, and no
-``__call__`` override), so a subclass overriding ``forward`` (a "pointwise" layer that subtracts the spatial mean)
-starts the tail; subclasses that override only other methods (a batch norm's ``_check_input_dim``) stay local.
-The plan walks ``nn.Sequential`` containers (nested ones flattened) that neither override ``forward`` nor have
-hooks; any other model, or a model whose first layer is not local, gets no plan and occlusion runs full passes.
+Which layers are local is decided in :mod:`.region_layers`. A model or container with forward hooks is not traced
+into (its hooks must see whole activations); with global forward hooks, or a model ``torch.fx`` cannot trace, there
+is no plan and occlusion runs full passes.
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
-from dataclasses import dataclass
+import operator
+from dataclasses import dataclass, field
+from typing import Any
 
 import torch
 import torch.nn.functional as F  # noqa: N812
-from torch import nn
+from torch import fx, nn
 
-_POINTWISE = (nn.ReLU, nn.ReLU6, nn.LeakyReLU, nn.PReLU, nn.ELU, nn.SELU, nn.CELU, nn.GELU, nn.SiLU, nn.Mish,
-              nn.Tanh, nn.Sigmoid, nn.Hardtanh, nn.Hardswish, nn.Hardsigmoid, nn.Softplus, nn.Softsign,
-              nn.Tanhshrink, nn.LogSigmoid, nn.Identity, nn.Dropout, nn.Dropout2d, nn.AlphaDropout,
-              nn.BatchNorm2d)
+from nnsee.methods.attribution.region_layers import (
+    WindowLayer,
+    global_hooks,
+    hooked,
+    plain_call,
+    pointwise,
+    window_layer,
+)
 
-
-@dataclass(frozen=True)
-class WindowLayer:
-    """A conv or pool: ``apply(padded_crop)`` with no padding; kernel/stride/padding/dilation per axis (y, x)."""
-
-    apply: Callable[[torch.Tensor], torch.Tensor]
-    kernel: tuple[int, int]
-    stride: tuple[int, int]
-    padding: tuple[int, int]
-    dilation: tuple[int, int]
-    pad_value: float
-
-    def reach(self, axis: int) -> int:
-        """``d (k − 1)``: how far one output looks beyond its first input along ``axis``."""
-        return self.dilation[axis] * (self.kernel[axis] - 1)
-
-    def pad(self, a: torch.Tensor) -> torch.Tensor:
-        py, px = self.padding
-        return F.pad(a, (px, px, py, py), value=self.pad_value) if py or px else a
+_POINTWISE_FUNCTIONS = {torch.relu, F.relu, torch.sigmoid, F.sigmoid, torch.tanh, F.tanh, F.gelu, F.silu,
+                        F.leaky_relu, F.relu6, F.hardtanh, F.elu, F.hardswish, F.hardsigmoid, F.mish, F.softplus,
+                        F.prelu, F.batch_norm}
+_POINTWISE_METHODS = {"relu", "relu_", "sigmoid", "sigmoid_", "tanh", "tanh_"}
+_BINARY_FUNCTIONS = {operator.add, operator.sub, operator.mul, torch.add, torch.sub, torch.mul}
+_BINARY_METHODS = {"add", "sub", "mul", "add_", "sub_", "mul_"}
+#: a node whose crop covers at least this fraction of its output runs on whole copies (the crop saves nothing)
+WHOLE = 1.0
 
 
-def _pair(v: int | tuple[int, ...]) -> tuple[int, int]:
-    return (int(v), int(v)) if isinstance(v, int) else (int(v[0]), int(v[1]))
+class _Tracer(fx.Tracer):
+    """torch.fx's tracer that keeps hooked or call-overriding modules whole (their hooks must see whole tensors)."""
 
-
-def _window_layer(m: nn.Module) -> WindowLayer | None:
-    """The module as a :class:`WindowLayer`, or None when it is not one this plan can crop."""
-    if not _plain_call(m):
-        return None
-    if (isinstance(m, nn.Conv2d) and type(m).forward is nn.Conv2d.forward
-            and type(m)._conv_forward is nn.Conv2d._conv_forward):
-        if m.padding_mode != "zeros" or (isinstance(m.padding, str) and m.padding != "valid"):
-            return None
-        padding = (0, 0) if isinstance(m.padding, str) else _pair(m.padding)
-        stride, dilation, groups = _pair(m.stride), _pair(m.dilation), m.groups
-
-        def conv(t: torch.Tensor, m: nn.Conv2d = m) -> torch.Tensor:
-            return F.conv2d(t, m.weight, m.bias, stride, 0, dilation, groups)
-
-        return WindowLayer(conv, _pair(m.kernel_size), stride, padding, dilation, 0.0)
-    if isinstance(m, nn.MaxPool2d) and type(m).forward is nn.MaxPool2d.forward:
-        if m.ceil_mode or m.return_indices:
-            return None
-        k, s, d = _pair(m.kernel_size), _pair(m.stride or m.kernel_size), _pair(m.dilation)
-        return WindowLayer(lambda t: _max_pool(t, k, s, d), k, s, _pair(m.padding), d, -math.inf)
-    if isinstance(m, nn.AvgPool2d) and type(m).forward is nn.AvgPool2d.forward:
-        p = _pair(m.padding)
-        if m.ceil_mode or (any(p) and not m.count_include_pad):
-            return None
-        k, s, div = _pair(m.kernel_size), _pair(m.stride or m.kernel_size), m.divisor_override
-        return WindowLayer(lambda t: F.avg_pool2d(t, k, s, 0, divisor_override=div), k, s, p, (1, 1), 0.0)
-    return None
-
-
-def _max_pool(t: torch.Tensor, k: tuple[int, int], s: tuple[int, int], d: tuple[int, int]) -> torch.Tensor:
-    """Max pooling without padding as the maximum of the ``k_h · k_w`` strided slices (the same values as
-    ``F.max_pool2d``; several times faster on CPU for the small crops here, which it gets in NCHW layout)."""
-    oh, ow = (t.shape[2] - d[0] * (k[0] - 1) - 1) // s[0] + 1, (t.shape[3] - d[1] * (k[1] - 1) - 1) // s[1] + 1
-    out = None
-    for i in range(k[0]):
-        for j in range(k[1]):
-            y, x = i * d[0], j * d[1]
-            part = t[:, :, y: y + (oh - 1) * s[0] + 1: s[0], x: x + (ow - 1) * s[1] + 1: s[1]]
-            out = part.clone() if out is None else torch.maximum(out, part, out=out)
-    return out
-
-
-def _flat(model: nn.Module) -> list[nn.Module] | None:
-    """The chain of leaf modules an ``nn.Sequential`` runs, nested plain Sequentials flattened; None otherwise
-    (also for a Sequential with hooks of its own, which a flattened chain would skip)."""
-    if (not isinstance(model, nn.Sequential) or type(model).forward is not nn.Sequential.forward
-            or not _plain_call(model) or _hooked(model)):
-        return None
-    chain: list[nn.Module] = []
-    for m in model:
-        inner = _flat(m) if isinstance(m, nn.Sequential) else None
-        chain.extend(inner if inner is not None else [m])
-    return chain
+    def is_leaf_module(self, m: nn.Module, qualname: str) -> bool:
+        return hooked(m) or not plain_call(m) or super().is_leaf_module(m, qualname)
 
 
 @dataclass(frozen=True)
 class RegionPlan:
-    """The local layers (each a WindowLayer or a pointwise module) and the modules after them."""
+    """A model's traced graph and, per node, how it may be computed: ``local`` maps the name of every node that can
+    run on crops to its kind (``input``, ``window``, ``pointwise``, ``binary``, ``cat``); ``window`` holds the window
+    layers; ``const`` the nodes that do not depend on the input."""
 
-    local: list[WindowLayer | nn.Module]
-    tail: list[nn.Module]
+    model: nn.Module
+    graph: fx.Graph
+    local: dict[str, str]
+    window: dict[str, WindowLayer]
+    const: set[str]
+    checked: dict[tuple, bool] = field(default_factory=dict)  # input shape/dtype -> the trace reproduced the model
 
-
-def _pointwise(m: nn.Module) -> bool:
-    """Whether ``m`` maps each element on its own in eval mode: a pointwise kind running that kind's own ``forward``
-    (a subclass overriding it may mix elements, e.g. subtract a mean), batch norm only with running statistics."""
-    if not any(isinstance(m, kind) and type(m).forward is kind.forward for kind in _POINTWISE):
-        return False
-    return _plain_call(m) and not (isinstance(m, nn.BatchNorm2d) and not m.track_running_stats)
-
-
-def _plain_call(m: nn.Module) -> bool:
-    """Whether calling ``m`` runs ``nn.Module``'s own call machinery (hence ``m.forward``), not an override."""
-    return type(m).__call__ is nn.Module.__call__ and type(m)._call_impl is nn.Module._call_impl
-
-
-def _hooked(m: nn.Module) -> bool:
-    """Whether ``m`` has forward hooks (they would see crops, or be skipped by the functional form)."""
-    return bool(m._forward_hooks or m._forward_pre_hooks)
-
-
-def _global_hooks() -> bool:
-    from torch.nn.modules import module
-
-    return bool(module._global_forward_hooks or module._global_forward_pre_hooks)
+    @property
+    def nodes(self) -> list[fx.Node]:
+        return list(self.graph.nodes)
 
 
 def region_plan(model: nn.Module) -> RegionPlan | None:
-    """How to recompute occluded copies locally, or None when the model does not start with local layers."""
-    chain = _flat(model)
-    if chain is None or _global_hooks():
+    """How to recompute occluded copies locally, or None when the model cannot be traced or has no local window
+    layer on its input (call in the mode the model will run in: the trace fixes ``self.training`` branches)."""
+    if global_hooks() or hooked(model) or not plain_call(model):
         return None
-    local: list[WindowLayer | nn.Module] = []
-    for i, m in enumerate(chain):
-        window = None if _hooked(m) else _window_layer(m)
-        if window is not None:
-            local.append(window)
-        elif _pointwise(m) and not _hooked(m):
-            local.append(m)
-        else:  # the first layer that is not local (or has hooks, which must see whole activations) starts the tail
-            return RegionPlan(local, chain[i:]) if any(isinstance(s, WindowLayer) for s in local) else None
-    return RegionPlan(local, []) if any(isinstance(s, WindowLayer) for s in local) else None
+    try:
+        graph = _Tracer().trace(model)
+    except Exception:  # noqa: BLE001 - any model torch.fx cannot trace runs full passes
+        return None
+    placeholders = [n for n in graph.nodes if n.op == "placeholder"]
+    if not placeholders:
+        return None
+    local: dict[str, str] = {placeholders[0].name: "input"}
+    window: dict[str, WindowLayer] = {}
+    const = {n.name for n in placeholders[1:]}
+    users = {n.name: len(n.users) for n in graph.nodes}
+    for node in graph.nodes:
+        if node.op in ("placeholder", "output"):
+            continue
+        inputs = node.all_input_nodes
+        if all(i.name in const for i in inputs):
+            const.add(node.name)
+            continue
+        kind = _local_kind(model, node, local, const, users)
+        if kind == "window":
+            window[node.name] = window_layer(model.get_submodule(node.target))  # type: ignore[assignment]
+        if kind is not None:
+            local[node.name] = kind
+    if not window:
+        return None
+    return RegionPlan(model, graph, local, window, const)
 
 
-def _extents(step: WindowLayer, h: int, w: int, oh: int, ow: int) -> tuple[int, int, int, int]:
-    """``(L'_h, L'_w, inputs_h, inputs_w)``: the output crop for an input crop ``h × w`` (outputs ``oh × ow``) and
-    the input window it reads, ``(L' − 1) s + d (k − 1) + 1`` per axis."""
-    lh = min(oh, (h - 1 + step.reach(0)) // step.stride[0] + 1)
-    lw = min(ow, (w - 1 + step.reach(1)) // step.stride[1] + 1)
-    return lh, lw, (lh - 1) * step.stride[0] + step.reach(0) + 1, (lw - 1) * step.stride[1] + step.reach(1) + 1
+def _in_place(node: fx.Node, model: nn.Module) -> bool:
+    if node.op == "call_module":
+        return bool(getattr(model.get_submodule(node.target), "inplace", False))
+    if node.op == "call_method":
+        return str(node.target).endswith("_")
+    return bool(node.kwargs.get("inplace", False))
 
 
-class _Source:
-    """One local layer's clean input as rows ``(N·H·W, C)`` (channels last), followed by room for the crops.
-
-    :meth:`windows` gathers every copy's input window in one ``index_select`` over the rows: each window element's
-    index points into the copy's crop where the crop covers it and into the clean image elsewhere. The result is a
-    (B, C, h, w) tensor in channels-last memory format, which the convolutions take as it is.
-    """
-
-    def __init__(self, clean: torch.Tensor) -> None:
-        self.n, self.c, self.height, self.width = clean.shape
-        self.clean_rows = self.n * self.height * self.width
-        self.rows = clean.permute(0, 2, 3, 1).reshape(self.clean_rows, self.c)
-
-    def windows(self, img: torch.Tensor, y: torch.Tensor, x: torch.Tensor, h: int, w: int, crop: torch.Tensor,
-                cy: torch.Tensor, cx: torch.Tensor) -> torch.Tensor:
-        """``clean[img_b, :, y_b : y_b + h, x_b : x_b + w]`` with ``crop[b]`` (B, C, h', w') laid over it at
-        ``(cy_b, cx_b)`` (the part of the crop that falls inside the window)."""
-        (b, _, ch, cw), device = crop.shape, crop.device
-        need = self.clean_rows + b * ch * cw
-        if len(self.rows) < need:  # grow the room for crops (kept for the next chunks)
-            grown = torch.empty(need, self.c, dtype=self.rows.dtype, device=device)
-            grown[: self.clean_rows] = self.rows[: self.clean_rows]
-            self.rows = grown
-        self.rows[self.clean_rows: need].view(b, ch, cw, self.c).copy_(crop.permute(0, 2, 3, 1))
-        rows = y[:, None] + torch.arange(h, device=device)
-        cols = x[:, None] + torch.arange(w, device=device)
-        index = img[:, None, None] * (self.height * self.width) + rows[:, :, None] * self.width + cols[:, None, :]
-        crow, ccol = rows - cy[:, None], cols - cx[:, None]  # the crop's row (column) at each window row (column)
-        inside = ((crow >= 0) & (crow < ch))[:, :, None] & ((ccol >= 0) & (ccol < cw))[:, None, :]
-        at_crop = (self.clean_rows + torch.arange(b, device=device)[:, None, None] * (ch * cw)
-                   + crow.clamp(0, ch - 1)[:, :, None] * cw + ccol.clamp(0, cw - 1)[:, None, :])
-        picked = self.rows.index_select(0, torch.where(inside, at_crop, index).view(-1))
-        return picked.view(b, h, w, self.c).permute(0, 3, 1, 2)
+def _local_kind(model: nn.Module, node: fx.Node, local: dict[str, str], const: set[str],
+                users: dict[str, int]) -> str | None:
+    """The node's kind when it can run on crops (its spatial inputs local), else None."""
+    tensors = node.all_input_nodes
+    spatial = [i for i in tensors if i.name not in const]
+    if not spatial or any(i.name not in local for i in spatial):
+        return None
+    first = node.args[0] if node.args else None
+    if _in_place(node, model) and (not isinstance(first, fx.Node) or users[first.name] > 1):
+        return None  # an in-place change seen by another user: only whole tensors show it
+    if node.op == "call_module":
+        m = model.get_submodule(node.target)
+        if node.kwargs or len(node.args) != 1 or hooked(m):
+            return None
+        if window_layer(m) is not None:
+            return "window"
+        return "pointwise" if pointwise(m) else None
+    if node.op == "call_function" and node.target in _POINTWISE_FUNCTIONS or (
+            node.op == "call_method" and node.target in _POINTWISE_METHODS):
+        # the crop is the first argument; any other tensor (a PReLU weight, batch norm statistics) is per channel
+        if spatial == [first] and (node.target is not F.batch_norm or not _batch_statistics(node)):
+            return "pointwise"
+        return None
+    if (node.op == "call_function" and node.target in _BINARY_FUNCTIONS or node.op == "call_method"
+            and node.target in _BINARY_METHODS) and len(node.args) == 2 and not node.kwargs:
+        return "binary"
+    if node.op == "call_function" and node.target is torch.cat and len(node.args) == 1 and isinstance(
+            node.args[0], (list, tuple)) and node.kwargs.get("dim", 0) in (1, -3) and not set(node.kwargs) - {"dim"}:
+        return "cat" if all(isinstance(a, fx.Node) and a.name in local for a in node.args[0]) else None
+    return None
 
 
-class RegionForward:
-    """Scores of occluded copies of ``x`` by local recomputation (see the module docstring); call in no_grad.
+def _batch_statistics(node: fx.Node) -> bool:
+    """Whether a traced ``F.batch_norm`` normalizes with the batch's own statistics (not elementwise)."""
+    training = node.args[5] if len(node.args) > 5 else node.kwargs.get("training", False)
+    return training is not False
 
-    ``forward(img, y, x, crop)``: copy b is image ``img[b]`` whose pixels ``[y_b : y_b + h, x_b : x_b + w]`` are
-    replaced by ``crop[b]`` (B, C, h, w); returns the model's outputs for the copies.
-    """
 
-    def __init__(self, plan: RegionPlan, x: torch.Tensor) -> None:
-        self.plan = plan
-        self.sources: list[_Source | None] = []  # each window layer's clean padded input; None for pointwise layers
-        self.sizes: list[tuple[int, int]] = []  # each local layer's output height and width
-        a = x
-        for step in plan.local:
-            if isinstance(step, WindowLayer):  # channels last, as the copies' windows: the same kernels and rounding
-                a = step.pad(a).contiguous(memory_format=torch.channels_last)
-                self.sources.append(_Source(a))
-                a = step.apply(a)
-            else:  # an in-place module gets a copy: the tensor before it may be kept (or be the caller's x)
-                self.sources.append(None)
-                a = step(a.clone() if getattr(step, "inplace", False) else a)
-            self.sizes.append((a.shape[2], a.shape[3]))
-        self.output = _Source(a)
-        for m in plan.tail:
-            a = m(a)
-        self.scores = a  # the clean images' outputs computed the same way as the copies'
+def _fetch(model: nn.Module, target: str) -> Any:
+    obj: Any = model
+    for part in target.split("."):
+        obj = getattr(obj, part)
+    return obj
 
-    def stored_elements(self) -> int:
-        """The elements of the clean activations kept for the images (the memory this engine holds)."""
-        sources = [s for s in self.sources if s is not None] + [self.output]
-        return sum(s.clean_rows * s.c for s in sources)
 
-    def copy_elements(self, h: int, w: int) -> int:
-        """The largest tensor, in elements per copy, that :meth:`forward` builds for ``h × w`` crops."""
-        most = self.output.c * self.output.height * self.output.width
-        for step, source, (oh, ow) in zip(self.plan.local, self.sources, self.sizes, strict=True):
-            if source is not None:
-                lh, lw, lh_in, lw_in = _extents(step, h, w, oh, ow)
-                most, h, w = max(most, source.c * lh_in * lw_in), lh, lw
-        return most
+def run_node(model: nn.Module, node: fx.Node, args: tuple, kwargs: dict) -> Any:
+    """The node's operation on its (whole or crop) arguments."""
+    if node.op == "call_module":
+        return model.get_submodule(node.target)(*args, **kwargs)
+    if node.op == "call_function":
+        return node.target(*args, **kwargs)  # type: ignore[operator]
+    if node.op == "call_method":
+        return getattr(args[0], node.target)(*args[1:], **kwargs)  # type: ignore[arg-type]
+    if node.op == "get_attr":
+        return _fetch(model, node.target)  # type: ignore[arg-type]
+    raise ValueError(node.op)
 
-    def forward(self, img: torch.Tensor, y: torch.Tensor, x: torch.Tensor, crop: torch.Tensor) -> torch.Tensor:
-        for step, source, (oh, ow) in zip(self.plan.local, self.sources, self.sizes, strict=True):
-            if source is None:
-                crop = step(crop)
+
+@dataclass
+class _Box:
+    """A crop's per-axis geometry for every possible origin: ``origin[axis]`` (P_axis,) int64 tensor indexed by the
+    input crop's origin along that axis; ``length`` and the node's output ``size`` per axis."""
+
+    origin: tuple[torch.Tensor, torch.Tensor]
+    length: tuple[int, int]
+    size: tuple[int, int]
+
+
+@dataclass
+class Layout:
+    """The plan at one input shape and occluder size: per node its mode (``crop``, ``whole`` or ``const``), the
+    crop boxes, and the clean activations to keep (``sources``: (node, pad value) -> padding)."""
+
+    plan: RegionPlan
+    window: tuple[int, int]
+    mode: dict[str, str]
+    boxes: dict[str, _Box]
+    sources: dict[tuple[str, float], tuple[int, int]]
+    aligned: set[tuple[str, str]]  # (binary or cat node, operand) whose crops share the box: no gather
+    shapes: dict[str, tuple[int, ...]]
+    flops: tuple[float, float]  # multiply-adds of convolutions and linear layers: (per copy here, per full pass)
+
+    @property
+    def skipped(self) -> float:
+        """The fraction of a full pass's convolution and linear multiply-adds that the crops skip."""
+        return 1.0 - self.flops[0] / self.flops[1] if self.flops[1] else 0.0
+
+
+def _shape_pass(plan: RegionPlan, x: torch.Tensor) -> tuple[dict[str, tuple[int, ...]], Any]:
+    """Every tensor node's shape on ``x`` (one image) and the traced graph's output, run node by node."""
+    env: dict[str, Any] = {}
+    shapes: dict[str, tuple[int, ...]] = {}
+    out = None
+    for node in plan.nodes:
+        if node.op == "placeholder":
+            env[node.name] = x if plan.local.get(node.name) == "input" else _default(node)
+        elif node.op == "output":
+            out = fx.node.map_arg(node.args[0], lambda n: env[n.name])
+        else:
+            args = fx.node.map_arg(node.args, lambda n: env[n.name])
+            kwargs = fx.node.map_arg(node.kwargs, lambda n: env[n.name])
+            env[node.name] = run_node(plan.model, node, args, kwargs)
+        if isinstance(env.get(node.name), torch.Tensor):
+            shapes[node.name] = tuple(env[node.name].shape)
+    return shapes, out
+
+
+def _default(node: fx.Node) -> Any:
+    return node.args[0] if node.args else None
+
+
+def layout(plan: RegionPlan, x: torch.Tensor, window: tuple[int, int]) -> Layout | None:
+    """The plan's layout for images shaped like ``x`` (one is run) and ``window = (h, w)`` crops; None when the
+    traced graph does not reproduce the model's output on ``x[:1]``."""
+    one = x[:1]
+    if one.ndim != 4:
+        return None
+    shapes, out = _shape_pass(plan, one)
+    key = (tuple(one.shape), one.dtype, one.device)
+    if key not in plan.checked:
+        plan.checked[key] = _same(out, plan.model(one.clone()))
+    if not plan.checked[key]:
+        return None
+    mode: dict[str, str] = {}
+    boxes: dict[str, _Box] = {}
+    height, width = x.shape[2], x.shape[3]
+    for node in plan.nodes:
+        name = node.name
+        if node.op == "output":
+            continue
+        if name in plan.const:
+            mode[name] = "const"
+            continue
+        kind = plan.local.get(name)
+        shape = shapes.get(name)
+        spatial = [i for i in node.all_input_nodes if mode.get(i.name) != "const"]
+        if kind is None or shape is None or len(shape) != 4 or any(mode.get(i.name) != "crop" for i in spatial):
+            mode[name] = "whole"
+            continue
+        box = _box(plan, node, kind, shape, boxes, shapes, (height, width), window)
+        whole = box is None or (kind != "input" and box.length[0] * box.length[1] >= WHOLE * shape[2] * shape[3])
+        mode[name] = "whole" if whole else "crop"
+        if box is not None and not whole:
+            boxes[name] = box
+    sources: dict[tuple[str, float], tuple[int, int]] = {}
+    aligned: set[tuple[str, str]] = set()
+    for node in plan.nodes:
+        if mode.get(node.name) == "const":
+            continue
+        kind = plan.local.get(node.name) if mode.get(node.name) == "crop" else None
+        for i in node.all_input_nodes:
+            if mode.get(i.name) != "crop" or kind == "pointwise":  # a pointwise node maps the crop itself
                 continue
-            (sy, sx), (py, px) = step.stride, step.padding
-            lh, lw, lh_in, lw_in = _extents(step, crop.shape[2], crop.shape[3], oh, ow)
-            y0 = (-((step.reach(0) - py - y) // sy)).clamp(0, oh - lh)  # ⌈(y − d(k−1) + p) / s⌉, kept inside
-            x0 = (-((step.reach(1) - px - x) // sx)).clamp(0, ow - lw)
-            crop = step.apply(source.windows(img, y0 * sy, x0 * sx, lh_in, lw_in, crop, y + py, x + px))
-            y, x = y0, x0
-        zero = torch.zeros_like(y)
-        out = self.output.windows(img, zero, zero, self.output.height, self.output.width, crop, y, x).contiguous()
-        for m in self.plan.tail:
-            out = m(out)
-        return out
+            if kind in ("binary", "cat") and _aligned(boxes[i.name], boxes[node.name]):
+                aligned.add((node.name, i.name))  # the operand's crop is the output's box: used as it is
+                continue
+            step = plan.window[node.name] if kind == "window" else None
+            key2 = (i.name, step.pad_value if step else 0.0)
+            pad, old = (step.padding if step else (0, 0)), sources.get(key2, (0, 0))
+            sources[key2] = (max(old[0], pad[0]), max(old[1], pad[1]))
+    return Layout(plan, window, mode, boxes, sources, aligned, shapes, _flops(plan, mode, boxes, shapes))
+
+
+def _aligned(a: _Box, b: _Box) -> bool:
+    return a.length == b.length and all(torch.equal(p, q) for p, q in zip(a.origin, b.origin, strict=True))
+
+
+def _same(ours: Any, theirs: Any) -> bool:
+    if not (isinstance(ours, torch.Tensor) and isinstance(theirs, torch.Tensor)) or ours.shape != theirs.shape:
+        return False
+    tol = 1e-9 if ours.dtype == torch.float64 else 1e-4
+    if not theirs.numel():
+        return True
+    scale = float(theirs.abs().max())
+    return bool(torch.isfinite(ours).all()) and float((ours - theirs).abs().max()) <= tol * max(scale, 1.0)
+
+
+def _box(plan: RegionPlan, node: fx.Node, kind: str, shape: tuple[int, ...], boxes: dict[str, _Box],
+         shapes: dict[str, tuple[int, ...]], image: tuple[int, int], window: tuple[int, int]) -> _Box | None:
+    size = (shape[2], shape[3])
+    if kind == "input":
+        origin = tuple(torch.arange(d - w + 1) for d, w in zip(image, window, strict=True))
+        return _Box(origin, window, size)  # type: ignore[arg-type]
+    spatial = [i for i in node.all_input_nodes if i.name in boxes]
+    if kind == "pointwise":
+        return boxes[spatial[0].name]
+    if kind == "window":
+        step, src = plan.window[node.name], boxes[spatial[0].name]
+        origin, length = [], []
+        for axis in (0, 1):
+            lo = min(size[axis], (src.length[axis] - 1 + step.reach(axis)) // step.stride[axis] + 1)
+            y = src.origin[axis]
+            y0 = (-((step.reach(axis) - step.padding[axis] - y) // step.stride[axis])).clamp(0, size[axis] - lo)
+            origin.append(y0)
+            length.append(lo)
+        return _Box(tuple(origin), tuple(length), size)  # type: ignore[arg-type]
+    parts = [boxes[i.name] for i in spatial]
+    if any(shapes[i.name][2:] != size for i in spatial) or any(
+            i.name not in boxes and not _flat_in_space(shapes.get(i.name)) for i in node.all_input_nodes):
+        return None  # broadcasting over space (an operand of another size, or a constant that varies over space)
+    origin, length = [], []
+    for axis in (0, 1):
+        start = torch.stack([p.origin[axis] for p in parts]).amin(0)
+        end = torch.stack([p.origin[axis] + p.length[axis] for p in parts]).amax(0)
+        lo = min(size[axis], int((end - start).max()))
+        origin.append(start.clamp(0, size[axis] - lo))
+        length.append(lo)
+    return _Box(tuple(origin), tuple(length), size)  # type: ignore[arg-type]
+
+
+def _flat_in_space(shape: tuple[int, ...] | None) -> bool:
+    """Whether a constant of this shape (None: not a tensor) is the same at every position of an (N, C, H, W) map."""
+    return shape is None or all(d == 1 for d in shape[-2:])
+
+
+def _flops(plan: RegionPlan, mode: dict[str, str], boxes: dict[str, _Box],
+           shapes: dict[str, tuple[int, ...]]) -> tuple[float, float]:
+    """Multiply-adds of the convolutions and linear layers per copy: (with crops, in a full pass)."""
+    ours = full = 0.0
+    for node in plan.nodes:
+        if node.op != "call_module" or node.name not in shapes:
+            continue
+        m = plan.model.get_submodule(node.target)
+        shape = shapes[node.name]
+        if isinstance(m, nn.Conv2d):
+            per = m.weight.numel() // m.out_channels * m.out_channels  # (C_in / groups) k_h k_w C_out
+            whole = per * shape[2] * shape[3]
+            box = boxes.get(node.name)
+            full += whole
+            ours += per * box.length[0] * box.length[1] if mode[node.name] == "crop" and box else whole
+        elif isinstance(m, nn.Linear):
+            work = m.in_features * m.out_features * math.prod(shape[1:-1])
+            full += work
+            ours += work
+    return ours, full
