@@ -42,23 +42,27 @@ IG_BATCHES, IG_BATCHES_QUICK = (25, 16, 8, 4), (8,)
 
 def run(quick: bool, seed: int, gate: IdleGate, log: Any, only: tuple[str, ...] = BENCHES) -> list[Section]:
     """The attribution benchmarks named in ``only`` (all by default), in the order of :data:`BENCHES`."""
-    import torch
-
     log("attribution: importing captum.attr ...")
     import captum.attr  # noqa: F401  (imported once, outside every timed region)
 
     benches = {"occlusion": occlusion.bench, "gradients": _gradients, "ig": _integrated_gradients, "top9": _top9}
-    sections = []
-    for bench in (benches[name] for name in BENCHES if name in only):
-        watch, children = CpuWatch(), _children_cpu()
-        torch.manual_seed(seed)
-        section = bench(quick, seed, gate, log)
-        others = watch.others_cores()
-        if others is not None:  # our own measuring subprocesses are not "other processes"
-            others = max(0.0, others - (_children_cpu() - children) / max(time.perf_counter() - watch.wall, 1e-9))
-        section.others_cores, section.seconds = others, watch.elapsed()
-        sections.append(section)
-    return sections
+    return [measured(benches[name], quick, seed, gate, log) for name in BENCHES if name in only]
+
+
+def measured(bench: Callable[[bool, int, IdleGate, Any], Section], quick: bool, seed: int, gate: IdleGate,
+             log: Any) -> Section:
+    """``bench``'s section, with its wall time and the CPU other processes used meanwhile (the benchmark's own
+    measuring subprocesses are not "other processes")."""
+    import torch
+
+    watch, children = CpuWatch(), _children_cpu()
+    torch.manual_seed(seed)
+    section = bench(quick, seed, gate, log)
+    others = watch.others_cores()
+    if others is not None:
+        others = max(0.0, others - (_children_cpu() - children) / max(time.perf_counter() - watch.wall, 1e-9))
+    section.others_cores, section.seconds = others, watch.elapsed()
+    return section
 
 
 def _children_cpu() -> float:

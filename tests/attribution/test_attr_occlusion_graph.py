@@ -158,3 +158,21 @@ def test_skipped_work_is_the_fraction_of_multiply_adds_outside_the_crops():
     _, lay = crop_nodes(model, torch.zeros(1, 1, 8, 8), (2, 2))
     assert lay.flops == (36 * 16 + 768, 36 * 64 + 768)
     assert lay.skipped == pytest.approx(1 - 1344 / 3072)
+
+
+def test_auto_takes_the_region_path_only_when_the_crops_skip_enough_work(monkeypatch):
+    import importlib
+
+    occ = importlib.import_module("nnsee.methods.attribution.occlusion")  # the package's name is the function
+    built = []
+    original = occ.RegionForward
+    monkeypatch.setattr(occ, "RegionForward", lambda *a: built.append(1) or original(*a))
+    model = nn.Sequential(nn.Conv2d(1, 4, 3, padding=1), nn.ReLU(), nn.Flatten(), nn.Linear(256, 3)).double().eval()
+    x = random_images(1, (1, 8, 8))
+    for window, skipped, region in (((2, 2), 0.5625, True), ((6, 6), 0.0, False)):  # 6×6: crops cover all 8×8
+        built.clear()
+        _, lay = crop_nodes(model, x, window)
+        assert lay.skipped == pytest.approx(skipped)
+        auto = occlusion(model, x, 1, window=window, stride=2)
+        assert bool(built) == region
+        assert_equal_maps(auto, occlusion(model, x, 1, window=window, stride=2, recompute="full"))

@@ -13,15 +13,17 @@ Exactly Captum's ``Occlusion(model).attribute(x, sliding_window_shapes, strides,
   softmax-wrapped model), added to every element it covers;
 * each element's sum is divided by the number of windows covering it (overlapping windows are averaged).
 
-The occluded copies of all inputs are evaluated in chunks of :func:`occlusion_batch_size` copies, so memory stays
-bounded and the CPU runs at its best batch size (one giant batch is slower, and Captum's default of one copy per
-forward pass much slower). The model is run in eval mode and gets its training flag back.
+The occluded copies of all inputs are evaluated in chunks whose size the chunk tuner (:mod:`nnsee.models.chunking`)
+picks from the measured time per copy, within a memory cap (16 MiB of input for full passes, 32 MiB for the largest
+tensor per pass of the region recomputation), so memory stays bounded and the machine runs at its best batch size
+(one giant batch is slower, and Captum's default of one copy per forward pass much slower). The model is run in eval
+mode and gets its training flag back.
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -33,14 +35,18 @@ from nnsee.methods.attribution.occlusion_region import Layout, layout, region_pl
 from nnsee.methods.attribution.region_forward import RegionForward
 from nnsee.methods.attribution.target import as_input, selected, target_index
 from nnsee.methods.base import MethodError, evaluating, to_numpy
+from nnsee.models.chunking import FORWARD_ELEMENTS, cap_for, chunk_key, chunks
 
 # Elements per forward chunk: copies of 32 images of 1×28×28 ran fastest for a small CNN on a 2-core CPU (side by
 # side with 64 and 128, and with Captum's batches of 32); 3×128×128 images ran best at 2–8 per pass (MIN_CHUNK).
 CHUNK_ELEMENTS = 32 * 28 * 28
 MIN_CHUNK, MAX_CHUNK = 4, 256
-# Elements of the largest tensor per pass when only the occluded region is recomputed: about 2 M ran fastest both
-# for copies of 28×28 images (256–512 per pass) and of 3×128×128 ones (64 per pass) on a 2-core CPU.
-REGION_ELEMENTS, REGION_MAX_CHUNK = 2**21, 1024
+REGION_MAX_CHUNK = 1024
+# recompute="auto" takes the region path when its crops skip at least this share of a full pass's multiply-adds: on
+# ResNet-18 at 64 px (16% skipped) the crops' bookkeeping made the region path 1.4× slower than full passes
+AUTO_MIN_SKIPPED = 0.3
+# The region recomputation's memory cap: elements of the largest tensor per pass (32 MiB in float32).
+REGION_CAP_ELEMENTS = 2**23
 # The clean activations kept per group of images for the region recomputation (elements; 128 MiB in float32).
 REGION_STORED = 2**25
 
@@ -50,9 +56,9 @@ def occlusion_batch_size(image_shape: Sequence[int]) -> int:
     return int(min(MAX_CHUNK, max(MIN_CHUNK, CHUNK_ELEMENTS // max(1, int(np.prod(image_shape))))))
 
 
-def region_batch_size(copy_elements: int) -> int:
-    """Copies per pass of the region recomputation: ``REGION_ELEMENTS // copy_elements`` within 4..1024."""
-    return int(min(REGION_MAX_CHUNK, max(MIN_CHUNK, REGION_ELEMENTS // max(1, copy_elements))))
+def region_cap(copy_elements: int) -> int:
+    """The most copies per pass of the region recomputation: ``REGION_CAP_ELEMENTS // copy_elements``, 1..1024."""
+    return int(min(REGION_MAX_CHUNK, max(1, REGION_CAP_ELEMENTS // max(1, copy_elements))))
 
 
 @dataclass(frozen=True)
@@ -131,34 +137,43 @@ def occlusion_grid(image_shape: Sequence[int], window: int | Sequence[int],
     return Grid(tuple(starts), tuple(masks))  # type: ignore[arg-type]
 
 
-def occluded_chunks(x: torch.Tensor, baseline: torch.Tensor, grid: Grid,
-                    batch_size: int) -> Iterator[tuple[torch.Tensor, torch.Tensor, torch.Tensor]]:
-    """``(rows, images, copies)``: flat row indices ``image * grid.size + position``, each row's image, and the
-    occluded copies, ``batch_size`` rows at a time, over every image of ``x`` and every window position."""
+Spans = int | Iterable[tuple[int, int]]
+
+
+def _spans(rows: int, batch_size: Spans) -> Iterable[tuple[int, int]]:
+    """``batch_size`` rows at a time, or the given ``(start, stop)`` spans (e.g. from :func:`chunks`)."""
+    if not isinstance(batch_size, (int, np.integer)):
+        return batch_size
     if batch_size < 1:
         raise MethodError(f"batch_size must be at least 1, got {batch_size}")
+    return ((start, min(start + int(batch_size), rows)) for start in range(0, rows, int(batch_size)))
+
+
+def occluded_chunks(x: torch.Tensor, baseline: torch.Tensor, grid: Grid,
+                    batch_size: Spans) -> Iterator[tuple[torch.Tensor, torch.Tensor, torch.Tensor]]:
+    """``(rows, images, copies)``: flat row indices ``image * grid.size + position``, each row's image, and the
+    occluded copies, ``batch_size`` rows at a time (or over the given spans), over every image of ``x`` and every
+    window position."""
     device = x.device
     masks = Grid(grid.starts, tuple(m.to(device) for m in grid.masks))  # type: ignore[arg-type]
     rows = len(x) * grid.size
-    for start in range(0, rows, batch_size):
-        r = torch.arange(start, min(start + batch_size, rows), device=device)
+    for start, stop in _spans(rows, batch_size):
+        r = torch.arange(start, stop, device=device)
         img = r // grid.size
         yield r, img, torch.where(masks.mask(r % grid.size), baseline[img], x[img])
 
 
-def occluded_crops(x: torch.Tensor, baseline: torch.Tensor, grid: Grid, batch_size: int
+def occluded_crops(x: torch.Tensor, baseline: torch.Tensor, grid: Grid, batch_size: Spans
                    ) -> Iterator[tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]]:
     """``(rows, images, y, x, crops)`` as :func:`occluded_chunks`, but only the window's ``h × w`` box of each copy
     (all channels): ``crops[b]`` is the occluded copy's ``[:, y_b : y_b + h, x_b : x_b + w]``, the box placed at the
     window's start and moved inside the image where the window is cut off at the border."""
-    if batch_size < 1:
-        raise MethodError(f"batch_size must be at least 1, got {batch_size}")
     device, (_, height, width) = x.device, x.shape[1:]
     mc, my, mx = (m.to(device) for m in grid.masks)
     _, h, w = grid.window
     (_, py, px), rows = grid.shape, len(x) * grid.size
-    for start in range(0, rows, batch_size):
-        r = torch.arange(start, min(start + batch_size, rows), device=device)
+    for start, stop in _spans(rows, batch_size):
+        r = torch.arange(start, stop, device=device)
         img, pos = r // grid.size, r % grid.size
         pc, iy, ix = pos // (py * px), (pos // px) % py, pos % px
         y0 = grid.starts[1].to(device)[iy].clamp(max=height - h)
@@ -180,9 +195,9 @@ def occlusion(model: nn.Module, x: np.ndarray | torch.Tensor, target: int | Sequ
 
     ``recompute``: ``"region"`` recomputes only what each window changes (:mod:`.occlusion_region`; for models
     torch.fx traces that have a convolution or pooling on their input, MethodError for others), ``"full"`` runs
-    every occluded copy through the whole model, ``"auto"`` the region where the model allows it.
-    ``batch_size``: occluded copies per forward pass (None: :func:`occlusion_batch_size`, or
-    :func:`region_batch_size` for the region recomputation).
+    every occluded copy through the whole model, ``"auto"`` the region where the model allows it and its crops skip
+    at least ``AUTO_MIN_SKIPPED`` of a full pass's multiply-adds.
+    ``batch_size``: occluded copies per forward pass (None: chosen by the chunk tuner from measured throughput).
     """
     if recompute not in ("auto", "region", "full"):
         raise MethodError(f"recompute must be 'auto', 'region' or 'full', got {recompute!r}")
@@ -193,6 +208,8 @@ def occlusion(model: nn.Module, x: np.ndarray | torch.Tensor, target: int | Sequ
     with evaluating(model):
         plan = None if recompute == "full" else region_plan(model)
         lay = None if plan is None else layout(plan, xt, grid.window[1:])
+        if lay is not None and recompute == "auto" and lay.skipped < AUTO_MIN_SKIPPED:
+            lay = None  # the crops would save too little to pay for their bookkeeping
         if lay is None and recompute == "region":
             raise MethodError(f"{type(model).__name__} has no convolution or pooling on its input that torch.fx can "
                               "trace, so occlusion cannot recompute only the occluded region: use recompute='full' "
@@ -203,8 +220,9 @@ def occlusion(model: nn.Module, x: np.ndarray | torch.Tensor, target: int | Sequ
             t = target_index(target, n, scores.shape[1] if scores.ndim == 2 else 0, xt.device)
             clean = selected(scores, t, output)
             drops = torch.empty(n * grid.size, dtype=clean.dtype, device=xt.device)
-            chunk = occlusion_batch_size(xt.shape[1:]) if batch_size is None else int(batch_size)
-            for rows, img, copies in occluded_chunks(xt, base, grid, chunk):
+            key = chunk_key(model, "occlusion", xt.shape[1:], xt.dtype, xt.device)
+            spans = chunks(n * grid.size, key, cap_for(xt.shape[1:], FORWARD_ELEMENTS), batch_size, xt.device)
+            for rows, img, copies in occluded_chunks(xt, base, grid, spans):
                 drops[rows] = clean[img] - selected(model(copies), t[img], output)
         else:
             drops = _region_drops(lay, xt, base, grid, target, output, batch_size)
@@ -219,7 +237,8 @@ def _region_drops(lay: Layout, x: torch.Tensor, baseline: torch.Tensor, grid: Gr
     activations take at most ``REGION_STORED`` elements."""
     probe = RegionForward(lay, x[:1])
     n, group = len(x), max(1, REGION_STORED // max(1, probe.stored_elements()))
-    chunk = region_batch_size(probe.copy_elements()) if batch_size is None else int(batch_size)
+    key = chunk_key(lay.plan.model, "occlusion region", (*grid.window[1:], *x.shape[1:]), x.dtype, x.device)
+    cap = region_cap(probe.copy_elements())
     scores = probe.scores
     t = target_index(target, n, scores.shape[1] if scores.ndim == 2 else 0, x.device)
     drops = torch.empty(n * grid.size, dtype=scores.dtype, device=x.device)
@@ -229,7 +248,8 @@ def _region_drops(lay: Layout, x: torch.Tensor, baseline: torch.Tensor, grid: Gr
         # the clean scores computed as the copies' are: the same rounding cancels in the drops
         tg = t[part]
         clean = selected(engine.scores, tg, output)
-        for rows, img, y0, x0, crops in occluded_crops(x[part], baseline[part], grid, chunk):
+        spans = chunks(len(x[part]) * grid.size, key, cap, batch_size, x.device)
+        for rows, img, y0, x0, crops in occluded_crops(x[part], baseline[part], grid, spans):
             drops[rows + first * grid.size] = clean[img] - selected(engine.forward(img, y0, x0, crops), tg[img],
                                                                     output)
     return drops

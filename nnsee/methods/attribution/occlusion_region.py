@@ -222,7 +222,7 @@ def _shape_pass(plan: RegionPlan, x: torch.Tensor) -> tuple[dict[str, tuple[int,
     out = None
     for node in plan.nodes:
         if node.op == "placeholder":
-            env[node.name] = x if plan.local.get(node.name) == "input" else _default(node)
+            env[node.name] = x.clone() if plan.local.get(node.name) == "input" else _default(node)  # in-place ops
         elif node.op == "output":
             out = fx.node.map_arg(node.args[0], lambda n: env[n.name])
         else:

@@ -9,6 +9,7 @@ import torch
 from torch import fx
 
 from nnsee.methods.attribution.occlusion_region import Layout, RegionPlan, layout, run_node
+from nnsee.methods.attribution.region_fusion import fused_convolutions
 from nnsee.methods.attribution.region_layers import Source
 
 
@@ -33,6 +34,8 @@ class RegionForward:
         self.nodes = [n for n in lay.plan.nodes]
         self.sources: dict[tuple[str, float], Source] = {}
         self.const: dict[str, Any] = {}
+        fused, self.whole_convs, self.folded = fused_convolutions(self.model, self.nodes, lay.plan.window)
+        self.windows = {**lay.plan.window, **fused}
         env: dict[str, Any] = {}
         last = _last_use(self.nodes)
         for i, node in enumerate(self.nodes):
@@ -42,11 +45,11 @@ class RegionForward:
                 break
             if node.op == "placeholder":
                 value = x.clone() if lay.plan.local.get(name) == "input" else (node.args[0] if node.args else None)
-            elif lay.mode[name] == "crop" and name in lay.plan.window:
-                step = lay.plan.window[name]  # as the copies: padded, channels last, no padding in the layer
+            elif lay.mode[name] == "crop" and name in self.windows:
+                step = self.windows[name]  # as the copies: padded, channels last, no padding in the layer
                 value = step.apply(step.pad(env[node.args[0].name]).contiguous(memory_format=torch.channels_last))
             else:
-                value = run_node(self.model, node, *_arguments(node, env))
+                value = self._whole(node, env, lambda n: env[n])
             env[name] = value
             for (src, pad_value), pad in lay.sources.items():
                 if src == name:
@@ -115,10 +118,11 @@ class RegionForward:
             elif mode == "const":
                 env[name] = self.const[name]
             elif mode == "whole":
-                env[name] = run_node(self.model, node, *_arguments(node, env, lambda n: self._value(
-                    n, env, gathered)))
-            elif name in lay.plan.window:
-                step, src_name = lay.plan.window[name], node.args[0].name
+                env[name] = self._whole(node, env, lambda n: self._value(n, env, gathered))
+            elif name in self.folded:
+                env[name] = env[node.args[0].name]
+            elif name in self.windows:
+                step, src_name = self.windows[name], node.args[0].name
                 src = self.sources[(src_name, step.pad_value)]
                 (py, px), (sy, sx) = src.pad, step.stride
                 oy, ox = origin(name)
@@ -140,6 +144,14 @@ class RegionForward:
             for done in last.get(i, ()):
                 env.pop(done, None)
         raise ValueError("the traced graph has no output")
+
+    def _whole(self, node: fx.Node, env: dict[str, Any], value: Any) -> Any:
+        """A node on whole tensors: a fused convolution, a folded batch norm's input, or the node's own operation."""
+        if node.name in self.folded:
+            return value(node.args[0].name)
+        if node.name in self.whole_convs:
+            return self.whole_convs[node.name](value(node.args[0].name))
+        return run_node(self.model, node, *_arguments(node, env, value))
 
     def _value(self, name: str, env: dict[str, Any], gathered: Any) -> Any:
         """A node's value for a node that runs on whole copies: crops made whole."""
