@@ -6,8 +6,8 @@ temporary run (``nnsee.adopt`` with ``code="tests/zoo.py:resnet18"``), loads it 
 device in float32, and on the CPU, then cast to float64 (the same float32 weights), and runs on both:
 
 * every registered attribution method (:data:`~nnsee.methods.attribution.registry.METHODS`) with its defaults;
-* Grad-CAM at two stages (``layer2``, ``layer4``); occlusion by both paths (full passes on the ResNet as written,
-  the local-region recomputation on the same modules as an ``nn.Sequential``); the paper's occlusion maps;
+* Grad-CAM at two stages (``layer2``, ``layer4``); occlusion by both paths (full passes, and the region
+  recomputation through the residual blocks, on the ResNet as written); the paper's occlusion maps;
 * the top-9 images per channel of ``layer3`` (their activation values), and the deconvnet projections of those
   9 images (the reference's picks, so near-ties in the ranking do not change what is compared).
 
@@ -113,9 +113,6 @@ def checks(size: int, batch: int, window: int | None, stride: int | None) -> dic
     from nnsee.methods.attribution.registry import METHODS, occlusion_window
     from nnsee.methods.dataset_views.top_images import top_images_per_channel
 
-    sys.path.insert(0, str(ROOT / "tests"))
-    from zoo import sequential_resnet18
-
     t = (3 + 4 * np.arange(batch)) % 10  # classes 3, 7, 1, ...
     auto_window, auto_stride = occlusion_window((size, size))
     window, stride = window or auto_window, stride or auto_stride
@@ -143,8 +140,7 @@ def checks(size: int, batch: int, window: int | None, stride: int | None) -> dic
         "grad-cam layer2": method("grad-cam", layer="layer2"),
         "grad-cam layer4": method("grad-cam", layer="layer4"),
         "occlusion full": lambda m, x: occlusion(m, x, t, window=window, stride=stride, recompute="full"),
-        "occlusion region": lambda m, x: occlusion(sequential_resnet18(m), x, t, window=window, stride=stride,
-                                                   recompute="region"),
+        "occlusion region": lambda m, x: occlusion(m, x, t, window=window, stride=stride, recompute="region"),
         "paper occlusion maps": lambda m, x: occlusion_maps(m, x, t, window=window, stride=stride,
                                                            layer="layer4").prob_true,
         f"top-9 values {LAYER}": top9,
