@@ -26,7 +26,7 @@ from torch import nn
 from nnsee.methods.attribution.relu_rules import relu_rule, rule_gradient
 from nnsee.methods.attribution.target import as_input
 from nnsee.methods.base import MethodError
-from nnsee.models.hooks import eval_mode, layer_reader
+from nnsee.models.hooks import eval_mode
 
 
 def deconvnet(model: nn.Module, x: np.ndarray | torch.Tensor, target: int | Sequence[int] | np.ndarray,
@@ -50,7 +50,7 @@ def _per_image(value: int | Sequence[int] | np.ndarray, n: int, what: str) -> to
 def project_activation(model: nn.Module, x: np.ndarray | torch.Tensor, layer: str,
                        channel: int | Sequence[int] | np.ndarray,
                        position: tuple[int, int] | Sequence[Sequence[int]] | np.ndarray | None = None,
-                       rule: str = "deconvnet") -> np.ndarray:
+                       rule: str = "deconvnet", calls: int | None = None) -> np.ndarray:
     """Zeiler's projection of one activation ``A[channel, y, x]`` of ``layer`` back to pixel space, (N, C, H, W).
 
     All other activations of the layer are zeroed: the backward pass starts from a one-hot on that single
@@ -59,15 +59,25 @@ def project_activation(model: nn.Module, x: np.ndarray | torch.Tensor, layer: st
     (``NeuronGuidedBackprop``). ``channel`` and ``position`` are one for all images or one per image;
     ``position=None`` takes each image's maximum of that channel's map (first in row-major order on ties). For a
     layer with flat output (N, F), ``channel`` is the unit and ``position`` is ignored. A layer called more than once
-    in the forward pass is read at its last call, as Captum's neuron methods read it (the whole pass is run).
+    in the forward pass is read at its last call, as Captum's neuron methods read it. ``calls``: how often one
+    forward pass calls ``layer`` (None: counted in a no-grad pass of the first image alone); the gradient-on pass
+    stops right after that call, so nothing past the layer is computed.
     """
+    from nnsee.methods.dataset_views._stopped import layer_calls, stopped_pass
+
     t = as_input(x, model)
     n = len(t)
+    if calls is None:
+        with eval_mode(model):
+            calls = layer_calls(model, t[:1], [layer]).calls[layer]
+    box: dict[str, torch.Tensor] = {}
     # The reader's hook goes on after the rule's hooks, so a ReLU layer hands it the rule-following output; the
     # model runs on a copy of the leaf ``t`` (an in-place first layer may then change it).
-    with eval_mode(model, grad=True), relu_rule(model, rule), layer_reader(model, layer) as read:
+    with (eval_mode(model, grad=True), relu_rule(model, rule),
+          stopped_pass(model, {layer: calls}, layer, lambda _name, out: box.__setitem__("a", out)) as run):
         t = t.requires_grad_(True)
-        a = read(t.clone())
+        run(t.clone())
+        a = box["a"]
         ch = _per_image(channel, n, "channels").to(a.device)
         if (ch < 0).any() or (ch >= a.shape[1]).any():
             raise MethodError(f"layer {layer!r} has {a.shape[1]} channels, got channel {ch.tolist()}")

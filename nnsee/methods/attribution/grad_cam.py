@@ -27,6 +27,8 @@ from nnsee.methods.base import MethodError, to_numpy
 from nnsee.models.hooks import capture, eval_mode
 
 CONV_TYPES = (nn.Conv1d, nn.Conv2d, nn.Conv3d)
+#: What one chunk of :func:`grad_cams` may keep for its backward pass (the leaf outputs of a whole forward pass).
+CAM_BYTES = 192 * 2**20
 
 
 def layer_output_and_gradient(model: nn.Module, x: torch.Tensor, target: int | Sequence[int] | np.ndarray |
@@ -44,6 +46,54 @@ def layer_output_and_gradient(model: nn.Module, x: torch.Tensor, target: int | S
             raise MethodError(f"the target score does not depend on layer {layer!r} through autograd")
         (grad,) = torch.autograd.grad(value.sum(), act)
     return act.detach(), grad
+
+
+def grad_cams(model: nn.Module, x: np.ndarray | torch.Tensor, target: int | Sequence[int] | np.ndarray | torch.Tensor,
+              layers: Sequence[str], output: str = "logit", relu: bool = True,
+              batch_size: int | None = None) -> dict[str, np.ndarray]:
+    """:func:`grad_cam` maps ``(N, h, w)`` of several ``layers`` at once: per chunk of images, one forward pass
+    reading every layer (a clone flows on from each) and one backward pass to all of them, so memory is that of one
+    chunk whatever N. ``batch_size``: images per chunk (default: :data:`CAM_BYTES` over the bytes of the input and
+    every leaf output of one image's whole pass, what autograd keeps)."""
+    from nnsee.methods.dataset_views._stopped import autograd_batch_size
+
+    x = x[None] if np.ndim(x) == 3 else x
+    as_input(x[:1], model)  # checks the shape; each chunk is converted (and copied) on its own
+    n = len(x)
+    layers = list(dict.fromkeys(layers))
+    t = torch.as_tensor(np.asarray(target), dtype=torch.long).reshape(-1)
+    t = t.expand(n) if t.numel() == 1 else t
+    if t.numel() != n:
+        raise MethodError(f"got {t.numel()} targets for {n} inputs: give one class index, or one per input")
+    if batch_size is None:
+        batch_size = autograd_batch_size(model, as_input(x[:1], model), CAM_BYTES)
+    parts: dict[str, list[torch.Tensor]] = {layer: [] for layer in layers}
+    for s in range(0, n, max(1, int(batch_size))):
+        chunk = as_input(x[s : s + batch_size], model)
+        for layer, cam in _chunk_cams(model, chunk, t[s : s + batch_size], layers, output).items():
+            parts[layer].append(F.relu(cam) if relu else cam)
+    return {layer: to_numpy(torch.cat(p)) for layer, p in parts.items()}
+
+
+def _chunk_cams(model: nn.Module, x: torch.Tensor, target: torch.Tensor, layers: list[str],
+                output: str) -> dict[str, torch.Tensor]:
+    """Grad-CAM maps (before the ReLU) of ``layers`` for one chunk: one forward and one backward pass (everything
+    autograd kept is freed on return)."""
+    from contextlib import ExitStack
+
+    with eval_mode(model, grad=True), ExitStack() as stack:
+        seen = {layer: stack.enter_context(capture(model, layer, detach=False, clone=True)) for layer in layers}
+        scores = model(x)
+        for layer, box in seen.items():
+            if box.output is None or box.output.ndim != 4 or not box.output.requires_grad:
+                what = "was not called" if box.output is None else f"gives {tuple(box.output.shape)}"
+                raise MethodError(f"grad_cam needs a layer with feature maps (N, channels, h, w) that the score "
+                                  f"depends on; {layer!r} {what}")
+        t = target_index(target, len(x), scores.shape[1] if scores.ndim == 2 else 0, x.device)
+        acts = [seen[layer].output for layer in layers]
+        grads = torch.autograd.grad(selected(scores, t, output).sum(), acts)
+    return {layer: (grad.mean(dim=(2, 3), keepdim=True) * act.detach()).sum(dim=1)
+            for layer, act, grad in zip(layers, acts, grads, strict=True)}
 
 
 def grad_cam(model: nn.Module, x: np.ndarray | torch.Tensor, target: int | Sequence[int] | np.ndarray | torch.Tensor,

@@ -8,9 +8,10 @@ zeroed. Both the projection and the image are also cropped to that unit's recept
 (:func:`~nnsee.methods.dataset_views.receptive_field.field_of`: a chain's field, the union over a branching model's
 paths, or the whole image when the field covers it).
 
-The projections run in batches whose autograd working set stays near :data:`BATCH_BYTES`: a probe of one image
-sums every leaf module's output in a whole forward pass (what the backward pass keeps), about 30 MB for ResNet-18
-at 224 px, so 6 images a batch instead of 256 (7.7 GB) at every layer, the stem's included.
+The projections run in batches whose autograd working set stays near :data:`BATCH_BYTES`: a no-grad probe of one
+image counts the layer's calls (once, not once a batch) and sums the input and every leaf module's output up to the
+layer's last call, where each gradient-on pass stops (what the backward pass keeps). For ResNet-18 at 224 px that is
+about 30 MB at layer4 (6 images a batch instead of 256, 7.7 GB) and 4 MB at the stem's conv (48 images).
 """
 
 from __future__ import annotations
@@ -24,9 +25,11 @@ from torch import nn
 from nnsee.methods.attribution.deconvnet import project_activation
 from nnsee.methods.attribution.target import as_input
 from nnsee.methods.base import MethodError
+from nnsee.methods.dataset_views._stopped import LayerCalls, autograd_batch_size, layer_calls
 from nnsee.methods.dataset_views._stream import Images, Transform, stream
 from nnsee.methods.dataset_views.receptive_field import ReceptiveField, crop, field_of
 from nnsee.methods.dataset_views.top_images import TopK
+from nnsee.models.hooks import eval_mode
 
 
 @dataclass(frozen=True)
@@ -43,24 +46,16 @@ class TopProjections:
 
 #: Working set of one batch of projections (the leaf outputs autograd keeps), when batch_size is not given.
 BATCH_BYTES = 192 * 2**20
+#: The most images a projection batch takes.
+MAX_BATCH = 256
 
 
-def projection_batch_size(model: nn.Module, x: torch.Tensor) -> int:
-    """Images per projection batch: :data:`BATCH_BYTES` over the bytes of every leaf output of one whole forward
-    pass of ``x[:1]`` (at least 1, at most 256). The whole pass, not the part up to the layer: each batch's first
-    read of the layer (:func:`~nnsee.models.hooks.layer_reader` counting its calls) runs the whole model with
-    gradients on, so a stem layer's batch costs as much as the last stage's."""
-    from nnsee.models.hooks import eval_mode, watch_leaves
-
-    total = [0]
-
-    def size(_m: nn.Module, _i: object, out: object) -> None:
-        if isinstance(out, torch.Tensor):
-            total[0] += out.numel() * out.element_size()
-
-    with eval_mode(model), watch_leaves(model, size):
-        model(x[:1])
-    return int(min(256, max(1, BATCH_BYTES // max(1, total[0]))))
+def projection_batch_size(model: nn.Module, x: torch.Tensor, layer: str | None = None,
+                          seen: LayerCalls | None = None) -> int:
+    """Images per projection batch: :data:`BATCH_BYTES` over the bytes autograd keeps for one image, the input and
+    every leaf output up to ``layer``'s last call (the gradient-on pass stops there; ``layer=None``: the whole
+    pass), at least 1 and at most :data:`MAX_BATCH`. ``seen``: :func:`~._stopped.layer_calls` already made."""
+    return autograd_batch_size(model, x, BATCH_BYTES, layer, seen, MAX_BATCH)
 
 
 def gather(images: Images, index: np.ndarray) -> np.ndarray:
@@ -103,13 +98,15 @@ def top9_projections(model: nn.Module, images: Images, topk: TopK, layer: str | 
     raw = gather(images, topk.image_index.reshape(-1))  # (F·k, C, H, W)
     x = transform(raw) if transform is not None else raw
     rf, how = field_of(model, layer, raw.shape[1:])
+    with eval_mode(model):
+        seen = layer_calls(model, as_input(x[:1], model), [layer])  # once: each batch's pass stops at the layer
     if batch_size is None:
-        batch_size = projection_batch_size(model, as_input(x[:1], model))
+        batch_size = projection_batch_size(model, x, layer, seen)
     channels = np.repeat(np.arange(f), k)
     positions = topk.position.reshape(-1, 2)
     proj = np.concatenate([
         project_activation(model, x[s : s + batch_size], layer, channels[s : s + batch_size],
-                           positions[s : s + batch_size], rule=rule)
+                           positions[s : s + batch_size], rule=rule, calls=seen.calls[layer])
         for s in range(0, len(x), batch_size)
     ])
     proj_crops = np.stack([crop(p, pos, rf) for p, pos in zip(proj, positions, strict=True)])

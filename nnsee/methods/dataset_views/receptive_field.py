@@ -12,7 +12,8 @@ input of ones: all activations are positive, so no ReLU cuts and no sum cancels 
 43, 99, 211 and 435 px at ``layer1..layer4`` (strides 4, 8, 16, 32), the published theoretical fields.
 :func:`field_of` takes the chain's field where there is one, else the probed one, else the whole image, and says why.
 
-The chain is read from one probe forward pass: every leaf module called before the layer, in call order, each of
+The chain is read from one probe forward pass, on PyTorch's ``meta`` device where the model allows it (no
+arithmetic), stopped after the layer's last call: every leaf module called before the layer, in call order, each of
 which must take the previous one's output (so branching models such as ResNets are refused with a MethodError, as
 are layers after a Linear, whose units see the whole image). Tests check the result against the support of the
 gradient of a unit with respect to the input.
@@ -29,7 +30,8 @@ import torch
 from torch import nn
 
 from nnsee.methods.base import ELEMENTWISE, MethodError, param_of
-from nnsee.models.hooks import eval_mode, get_module, layer_reader, watch_leaves
+from nnsee.methods.dataset_views._stopped import layer_calls, stopped_pass
+from nnsee.models.hooks import eval_mode, get_module, watch_leaves
 
 _PASS_THROUGH = (*ELEMENTWISE, nn.BatchNorm2d, nn.Dropout2d, nn.LocalResponseNorm, nn.Identity)
 _WINDOWED = (nn.Conv2d, nn.MaxPool2d, nn.AvgPool2d)
@@ -74,11 +76,20 @@ def _chain(model: nn.Module, layer: str, input_shape: Sequence[int]) -> list[tup
         calls.append((names.get(id(m), "?"), m, inputs[0] if inputs else None, out))
 
     device, dtype = param_of(model)
-    with eval_mode(model), watch_leaves(model, record), layer_reader(model, layer) as read:
-        probe = torch.zeros(1, *input_shape, device=device, dtype=dtype)
-        read(probe)  # the whole pass, counting the layer's calls
-        calls.clear()
-        read(probe)  # stopped after the layer's last call: the chain up to it
+    probe = torch.zeros(1, *input_shape, device=device, dtype=dtype)
+    with eval_mode(model):
+        seen = layer_calls(model, probe, [layer])
+        for meta in (True, False):  # on the meta device (no arithmetic), else a real pass
+            calls.clear()
+            try:
+                with watch_leaves(model, record), stopped_pass(model, seen.calls, layer, meta=meta) as run:
+                    run(probe)  # stopped after the layer's last call: the chain up to it
+                break
+            except MethodError:
+                raise
+            except Exception:  # noqa: BLE001 - an op without a meta kernel: the real pass
+                if not meta:
+                    raise
     target = get_module(model, layer)
     if not list(target.children()) and (not calls or calls[-1][1] is not target):
         raise MethodError(f"layer {layer!r} was not reached as a leaf of the forward pass")
@@ -174,8 +185,13 @@ def _supports(work: nn.Module, layer: str, side: tuple[int, int], channels: int,
     input gradient of each of ``units`` (default: the centre unit and its lower-right neighbour)."""
     device, dtype = param_of(work)
     x = torch.ones(2, channels, *side, device=device, dtype=dtype, requires_grad=True)
-    with eval_mode(work, grad=True), layer_reader(work, layer) as read, _AveragePools():
-        a = read(x)
+    box: dict[str, torch.Tensor] = {}
+    with eval_mode(work):
+        seen = layer_calls(work, x[:1].detach(), [layer])
+    with (eval_mode(work, grad=True), _AveragePools(),
+          stopped_pass(work, seen.calls, layer, lambda _n, out: box.__setitem__("a", out)) as run):
+        run(x)  # stopped after the layer's last call: nothing past it is computed
+        a = box["a"]
         if a.ndim != 4:
             raise MethodError(f"{layer!r} gives no feature maps")
         h, w = a.shape[-2:]

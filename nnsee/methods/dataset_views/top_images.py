@@ -11,13 +11,15 @@ in the map that maximum lies (first in row-major order on ties). For a flat laye
 Memory is independent of N: per batch, the maxima (B, F) are merged into a running top-k by one stable sort of
 (F, k + B) values, and the position of the maximum is looked up only for the entries a batch brings into the top k.
 So no more than one batch of activations exists at a time (keeping every conv2 activation of a small CNN over 60k
-images would cost 3.6 GB). The forward pass stops at the layer.
+images would cost 3.6 GB). Each layer's output is merged inside its forward hook at its last call (before any later
+in-place op; nothing is cloned or kept), and the forward pass stops right after the deepest layer's last call
+(:mod:`._stopped`): several layers cost one forward pass to the deepest, plus a per-channel maximum each.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Iterator, Sequence
-from contextlib import ExitStack, contextmanager
+import itertools
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -25,12 +27,14 @@ import torch
 from torch import nn
 
 from nnsee.methods.base import MethodError
-from nnsee.methods.dataset_views._stream import Batch, Images, Transform, prepared, stream
-from nnsee.models.hooks import capture, eval_mode, layer_reader, watch_leaves
+from nnsee.methods.dataset_views._stopped import LayerCalls, layer_calls, stopped_pass
+from nnsee.methods.dataset_views._stream import Images, Transform, prepared, stream
+from nnsee.models.hooks import eval_mode
 
-# Budget for the largest intermediate output of one batch when batch_size is chosen automatically.
+# Budget for the largest intermediate output of one batch when batch_size is chosen automatically: at 224 px a
+# ResNet stem's output is 3.2 MB an image, so 8 images a batch (about 60 MB in all); Fashion-MNIST-sized CNNs 1024.
 AUTO_BATCH_BYTES = 16 * 2**20
-AUTO_BATCH_RANGE = (32, 1024)
+AUTO_BATCH_RANGE = (8, 1024)
 
 
 @dataclass(frozen=True)
@@ -50,24 +54,13 @@ class TopK:
         return self.values.shape[1]
 
 
-def auto_batch_size(model: nn.Module, x: torch.Tensor, layer: str) -> int:
-    """A batch size whose largest intermediate output up to ``layer`` stays near ``AUTO_BATCH_BYTES``.
-
-    Probes one image, records every module's output size up to the layer, and picks a power of two in
-    ``AUTO_BATCH_RANGE``.
-    """
-    largest = [x[:1].numel() * x.element_size()]
-
-    def size(_m: nn.Module, _i: object, out: object) -> None:
-        if isinstance(out, torch.Tensor):
-            largest[0] = max(largest[0], out.numel() * out.element_size())
-
-    with watch_leaves(model, size), layer_reader(model, layer) as read:
-        read(x[:1])  # the whole pass, counting the layer's calls
-        largest[0] = x[:1].numel() * x.element_size()
-        read(x[:1])  # stopped after the layer's last call
+def auto_batch_size(model: nn.Module, x: torch.Tensor | None, layer: str | Sequence[str],
+                    seen: LayerCalls | None = None) -> int:
+    """A batch size whose largest tensor up to ``layer`` (the deepest of several) stays near ``AUTO_BATCH_BYTES``:
+    a power of two in ``AUTO_BATCH_RANGE``, from :func:`~._stopped.layer_calls` of one image (or ``seen``)."""
+    seen = seen or layer_calls(model, x[:1], [layer] if isinstance(layer, str) else layer)
     lo, hi = AUTO_BATCH_RANGE
-    n = max(1, AUTO_BATCH_BYTES // largest[0])
+    n = max(1, AUTO_BATCH_BYTES // max(1, seen.largest))
     return int(min(hi, max(lo, 2 ** int(np.log2(n)))))
 
 
@@ -90,7 +83,8 @@ class _RunningTopK:
         elif shape != self.map_shape or n_channels != self.vals.shape[0]:
             raise MethodError(f"layer {layer!r} changed shape between batches ({(n_channels, *shape)}); "
                               "give images of one size")
-        bv = (a.amax(dim=(2, 3)) if a.ndim == 4 else a).T.float()  # (F, B): each map's maximum
+        bv = (a.amax(dim=(2, 3)) if a.ndim == 4 else a).T  # (F, B): each map's maximum
+        bv = bv.to(torch.promote_types(bv.dtype, torch.float32))  # float64 models keep their precision
         bi = torch.arange(seen, seen + bv.shape[1], device=bv.device).expand_as(bv)
         kept = 0 if self.vals is None else self.vals.shape[1]
         if self.vals is not None:  # running entries come first: a stable sort keeps lower indices first on ties
@@ -118,50 +112,12 @@ class _RunningTopK:
                     position.astype(np.int64), seen, map_shape)
 
 
-def _merge_stream(read: Callable[[torch.Tensor], dict[str, torch.Tensor]], batches: Iterable[Batch],
-                  model: nn.Module, layers: Sequence[str], k: int, transform: Transform | None) -> dict[str, TopK]:
-    """Running top-k of every layer over the batches, ``read`` giving each layer's activations for one batch."""
-    running = {layer: _RunningTopK(layer, k) for layer in layers}
-    seen = 0
-    for batch in batches:
-        if len(batch) == 0:
-            continue
-        outputs = read(prepared(batch, model, transform))
-        for layer in layers:
-            running[layer].add(outputs[layer], seen)
-        seen += len(batch)
-        del outputs  # free this batch's activations before the next forward pass
-    return {layer: r.result(seen) for layer, r in running.items()}
-
-
-@contextmanager
-def _layers_reader(model: nn.Module, layers: Sequence[str]) -> Iterator[Callable[[torch.Tensor], dict]]:
-    """``read(x) -> {layer: output at its last call}``; one layer stops the pass there (:func:`layer_reader`),
-    several are captured in one whole pass (a clone flows on, so in-place ops after a layer cannot change it)."""
-    if len(layers) == 1:
-        with layer_reader(model, layers[0]) as read_one:
-            yield lambda x: {layers[0]: read_one(x)}
-        return
-    with ExitStack() as stack:
-        seen = {layer: stack.enter_context(capture(model, layer, clone=True)) for layer in layers}
-
-        def read(x: torch.Tensor) -> dict[str, torch.Tensor]:
-            model(x)
-            missing = [layer for layer, c in seen.items() if c.output is None]
-            if missing:
-                raise MethodError(f"layer {missing[0]!r} was not called in the forward pass")
-            out = {layer: c.output for layer, c in seen.items()}
-            for c in seen.values():
-                c.output = None
-            return out
-
-        yield read
-
-
 def top_images_per_layer(model: nn.Module, images: Images, layers: Sequence[str], k: int = 9,
                          batch_size: int | None = None, transform: Transform | None = None) -> dict[str, TopK]:
-    """:func:`top_images_per_channel` of several layers in one streaming pass (each image is run once):
-    ``{layer: TopK}``. ``batch_size`` defaults to :func:`auto_batch_size` of the deepest-reaching layer."""
+    """:func:`top_images_per_channel` of several layers in one streaming pass (each image is run once, only as far
+    as the deepest layer's last call): ``{layer: TopK}``. Each layer's output is merged into its running top-k
+    inside its hook, at its last call. ``batch_size`` cuts an array (default: :func:`auto_batch_size` of the
+    deepest layer)."""
     layers = list(dict.fromkeys(layers))
     if not layers:
         raise MethodError("no layers were given")
@@ -170,11 +126,26 @@ def top_images_per_layer(model: nn.Module, images: Images, layers: Sequence[str]
     if batch_size is not None and batch_size < 1:
         raise MethodError(f"batch_size must be at least 1, got {batch_size}")
     with eval_mode(model):
-        if batch_size is None and isinstance(images, (np.ndarray, torch.Tensor)) and len(images):
-            probe = prepared(images[:1], model, transform)
-            batch_size = min(auto_batch_size(model, probe, layer) for layer in layers)
-        with _layers_reader(model, layers) as read:
-            return _merge_stream(read, stream(images, batch_size or 256), model, layers, k, transform)
+        seen, cut = None, batch_size or 256
+        if isinstance(images, (np.ndarray, torch.Tensor)) and len(images):
+            seen = layer_calls(model, prepared(images[:1], model, transform), layers)
+            cut = batch_size or auto_batch_size(model, None, layers, seen)
+        inputs = (prepared(b, model, transform) for b in stream(images, cut) if len(b))
+        first = next(inputs, None)
+        if first is None:
+            raise MethodError("no images were given")
+        seen = seen or layer_calls(model, first[:1], layers)
+        running = {layer: _RunningTopK(layer, k) for layer in layers}
+        done = [0]
+
+        def merge(layer: str, out: torch.Tensor) -> None:
+            running[layer].add(out, done[0])
+
+        with stopped_pass(model, seen.calls, seen.stop, merge) as run:
+            for x in itertools.chain([first], inputs):
+                run(x)
+                done[0] += len(x)
+        return {layer: r.result(done[0]) for layer, r in running.items()}
 
 
 def top_images_per_channel(model: nn.Module, images: Images, layer: str, k: int = 9, batch_size: int | None = None,
