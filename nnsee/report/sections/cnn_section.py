@@ -257,21 +257,28 @@ def _test_images(inp: ReportInput, n: int) -> np.ndarray:
     return np.linspace(0, len(inp.splits.test) - 1, num=min(n, len(inp.splits.test))).astype(int)
 
 
+def _test_inputs(inp: ReportInput, index: np.ndarray) -> np.ndarray:
+    """The test images at ``index`` as the model sees them (standardized: only these, not the whole test set)."""
+    return inp.run.standardize(inp.splits.test.images[index])
+
+
 def _grad_cams(inp: ReportInput, stages: list[str], index: np.ndarray) -> dict[str, Any] | None:
     """Grad-CAM of the true class at every stage for the occlusion's test images, over the photo: the photo
-    darkened where the map is low, ``image * (0.25 + 0.75 cam / max cam)``, the map stretched bilinearly."""
-    from nnsee.methods.attribution.grad_cam import grad_cam
+    darkened where the map is low, ``image * (0.25 + 0.75 cam / max cam)``, the map stretched bilinearly. Every
+    stage's maps come from one forward and one backward pass per chunk of images (:func:`grad_cams`)."""
+    from nnsee.methods.attribution.grad_cam import grad_cams
 
     if len(index) == 0:
         return None
     up = upscale_for(inp.shape, 96)
     labels = inp.splits.test.labels[index]
+    cams = grad_cams(inp.run.model, _test_inputs(inp, index), np.asarray(labels, dtype=np.int64), stages)
     rows = []
-    for i, label in zip(index, labels, strict=True):
+    for j, (i, label) in enumerate(zip(index, labels, strict=True)):
         photo = inp.splits.test.images[i]
         cells = []
         for layer in stages:
-            cam = grad_cam(inp.run.model, inp.test_std[i : i + 1], [int(label)], layer=layer)[0]
+            cam = cams[layer][j]
             top = float(cam.max())
             over = shrunk(over_photo(photo, cam / top if top > 0 else cam), GRAD_CAM_SIDE)  # a row fits the page
             cells.append({"layer": layer, "uri": data_uri(image_tile(over, up)),
@@ -282,6 +289,8 @@ def _grad_cams(inp: ReportInput, stages: list[str], index: np.ndarray) -> dict[s
 
 
 def _occlusion(inp: ReportInput, layer: str, index: np.ndarray, large: bool) -> dict[str, Any] | None:
+    """Zeiler & Fergus Fig. 7 maps of the test images at ``index``, one image at a time (each image's occluded
+    copies in chunks), so memory does not grow with the number of images."""
     from nnsee.methods.attribution.occlusion_paper import occlusion_maps
     from nnsee.methods.attribution.registry import occlusion_window
 
@@ -290,24 +299,25 @@ def _occlusion(inp: ReportInput, layer: str, index: np.ndarray, large: bool) -> 
     window, tiling = occlusion_window(inp.shape)
     stride = tiling if large else occlusion_map_stride(inp.shape)  # large: 13 x 13 positions at 224 px, not 25 x 25
     labels = inp.splits.test.labels[index]
-    maps = occlusion_maps(inp.run.model, inp.test_std[index], labels, window=window, stride=stride, layer=layer)
     up = upscale_for(inp.shape, 96)
-    side = max(1, round(96 / maps.prob_true.shape[-1]))
     rows = []
     for j, i in enumerate(index):
-        activity = maps.strongest_map_activity[j]
+        maps = occlusion_maps(inp.run.model, _test_inputs(inp, index[j : j + 1]), labels[j : j + 1], window=window,
+                              stride=stride, layer=layer)
+        side = max(1, round(96 / maps.prob_true.shape[-1]))
+        activity = maps.strongest_map_activity[0]
         span = float(activity.max() - activity.min()) or 1.0
-        colours = PALETTE[maps.most_probable[j] % len(PALETTE)].repeat(side, 0).repeat(side, 1)
+        colours = PALETTE[maps.most_probable[0] % len(PALETTE)].repeat(side, 0).repeat(side, 1)
         rows.append({
             "index": int(i), "true": inp.class_names[int(labels[j])],
             "image": data_uri(image_tile(np.clip(inp.splits.test.images[i], 0, 1), up)),
-            "prob_true": data_uri(image_tile(maps.prob_true[j][None], side)),
-            "over_photo": data_uri(image_tile(over_photo(inp.splits.test.images[i], maps.prob_true[j]), up)),
+            "prob_true": data_uri(image_tile(maps.prob_true[0][None], side)),
+            "over_photo": data_uri(image_tile(over_photo(inp.splits.test.images[i], maps.prob_true[0]), up)),
             "activity": data_uri(image_tile(((activity - activity.min()) / span)[None], side)),
             "most_probable": data_uri(Image.fromarray(np.ascontiguousarray(colours), "RGB")),
-            "channel": int(maps.strongest_channel[j]),
-            "p_min": float(maps.prob_true[j].min()),
-            "classes": {int(k) for k in np.unique(maps.most_probable[j])},
+            "channel": int(maps.strongest_channel[0]),
+            "p_min": float(maps.prob_true[0].min()),
+            "classes": {int(k) for k in np.unique(maps.most_probable[0])},
         })
     return {"rows": rows, "window": window, "stride": stride, "layer": layer, "large": large}
 
@@ -370,7 +380,7 @@ def _sanity(inp: ReportInput, large: bool, n: int = 4) -> dict[str, Any] | None:
     if len(inp.splits.test) == 0:
         return None
     n = 2 if large else n
-    x = inp.test_std[:n]
+    x = _test_inputs(inp, np.arange(min(n, len(inp.splits.test))))
     options = cheap_options(inp.shape) if large else None
     scores = randomization_check(inp.run.model, x, np.asarray(inp.splits.test.labels[:n]), options=options,
                                  per_image=large)
