@@ -6,7 +6,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
-from attribution.cnn_models import random_images
+from attribution.cnn_models import captum_occlusion64, random_images
 from torch import nn
 from zoo import resnet18, vgg
 
@@ -43,11 +43,12 @@ def test_resnet_region_equals_full_passes_through_residual_blocks(window, stride
         assert {"conv1", "maxpool", "layer1_0_conv2", "add", "add_1", "layer2_0_downsample_0"} <= crops
 
 
-def test_vgg_region_equals_full_passes():
+def test_vgg_region_equals_full_passes_and_captum():
     model = vgg(5, config="11", width=4, hidden=16, pool=2).double().eval()
     x = random_images(2, (3, 32, 32), seed=6)
     region, full = both(model, x, [1, 4], window=6, stride=5)
     assert_equal_maps(region, full)
+    assert_equal_maps(region, captum_occlusion64(model, x, (3, 6, 6), (3, 5, 5), [1, 4]))
     crops, _ = crop_nodes(model, x[:1], (6, 6))
     assert "features_0" in crops and "avgpool" not in crops
 
