@@ -14,14 +14,15 @@ Rules:
   tried geometrically, 1, 2, 4, … up to ``cap``; a size's figure is the least seconds per item seen at it (a
   warm-up outlier — oneDNN's first pass at a new batch shape, another process's burst — only makes a size look
   slower). While a new size beats the best so far the search doubles; a size that looks more than :data:`WORSE`
-  slower than the best ends the search, once the best's two neighbours were timed twice (a first span may have been
-  a warm-up; if that changes the leader, the search goes on from there). The rest runs at the best size, spans
-  filled evenly (``ceil(rest / ceil(rest / best))``, never above it).
+  slower than the best ends the search, once the best's two neighbours were timed :data:`NEIGHBOUR_SAMPLES` times (a
+  first span may have been a warm-up; if that changes the leader, the search goes on from there). The rest runs at
+  the best size, spans filled evenly (``ceil(rest / ceil(rest / best))``, never above it).
 * The state is kept per key — the model (by identity, dropped when the model is garbage-collected), the kind of pass
   ("forward", "backward", "region", …), the per-item shape, dtype, device and torch's thread count — so the next
   call starts at the chosen size directly and a search spread over several small calls resumes where it stopped.
-  Every :data:`RECHECK`-th span of a settled key runs at a neighbouring size (half, then double), real work too; a
-  neighbour that beats the best by more than :data:`WORSE` becomes the best.
+  A settled key spends its 8th, 16th, 32nd span and then every :data:`RECHECK`-th at a neighbouring size (double, then
+  half, in turn), real work too; a neighbour that beats the best by more than :data:`WORSE` becomes the best (so an
+  early choice spoilt by another process's burst is corrected within a few calls).
 * Memory is bounded by ``cap`` alone, which callers derive from element counts (:func:`cap_for`), never from a
   measurement. Results never depend on the sizes beyond float rounding: callers treat spans as any partition.
 """
@@ -45,6 +46,10 @@ from nnsee.errors import MethodError
 WORSE = 0.05
 #: a settled key spends one span in this many at a neighbouring size, to follow a machine whose answer changed
 RECHECK = 64
+#: ... and, after the search, these spans too (an early choice spoilt by a burst is corrected soon)
+EARLY_RECHECKS = (8, 16, 32)
+#: times the best's neighbours are timed before the search ends (a burst of another process may last two spans)
+NEIGHBOUR_SAMPLES = 3
 #: input elements per chunk: 4 Mi (16 MiB of float32) for forward-only passes, 2 Mi where autograd keeps activations
 FORWARD_ELEMENTS = 1 << 22
 BACKWARD_ELEMENTS = 1 << 21
@@ -78,6 +83,7 @@ class _State:
     seen: dict[int, int] = field(default_factory=dict)
     best: int | None = None  # set once the search ended
     spans: int = 0  # spans run since the search ended (for the recheck)
+    rechecks: int = 0  # neighbour spans run since the search ended (the next goes up when even, else down)
 
     def record(self, size: int, seconds: float, items: int) -> None:
         rate = seconds / max(1, items)
@@ -152,19 +158,25 @@ class Tuner:
         return {} if state is None else dict(sorted(state.per_item.items()))
 
     # -- the search
-    def _next(self, state: _State, cap: int, total: int) -> int:
-        """The size of the next span (before clipping to what is left) in a call of ``total`` items: the search
+    def _next(self, state: _State, cap: int, total: int, rest: int) -> int:
+        """The size of the next span (before clipping to the ``rest`` left) in a call of ``total`` items: the search
         tries sizes up to ``min(cap, total)`` (a larger one could not be timed in such calls); a settled size is
-        clipped to this call's ``cap`` (another caller's memory bound) without being forgotten."""
+        clipped to this call's ``cap`` (another caller's memory bound) without being forgotten; a recheck whose
+        neighbour does not fit in ``rest`` waits for a span where it does."""
         if state.best is not None:
             best = min(state.best, cap)
             state.spans += 1
-            if state.spans % RECHECK:
+            if state.spans % RECHECK and state.spans not in EARLY_RECHECKS:
                 return best
-            sizes = candidates(cap)
+            sizes = candidates(max(1, min(cap, total)))
             i = max(k for k, size in enumerate(sizes) if size <= best)
-            up = (state.spans // RECHECK) % 2 == 0
-            return sizes[min(i + 1, len(sizes) - 1) if up else max(i - 1, 0)]
+            up = state.rechecks % 2 == 0
+            near = sizes[min(i + 1, len(sizes) - 1) if up else max(i - 1, 0)]
+            if near > rest:
+                state.spans -= 1  # not now: the next span is a recheck again
+                return best
+            state.rechecks += 1
+            return near
         sizes = candidates(max(1, min(cap, total)))
         done = 0  # sizes are tried in order: the measured ones are a prefix of `sizes`
         while done < len(sizes) and sizes[done] in state.per_item:
@@ -177,15 +189,15 @@ class Tuner:
 
     @staticmethod
     def _settle(state: _State, sizes: list[int]) -> int:
-        """The fastest size measured, once both its neighbours were timed twice (a neighbour's only span may have
-        been a warm-up that hid it being the fastest); until then, the neighbour timed once."""
+        """The fastest size measured, once both its neighbours were timed NEIGHBOUR_SAMPLES times (a neighbour's
+        few spans may have been a warm-up or a burst that hid it being the fastest); until then, that neighbour."""
         tried = [s for s in sizes if s in state.per_item]
         leader = min(tried, key=state.per_item.__getitem__)
         i = tried.index(leader)
         for near in tried[max(0, i - 1) : i + 2]:
-            if near != leader and state.seen[near] < 2:
+            if near != leader and state.seen[near] < NEIGHBOUR_SAMPLES:
                 return near
-        state.best, state.spans = leader, 0
+        state.best, state.spans, state.rechecks = leader, 0, 0
         return leader
 
     def _update(self, state: _State, size: int) -> None:
@@ -208,7 +220,7 @@ class Tuner:
         sync = _synchronizer(device)
         start = 0
         while start < total:
-            size = self._next(state, cap, total)
+            size = self._next(state, cap, total, total - start)
             settled = state.best is not None and size == min(state.best, cap)
             rest = total - start
             span = min(size, rest)
