@@ -29,6 +29,7 @@ from nnsee.methods.dataset_views._stopped import LayerCalls, autograd_batch_size
 from nnsee.methods.dataset_views._stream import Images, Transform, stream
 from nnsee.methods.dataset_views.receptive_field import ReceptiveField, crop, field_of
 from nnsee.methods.dataset_views.top_images import TopK
+from nnsee.models.chunking import chunk_key, chunks
 from nnsee.models.hooks import eval_mode
 
 
@@ -89,7 +90,8 @@ def top9_projections(model: nn.Module, images: Images, topk: TopK, layer: str | 
     ``images`` are those ``topk`` was computed on (an array, or a callable that streams them again); ``transform``
     (e.g. the run's standardization) turns them into model inputs, and the image crops show them untransformed.
     ``layer`` defaults to ``topk.layer``; ``rule`` "guided" gives guided-backprop projections instead.
-    ``batch_size``: images per backward pass (default: :func:`projection_batch_size`).
+    ``batch_size``: images per backward pass (default: the size that runs fastest, found by
+    :mod:`nnsee.models.chunking` timing the real batches, at most :func:`projection_batch_size`).
     """
     layer = layer or topk.layer
     if len(topk.map_shape) != 2:
@@ -100,14 +102,14 @@ def top9_projections(model: nn.Module, images: Images, topk: TopK, layer: str | 
     rf, how = field_of(model, layer, raw.shape[1:])
     with eval_mode(model):
         seen = layer_calls(model, as_input(x[:1], model), [layer])  # once: each batch's pass stops at the layer
-    if batch_size is None:
-        batch_size = projection_batch_size(model, x, layer, seen)
+    one = as_input(x[:1], model)
+    cap = batch_size or projection_batch_size(model, one, layer, seen)  # the memory bound
+    key = chunk_key(model, f"projection of {layer} ({rule})", one.shape[1:], one.dtype, one.device)
     channels = np.repeat(np.arange(f), k)
     positions = topk.position.reshape(-1, 2)
     proj = np.concatenate([
-        project_activation(model, x[s : s + batch_size], layer, channels[s : s + batch_size],
-                           positions[s : s + batch_size], rule=rule, calls=seen.calls[layer])
-        for s in range(0, len(x), batch_size)
+        project_activation(model, x[a:b], layer, channels[a:b], positions[a:b], rule=rule, calls=seen.calls[layer])
+        for a, b in chunks(len(x), key, cap, batch_size, one.device)
     ])
     proj_crops = np.stack([crop(p, pos, rf) for p, pos in zip(proj, positions, strict=True)])
     image_crops = np.stack([crop(im, pos, rf) for im, pos in zip(raw, positions, strict=True)])

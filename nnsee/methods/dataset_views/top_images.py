@@ -29,6 +29,7 @@ from torch import nn
 from nnsee.methods.base import MethodError
 from nnsee.methods.dataset_views._stopped import LayerCalls, layer_calls, stopped_pass
 from nnsee.methods.dataset_views._stream import Images, Transform, prepared, stream
+from nnsee.models.chunking import chunk_key, chunks
 from nnsee.models.hooks import eval_mode
 
 # Budget for the largest intermediate output of one batch when batch_size is chosen automatically: at 224 px a
@@ -116,8 +117,8 @@ def top_images_per_layer(model: nn.Module, images: Images, layers: Sequence[str]
                          batch_size: int | None = None, transform: Transform | None = None) -> dict[str, TopK]:
     """:func:`top_images_per_channel` of several layers in one streaming pass (each image is run once, only as far
     as the deepest layer's last call): ``{layer: TopK}``. Each layer's output is merged into its running top-k
-    inside its hook, at its last call. ``batch_size`` cuts an array (default: :func:`auto_batch_size` of the
-    deepest layer)."""
+    inside its hook, at its last call. ``batch_size`` cuts an array (default: the size that runs fastest, found by
+    :mod:`nnsee.models.chunking` timing the real batches, at most :func:`auto_batch_size` of the deepest layer)."""
     layers = list(dict.fromkeys(layers))
     if not layers:
         raise MethodError("no layers were given")
@@ -126,11 +127,14 @@ def top_images_per_layer(model: nn.Module, images: Images, layers: Sequence[str]
     if batch_size is not None and batch_size < 1:
         raise MethodError(f"batch_size must be at least 1, got {batch_size}")
     with eval_mode(model):
-        seen, cut = None, batch_size or 256
+        seen, batches = None, None
         if isinstance(images, (np.ndarray, torch.Tensor)) and len(images):
-            seen = layer_calls(model, prepared(images[:1], model, transform), layers)
-            cut = batch_size or auto_batch_size(model, None, layers, seen)
-        inputs = (prepared(b, model, transform) for b in stream(images, cut) if len(b))
+            one = prepared(images[:1], model, transform)
+            seen = layer_calls(model, one, layers)
+            cap = batch_size or auto_batch_size(model, None, layers, seen)  # the memory bound
+            key = chunk_key(model, f"top-k to {seen.stop}", one.shape[1:], one.dtype, one.device)
+            batches = (images[a:b] for a, b in chunks(len(images), key, cap, batch_size, one.device))
+        inputs = (prepared(b, model, transform) for b in batches or stream(images, batch_size or 256) if len(b))
         first = next(inputs, None)
         if first is None:
             raise MethodError("no images were given")
