@@ -21,8 +21,9 @@ Rules:
   ("forward", "backward", "region", …), the per-item shape, dtype, device and torch's thread count — so the next
   call starts at the chosen size directly and a search spread over several small calls resumes where it stopped.
   A settled key spends its 8th, 16th, 32nd span and then every :data:`RECHECK`-th at a neighbouring size (double, then
-  half, in turn), real work too; a neighbour that beats the best by more than :data:`WORSE` becomes the best (so an
-  early choice spoilt by another process's burst is corrected within a few calls).
+  half, in turn), real work too; a neighbour that beats the best by more than :data:`WORSE` becomes the best, and the
+  search resumes above it where it is the largest size timed (so an early choice spoilt by another process's burst is
+  corrected within a few calls).
 * Memory is bounded by ``cap`` alone, which callers derive from element counts (:func:`cap_for`), never from a
   measurement. Results never depend on the sizes beyond float rounding: callers treat spans as any partition.
 """
@@ -201,10 +202,11 @@ class Tuner:
         return leader
 
     def _update(self, state: _State, size: int) -> None:
-        """After a recheck span: a neighbour clearly faster than the best takes over."""
+        """After a recheck span: a neighbour clearly faster than the best takes over; where it is the largest size
+        ever timed, the search resumes above it (the search may have ended early, spoilt by a burst)."""
         best = state.best
         if best is not None and size != best and state.per_item[size] * (1 + WORSE) < state.per_item[best]:
-            state.best = size
+            state.best = None if size > best and size == max(state.per_item) else size
 
     def chunks(self, total: int, key: Key, cap: int, batch_size: int | None = None,
                device: torch.device | str | None = None) -> Iterator[tuple[int, int]]:

@@ -142,6 +142,29 @@ def test_an_early_choice_is_rechecked_within_a_few_calls() -> None:
     assert tuner.chosen(("r",)) >= 32
 
 
+def test_a_search_ended_by_a_burst_resumes() -> None:
+    """Per-item time 1/b, but the first three spans at size 2 are 10x slower (a burst lasting three spans): the
+    search ends at 1; the first recheck at 2 (span 8 after) finds it faster and the search goes on, up to the cap
+    (one size per recheck would not be past 4 after 100 spans)."""
+    hits = []
+
+    def burst(i: int, b: int) -> float:
+        if b == 2 and len(hits) < 3:
+            hits.append(i)
+            return 10.0
+        return 1.0
+
+    work = Workload(lambda b: 1 / b, burst=burst)
+    tuner = Tuner(clock=work.clock)
+    while tuner.chosen(("s",)) is None:
+        work.run(tuner, 64, ("s",), cap=64)
+    assert len(hits) == 3 and work.sizes.count(1) >= 3  # the search ended at 1: 2's three spans were bursts
+    spans = len(work.sizes)
+    while len(work.sizes) < spans + 100:
+        work.run(tuner, 64, ("s",), cap=64)
+    assert tuner.chosen(("s",)) == 64
+
+
 def test_explicit_batch_size_wins() -> None:
     work = Workload(u_shaped)
     tuner = Tuner(clock=work.clock)
