@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 ONLY = ("mlp", "lbfgs", "report", "report-memory", "attribution", "occlusion", "gradients", "ig", "top9", "deep",
-        "deep-occlusion")
+        "deep-occlusion", "deep-ig", "deep-views")
 
 
 def _log(message: str) -> None:

@@ -16,7 +16,8 @@ from typing import Any
 from benchmarks.common import IdleGate, Section
 
 #: the deep benchmarks by name (``python -m benchmarks --only NAME``; ``--only deep`` runs all)
-BENCHES = {"deep-occlusion": "benchmarks.deep_occlusion"}
+BENCHES = {"deep-occlusion": "benchmarks.deep_occlusion", "deep-ig": "benchmarks.deep_ig",
+           "deep-views": "benchmarks.deep_views"}
 
 
 def run(quick: bool, seed: int, gate: IdleGate, log: Any, only: tuple[str, ...] = tuple(BENCHES)) -> list[Section]:

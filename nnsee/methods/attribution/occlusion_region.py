@@ -88,7 +88,7 @@ class RegionPlan:
 
 def region_plan(model: nn.Module) -> RegionPlan | None:
     """How to recompute occluded copies locally, or None when the model cannot be traced or has no local window
-    layer on its input (call in the mode the model will run in: the trace fixes ``self.training`` branches)."""
+    layer on its input (call in the mode the model will run in: the trace fixes branches on the train flag)."""
     if global_hooks() or hooked(model) or not plain_call(model):
         return None
     try:

@@ -39,7 +39,7 @@ def fused_convolutions(model: nn.Module, nodes: list[fx.Node], window: dict[str,
         users = list(node.users)
         bn = model.get_submodule(users[0].target) if len(users) == 1 and users[0].op == "call_module" else None
         if isinstance(bn, nn.BatchNorm2d) and pointwise(bn) and plain_call(bn) and not hooked(bn) \
-                and bn.running_mean is not None and not bn.training:
+                and bn.running_mean is not None:  # the engine runs in eval mode: running statistics
             weight, bias = _fold(weight, bias, bn)
             folded.add(users[0].name)
         weight = weight.contiguous(memory_format=torch.channels_last)
