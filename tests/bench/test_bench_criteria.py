@@ -1,8 +1,8 @@
 """The benchmarks' criteria can fail (issue 9, items 6-11): planted bugs make them print FAIL and exit non-zero.
 
-Tiny occlusion cases (16x16 images, overlapping windows, two Captum settings, one round) run through
-``python -m benchmarks``'s own ``main``; the speed judgements are also fed synthetic medians, since real timings of
-tiny problems say nothing.
+Tiny occlusion cases (24x24 images, where the region path skips about half the work, so ``recompute="auto"`` takes
+it; overlapping windows, two Captum settings, one round) run through ``python -m benchmarks``'s own ``main``; the
+speed judgements are also fed synthetic medians, since real timings of tiny problems say nothing.
 """
 
 from __future__ import annotations
@@ -33,12 +33,12 @@ def tiny_plan(quick: bool, seed: int) -> occ.Plan:
     """Two small cases with overlapping windows: a batch of two grey images, one RGB image."""
     gen = torch.Generator().manual_seed(seed)
     torch.manual_seed(seed)
-    grey, rgb = build_model("cnn", (1, 16, 16), 10).eval(), build_model("cnn", (3, 16, 16), 10).eval()
+    grey, rgb = build_model("cnn", (1, 24, 24), 10).eval(), build_model("cnn", (3, 24, 24), 10).eval()
     sweep = ((1, 8, 32), 32, 0.0)
     return occ.Plan(
-        cases=[occ.Case("tiny batch", grey, torch.rand(2, 1, 16, 16, generator=gen), torch.tensor([3, 7]), 4, 2,
+        cases=[occ.Case("tiny batch", grey, torch.rand(2, 1, 24, 24, generator=gen), torch.tensor([3, 7]), 4, 2,
                         1.0, 1.0, 1.0, sweep=sweep),
-               occ.Case("tiny rgb", rgb, torch.rand(1, 3, 16, 16, generator=gen), 5, 5, 3, 1.0, 1.0, 1.0,
+               occ.Case("tiny rgb", rgb, torch.rand(1, 3, 24, 24, generator=gen), 5, 5, 3, 1.0, 1.0, 1.0,
                         sweep=sweep)],
         rounds=1, per_eval=(1, 16))
 
