@@ -3,6 +3,7 @@ images, then per chunk of copies only the crops (and whole tensors where the lay
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 import torch
@@ -31,13 +32,13 @@ class RegionForward:
             plan = found
         self.layout = lay = plan
         self.model = lay.plan.model
-        self.nodes = [n for n in lay.plan.nodes]
+        self.nodes = lay.plan.nodes
         self.sources: dict[tuple[str, float], Source] = {}
         self.const: dict[str, Any] = {}
         fused, self.whole_convs, self.folded = fused_convolutions(self.model, self.nodes, lay.plan.window)
         self.windows = {**lay.plan.window, **fused}
         env: dict[str, Any] = {}
-        last = _last_use(self.nodes)
+        self.last = last = _last_use(self.nodes)  # the same for every chunk: computed once
         for i, node in enumerate(self.nodes):
             name = node.name
             if node.op == "output":
@@ -73,7 +74,7 @@ class RegionForward:
                 continue
             box = lay.boxes.get(node.name)
             if lay.mode[node.name] == "whole" or box is None:
-                most = max(most, _prod(shape[1:]))
+                most = max(most, math.prod(shape[1:]))
                 continue
             c, (lh, lw) = shape[1], box.length
             step = lay.plan.window.get(node.name)
@@ -107,7 +108,7 @@ class RegionForward:
             (lh, lw) = lay.boxes[box_name].length
             return src.windows(img, oy + py, ox + px, lh, lw, env[name], cy + py, cx + px)
 
-        last = _last_use(self.nodes)
+        last = self.last
         for i, node in enumerate(self.nodes):
             name = node.name
             if node.op == "output":
@@ -179,9 +180,3 @@ def _last_use(nodes: list[fx.Node]) -> dict[int, list[str]]:
         out.setdefault(i, []).append(name)
     return out
 
-
-def _prod(shape: tuple[int, ...]) -> int:
-    p = 1
-    for d in shape:
-        p *= d
-    return p
