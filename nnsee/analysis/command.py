@@ -1,0 +1,98 @@
+"""``nnsee analyze RUN --out DIR``: the click command (registered in :mod:`nnsee.cli`; heavy imports deferred)."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Any
+
+import click
+
+from nnsee.cli import _load, _names_list, _print_json, _spec, data_options, device_option
+
+
+def _split(run: Any, spec: str | None, split: str, data_opts: dict[str, Any]) -> Any:
+    """The image set to analyze: ``split`` of ``spec`` (default: the run's own data), conformed to the run."""
+    from nnsee.data import load_splits
+    from nnsee.errors import DataError
+
+    streaming = {k: data_opts.pop(k) for k in ("stream", "max_memory") if k in data_opts}
+    streaming = {k: v for k, v in streaming.items() if v is not None}
+    if spec is None:
+        splits = load_splits(run.data_spec, **streaming)
+    else:
+        if data_opts["size"] is None and data_opts["grayscale"] is None:
+            shape = run.input_shape
+            data_opts.update(size=shape[-1], grayscale=shape[0] == 1)
+        from nnsee.models.adopted import resize_rule
+
+        splits = _load(spec, int(run.config.get("seed", 0)), resize=resize_rule(run.meta), **data_opts, **streaming)
+    data = getattr(splits, split)
+    if list(data.class_names) != list(run.class_names):
+        raise DataError(f"{run.path} was trained on classes {run.class_names}, the data has {data.class_names}")
+    if tuple(data.shape) != tuple(run.input_shape):
+        raise DataError(f"{run.path} expects images of shape {tuple(run.input_shape)}, the data has "
+                        f"{tuple(data.shape)}: pass --size {run.input_shape[-1]} and "
+                        f"{'--grayscale' if run.input_shape[0] == 1 else '--rgb'}")
+    return data
+
+
+@click.command("analyze")
+@click.argument("run", type=click.Path(exists=True, file_okay=False, path_type=Path))
+@click.option("--data", "spec", default=None, callback=_spec, help="Analyze this SPEC (default: the run's own data).")
+@click.option("--split", type=click.Choice(["test", "val", "train"]), default="test", show_default=True)
+@click.option("--out", type=click.Path(file_okay=False, path_type=Path), required=True,
+              help="The analysis folder (new or empty; with --resume, the interrupted analysis).")
+@click.option("--layers", default=None, metavar="NAMES", help="Layers whose top-k images per channel to find, "
+              "comma-separated dotted names (see `nnsee layers RUN`).")
+@click.option("--k", type=click.IntRange(1, 1000), default=9, show_default=True, help="Top images per channel.")
+@click.option("--methods", default=None, metavar="NAMES", help="Attribution methods whose maps to write, "
+              "comma-separated (see `nnsee methods`); target: each image's true class.")
+@click.option("--batch-size", type=click.IntRange(1, 2**20), default=None,
+              help="Images per batch (default: from free GPU memory on CUDA, else a memory bound).")
+@click.option("--shard-size", type=click.IntRange(1, 2**24), default=None,
+              help="Images per map shard and checkpoint (default: about 4,096, fewer for large maps).")
+@click.option("--resume", is_flag=True, help="Continue the interrupted analysis in --out from its checkpoints.")
+@click.option("--progress/--no-progress", default=None, help="A progress bar on stderr (default: on a terminal).")
+@click.option("--json", "as_json", is_flag=True, help="Print a short summary as one JSON object.")
+@data_options
+@device_option
+def analyze_command(run: Path, spec: str | None, split: str, out: Path, layers: str | None, k: int,
+                    methods: str | None, batch_size: int | None, shard_size: int | None, resume: bool,
+                    progress: bool | None, as_json: bool, device: str, **data_opts: Any) -> None:
+    """One pass over a data split: predictions, probabilities, confusion matrix, top-k images per channel of
+    --layers, maps of --methods in shards, mean map per class. Under torchrun, split over the ranks."""
+    from nnsee.analysis import analyze
+    from nnsee.distributed import setup, teardown
+    from nnsee.train import load_run
+
+    workers = int(data_opts.pop("workers", 0) or 0)
+    chosen_layers = _names_list(layers, "--layers") if layers is not None else []
+    chosen_methods = _names_list(methods, "--methods") if methods is not None else []
+    dist = setup(device)
+    try:
+        loaded = load_run(run, device=str(dist.device) if dist is not None else device)
+        data = _split(loaded, spec, split, data_opts)
+        identity = {"run": {"class_names": loaded.class_names},
+                    "data": {"spec": spec, "split": split}}
+        try:
+            result = analyze(loaded.model, data, out, standardizer=loaded.standardizer, layers=chosen_layers, k=k,
+                             methods=chosen_methods, batch_size=batch_size, workers=workers, resume=resume,
+                             device=device, dist=dist, identity=identity, progress=progress, shard_size=shard_size)
+        except KeyboardInterrupt:
+            click.echo(f"error: interrupted; the analysis in {out} keeps its last checkpoint: continue it with the "
+                       "same command and --resume", err=True)
+            sys.exit(130)
+    finally:
+        teardown(dist)
+    if dist is not None and not dist.is_main:
+        return
+    s = result.summary
+    if as_json:
+        _print_json({"out": str(out), "n": s["n"], "n_skipped": s["n_skipped"], "accuracy": s["accuracy"],
+                     "layers": list(s["layers"]), "methods": list(s["methods"]), "world_size": s["world_size"],
+                     "seconds": s["seconds"]})
+        return
+    accuracy = "n/a" if s["accuracy"] is None else f"{s['accuracy']:.4f}"
+    click.echo(f"analyzed {s['n']} images ({s['n_skipped']} skipped): accuracy {accuracy}; "
+               f"written {out / 'summary.json'}")
