@@ -222,18 +222,13 @@ def _check_budget(root: Path, files: int, channels: int, size: int) -> None:
         )
 
 
-def load_folder(root: str | Path, size: int = 28, grayscale: bool = True, *, max_entries: int = MAX_ENTRIES,
-                max_depth: int = MAX_DEPTH, resize: str = "square") -> ImageSet:
-    """Images under ``root/<class>/`` as an ``ImageSet`` of shape (N, 1 or 3, size, size), each brought to ``size``
-    by the rule ``resize`` (:data:`~nnsee.data.image_decode.RESIZE_RULES`); labels follow sorted names.
+ClassFiles = list[tuple[str, str, list[tuple[str, str]]]]
 
-    Unusable files are skipped and listed in ``skipped``; raises ``DataError`` if fewer than two classes with
-    usable images remain, or, as soon as it is seen, if the folder holds more than ``max_entries`` entries or
-    folders nested deeper than ``max_depth`` (it is not an image-class folder).
-    """
-    if size < 1:
-        raise DataError(f"size must be a positive number of pixels, got {size}")
-    check_resize(resize, error=DataError)
+
+def walk_folder(root: str | Path, *, max_entries: int = MAX_ENTRIES,
+                max_depth: int = MAX_DEPTH) -> tuple[Path, list[tuple[str, str]], ClassFiles]:
+    """(root, skipped, [(class name, class folder, [(shown path, real path) of its candidate files])]): the walk of
+    ``root`` by the rules of the module docstring, nothing opened or decoded."""
     root_path = Path(root).expanduser()
     try:
         is_dir = stat.S_ISDIR(os.stat(root_path).st_mode)
@@ -244,8 +239,7 @@ def load_folder(root: str | Path, size: int = 28, grayscale: bool = True, *, max
     if not is_dir:
         raise DataError(f"{root_path}: not a folder (expected ROOT/<class name>/<image files>)")
     scan = _Scan(root_path, os.path.realpath(root_path), max_entries, max_depth)
-    skipped = scan.skipped
-    class_files: list[tuple[str, str, list[tuple[str, str]]]] = []
+    class_files: ClassFiles = []
     for entry in scan.entries(str(root_path), scan.root_real, 0) or []:
         path = os.path.join(root_path, _display_name(entry.name))
         target = scan.resolve(entry, path)
@@ -254,7 +248,53 @@ def load_folder(root: str | Path, size: int = 28, grayscale: bool = True, *, max
         if stat.S_ISDIR(target[1]):
             class_files.append((_display_name(entry.name), path, scan.files(path, target[0], 1, set())))
         else:
-            skipped.append((path, "file at the top level, not inside a class folder"))
+            scan.skipped.append((path, "file at the top level, not inside a class folder"))
+    return root_path, scan.skipped, class_files
+
+
+def check_classes(root_path: Path, names: list[str], empty: list[str], skipped: list[tuple[str, str]]) -> None:
+    """Refuse a folder with fewer than two usable classes; warn of class names equal but for case."""
+    if len(names) < 2:
+        found = f"{len(names)} usable class{'es' if len(names) != 1 else ''}" + (f" ({names[0]!r})" if names else "")
+        details = f"; empty class folders: {first_few(empty)}" if empty else ""
+        if skipped:
+            details += f"; {len(skipped)} entries skipped, e.g. {skipped[0][0]}: {skipped[0][1]}"
+        raise DataError(
+            f"{root_path}: found {found}{details}. A folder data set needs at least 2 classes with images: "
+            "put them in one subfolder per class, e.g. ROOT/cat/1.png and ROOT/dog/2.jpg"
+        )
+
+
+def warn_same_but_case(root_path: Path, names: list[str]) -> None:
+    """Warn of class names that differ only in case (names that look the same are refused by ImageSet)."""
+    folded: dict[str, list[str]] = {}
+    for n in names:
+        folded.setdefault(n.casefold(), []).append(n)
+    same = [group for group in folded.values() if len(group) > 1]
+    if same:
+        warnings.warn(
+            f"{root_path}: class folders whose names differ only in case are distinct classes "
+            f"({len(same):,} groups): {first_few(same)}; "
+            "merge or rename them if they are meant to be one class",
+            stacklevel=3,
+        )
+
+
+def load_folder(root: str | Path, size: int = 28, grayscale: bool = True, *, max_entries: int = MAX_ENTRIES,
+                max_depth: int = MAX_DEPTH, resize: str = "square",
+                walked: tuple[Path, list[tuple[str, str]], ClassFiles] | None = None) -> ImageSet:
+    """Images under ``root/<class>/`` as an ``ImageSet`` of shape (N, 1 or 3, size, size), each brought to ``size``
+    by the rule ``resize`` (:data:`~nnsee.data.image_decode.RESIZE_RULES`); labels follow sorted names.
+
+    Unusable files are skipped and listed in ``skipped``; raises ``DataError`` if fewer than two classes with
+    usable images remain, or, as soon as it is seen, if the folder holds more than ``max_entries`` entries or
+    folders nested deeper than ``max_depth`` (it is not an image-class folder). ``walked`` is the result of
+    :func:`walk_folder` when the caller has walked the folder already.
+    """
+    if size < 1:
+        raise DataError(f"size must be a positive number of pixels, got {size}")
+    check_resize(resize, error=DataError)
+    root_path, skipped, class_files = walked or walk_folder(root, max_entries=max_entries, max_depth=max_depth)
 
     channels = 1 if grayscale else 3
     total = sum(len(files) for _, _, files in class_files)
@@ -282,25 +322,7 @@ def load_folder(root: str | Path, size: int = 28, grayscale: bool = True, *, max
     if n < total:  # skipped files: shrink in place (realloc), never a second copy
         images.resize((n, channels, size, size), refcheck=False)
 
-    if len(names) < 2:
-        found = f"{len(names)} usable class{'es' if len(names) != 1 else ''}" + (f" ({names[0]!r})" if names else "")
-        details = f"; empty class folders: {first_few(empty)}" if empty else ""
-        if skipped:
-            details += f"; {len(skipped)} entries skipped, e.g. {skipped[0][0]}: {skipped[0][1]}"
-        raise DataError(
-            f"{root_path}: found {found}{details}. A folder data set needs at least 2 classes with images: "
-            "put them in one subfolder per class, e.g. ROOT/cat/1.png and ROOT/dog/2.jpg"
-        )
+    check_classes(root_path, names, empty, skipped)
     data = ImageSet(images, np.array(labels, dtype=np.int64), names, str(root_path), skipped)
-    folded: dict[str, list[str]] = {}
-    for n in names:  # names that look the same were refused by ImageSet; names equal but for case are kept
-        folded.setdefault(n.casefold(), []).append(n)
-    same = [group for group in folded.values() if len(group) > 1]
-    if same:
-        warnings.warn(
-            f"{root_path}: class folders whose names differ only in case are distinct classes "
-            f"({len(same):,} groups): {first_few(same)}; "
-            "merge or rename them if they are meant to be one class",
-            stacklevel=2,
-        )
+    warn_same_but_case(root_path, names)
     return data

@@ -21,7 +21,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 import numpy as np
 
@@ -126,12 +126,13 @@ def _read_exact(f: Any, path: Path, n: int) -> bytes:
     return b"".join(parts)
 
 
-def _check_size(path: Path, header: IdxHeader, file_size: int) -> None:
+def _check_size(path: Path, header: IdxHeader, file_size: int, limit: bool = True) -> None:
     """Refuse a declared payload that cannot be in this file of ``file_size`` bytes, or that passes the budget
-    (as float32 values), before reading or allocating it."""
+    (as float32 values; unless not ``limit``: a streamed file is never held whole), before reading or allocating
+    it."""
     declared = header.payload_bytes
     shape = "x".join(map(str, header.dims))
-    if math.prod(header.dims) * 4 > MAX_PAYLOAD_BYTES:
+    if limit and math.prod(header.dims) * 4 > MAX_PAYLOAD_BYTES:
         raise DataError(
             f"{path}: IDX header declares {shape} {header.dtype.name} values, {math.prod(header.dims) * 4:,} bytes as "
             f"float32, over the {MAX_PAYLOAD_BYTES:,}-byte limit; use a smaller data set (or the header is corrupt)"
@@ -150,20 +151,21 @@ def _check_size(path: Path, header: IdxHeader, file_size: int) -> None:
         )
 
 
-def read_idx_header(path: str | Path) -> IdxHeader:
-    """The header of the IDX file at ``path`` (raw or ``.gz``), checked against the file's size."""
+def read_idx_header(path: str | Path, *, limit: bool = True) -> IdxHeader:
+    """The header of the IDX file at ``path`` (raw or ``.gz``), checked against the file's size (and the budget,
+    unless not ``limit``)."""
     path = Path(path)
     with _open(path) as (f, size):
-        return _read_header(f, path, size)[0]
+        return _read_header(f, path, size, limit)[0]
 
 
-def _read_header(f: Any, path: Path, file_size: int) -> tuple[IdxHeader, bytes]:
+def _read_header(f: Any, path: Path, file_size: int, limit: bool = True) -> tuple[IdxHeader, bytes]:
     """Read, parse and size-check the header at the start of the open stream ``f``; also its raw bytes."""
     head = _read_exact(f, path, 4)
     if len(head) == 4 and head[:2] == b"\0\0":
         head += _read_exact(f, path, 4 * head[3])
     header = _parse_header(path, head)
-    _check_size(path, header, file_size)
+    _check_size(path, header, file_size, limit)
     return header, head
 
 
@@ -200,6 +202,69 @@ def read_idx(path: str | Path, *, sha256: str | None = None) -> np.ndarray:
     return arr.astype(header.dtype.newbyteorder("="))  # a writable copy in native byte order
 
 
+def copy_idx_payload(path: str | Path, sink: BinaryIO | None, *, sha256: str | None = None) -> IdxHeader:
+    """Stream the payload of the IDX file at ``path`` (decompressed if ``.gz``) into ``sink`` (or nowhere: only
+    checked), :data:`_CHUNK` at a time, with :func:`read_idx`'s checks: never past the declared size (one byte more
+    is refused: a gzip bomb stops there), a short stream refused, ``sha256`` of header and payload checked. No
+    budget: a streamed file is never held whole. Returns the header."""
+    path = Path(path)
+    with _open(path) as (f, size):
+        header, head = _read_header(f, path, size, limit=False)
+        digest = hashlib.sha256(head[: header.header_bytes]) if sha256 is not None else None
+        declared, got = header.payload_bytes, 0
+        while got <= declared:
+            chunk = _read_exact(f, path, min(_CHUNK, declared + 1 - got))
+            if not chunk:
+                break
+            got += len(chunk)
+            if got > declared:
+                break
+            if digest is not None:
+                digest.update(chunk)
+            if sink is not None:
+                sink.write(chunk)
+    if got != declared:
+        shape = "x".join(map(str, header.dims))
+        what = "extra bytes after the data" if got > declared else f"only {got:,} bytes"
+        raise DataError(
+            f"{path}: IDX header declares {shape} {header.dtype.name} = {declared:,} payload bytes, but the "
+            f"decompressed file has {what} (truncated or corrupt)"
+        )
+    if digest is not None and (actual := digest.hexdigest()) != sha256.lower():
+        raise DataError(
+            f"{path}: sha256 of the decompressed content is {actual}, expected {sha256}; the file is corrupt "
+            "or not the official one: delete it and load again"
+        )
+    return header
+
+
+def idx_pair_labels(images_path: str | Path, labels_path: str | Path, class_names: list[str] | None,
+                    labels_sha256: str | None = None, *,
+                    limit: bool = True) -> tuple[IdxHeader, np.ndarray, list[str]]:
+    """(image header, labels, class names) of an IDX pair, checked before any image is read: images (N, H, W)
+    within the budget (unless not ``limit``), one integer label >= 0 per image, class names covering them."""
+    images_path, labels_path = Path(images_path), Path(labels_path)
+    img_header = read_idx_header(images_path, limit=limit)
+    if len(img_header.dims) != 3:
+        raise DataError(f"{images_path}: expected an IDX image file of shape (N, H, W), got dims {img_header.dims}")
+    check_image_budget(images_path, img_header.dims, limit=limit)
+    labels = read_idx(labels_path, sha256=labels_sha256)
+    if labels.ndim != 1:
+        raise DataError(f"{labels_path}: expected an IDX label file of shape (N,), got shape {labels.shape}")
+    if labels.dtype.kind not in "iu":
+        raise DataError(f"{labels_path}: labels must be integers, got {labels.dtype}")
+    n = img_header.dims[0]
+    if len(labels) != n:
+        raise DataError(
+            f"{labels_path}: {len(labels):,} labels but {images_path.name} holds {n:,} images; "
+            "the two files must come from the same set"
+        )
+    if len(labels) and labels.min() < 0:
+        raise DataError(f"{labels_path}: negative label {int(labels.min())}")
+    names = class_names_for(labels_path, labels, None if class_names is None else list(class_names))
+    return img_header, labels, names
+
+
 def load_idx_pair(
     images_path: str | Path,
     labels_path: str | Path,
@@ -215,25 +280,8 @@ def load_idx_pair(
     (images, labels) pair of sha256 values of the decompressed files, checked when given.
     """
     img_sha, lbl_sha = expected_sha256 or (None, None)
-    images_path, labels_path = Path(images_path), Path(labels_path)
-    img_header = read_idx_header(images_path)
-    if len(img_header.dims) != 3:
-        raise DataError(f"{images_path}: expected an IDX image file of shape (N, H, W), got dims {img_header.dims}")
-    check_image_budget(images_path, img_header.dims)
-    labels = read_idx(labels_path, sha256=lbl_sha)
-    if labels.ndim != 1:
-        raise DataError(f"{labels_path}: expected an IDX label file of shape (N,), got shape {labels.shape}")
-    if labels.dtype.kind not in "iu":
-        raise DataError(f"{labels_path}: labels must be integers, got {labels.dtype}")
-    n = img_header.dims[0]
-    if len(labels) != n:
-        raise DataError(
-            f"{labels_path}: {len(labels):,} labels but {images_path.name} holds {n:,} images; "
-            "the two files must come from the same set"
-        )
-    if len(labels) and labels.min() < 0:
-        raise DataError(f"{labels_path}: negative label {int(labels.min())}")
-    class_names = class_names_for(labels_path, labels, None if class_names is None else list(class_names))
+    images_path = Path(images_path)
+    _, labels, class_names = idx_pair_labels(images_path, labels_path, class_names, lbl_sha)
     raw = read_idx(images_path, sha256=img_sha)
     images = raw.astype(np.float32)
     if raw.dtype == np.uint8:

@@ -20,7 +20,8 @@
 from __future__ import annotations
 
 import warnings
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from typing import BinaryIO
 
 import numpy as np
@@ -53,11 +54,10 @@ def check_resize(resize: object, what: str = "the resize rule", error: type[Exce
     return resize
 
 
-def decode_stream(fp: BinaryIO, size: int, grayscale: bool, max_pixels: int,
-                  formats: Sequence[str] = IMAGE_FORMATS, resize: str = "square") -> np.ndarray:
-    """Float32 (C, size, size) in [0, 1] from an open binary stream of one of ``formats`` (Pillow's names), brought
-    to ``size`` by the rule ``resize`` (:data:`RESIZE_RULES`). Raises :class:`UnusableImage`."""
-    check_resize(resize)
+@contextmanager
+def _guarded(fp: BinaryIO, max_pixels: int, formats: Sequence[str]) -> Iterator[Image.Image]:
+    """``fp`` opened by Pillow (header only) with its pixel count checked; any failure in the body or the opening
+    becomes an :class:`UnusableImage` saying why."""
     with warnings.catch_warnings():
         warnings.simplefilter("error", Image.DecompressionBombWarning)
         try:
@@ -68,10 +68,7 @@ def decode_stream(fp: BinaryIO, size: int, grayscale: bool, max_pixels: int,
                         f"image declares {w}x{h} = {w * h / 1e6:.0f} megapixels, over the {max_pixels / 1e6:.0f} MP "
                         "limit (a decompression bomb?); not decoded"
                     )
-                if resize == "square":
-                    im.draft(None, (size, size))  # JPEG: decode at a reduced scale still >= size (others: no-op)
-                ImageOps.exif_transpose(im, in_place=True)  # no copy of an upright photo (16 MP RGB: 48 MB)
-                return _to_array(im, size, grayscale, resize)
+                yield im
         except UnusableImage:
             raise
         except (Image.DecompressionBombError, Image.DecompressionBombWarning) as e:
@@ -80,6 +77,25 @@ def decode_stream(fp: BinaryIO, size: int, grayscale: bool, max_pixels: int,
             raise UnusableImage(f"not an image of a supported format ({', '.join(formats)})") from None
         except Exception as e:  # noqa: BLE001 - a damaged file can fail anywhere in a decoder
             raise UnusableImage(f"cannot decode the image ({type(e).__name__}: {e})") from None
+
+
+def check_header(fp: BinaryIO, max_pixels: int, formats: Sequence[str] = IMAGE_FORMATS) -> None:
+    """Raise :class:`UnusableImage` if ``fp`` is not an image of ``formats`` or declares more than ``max_pixels``,
+    from its header alone (the checks :func:`decode_stream` makes before decoding, with the same reasons)."""
+    with _guarded(fp, max_pixels, formats):
+        pass
+
+
+def decode_stream(fp: BinaryIO, size: int, grayscale: bool, max_pixels: int,
+                  formats: Sequence[str] = IMAGE_FORMATS, resize: str = "square") -> np.ndarray:
+    """Float32 (C, size, size) in [0, 1] from an open binary stream of one of ``formats`` (Pillow's names), brought
+    to ``size`` by the rule ``resize`` (:data:`RESIZE_RULES`). Raises :class:`UnusableImage`."""
+    check_resize(resize)
+    with _guarded(fp, max_pixels, formats) as im:
+        if resize == "square":
+            im.draft(None, (size, size))  # JPEG: decode at a reduced scale still >= size (others: no-op)
+        ImageOps.exif_transpose(im, in_place=True)  # no copy of an upright photo (16 MP RGB: 48 MB)
+        return _to_array(im, size, grayscale, resize)
 
 
 def _flatten_alpha(im: Image.Image) -> Image.Image:

@@ -5,11 +5,14 @@ from __future__ import annotations
 import unicodedata
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from nnsee.errors import LISTED, DataError, first_few
+
+if TYPE_CHECKING:
+    from nnsee.data.lazy import LazyImages
 
 __all__ = ["LISTED", "ImageSet", "Splits", "first_few"]
 
@@ -37,11 +40,12 @@ def _same_names(names: Sequence[object], source: str) -> DataError | None:
 class ImageSet:
     """Labelled images: ``images`` float32 (N, C, H, W), ``labels`` int64 (N,), one name per class.
 
-    ``source`` says where the images came from (a path or a built-in name); ``skipped`` lists
+    ``images`` is an array, or a :class:`~nnsee.data.lazy.LazyImages` (``streamed``: decoded batch by batch when read,
+    never here). ``source`` says where the images came from (a path or a built-in name); ``skipped`` lists
     ``(path, reason)`` for the files a loader could not use.
     """
 
-    images: np.ndarray
+    images: np.ndarray | LazyImages
     labels: np.ndarray
     class_names: list[str]
     source: str = ""
@@ -52,7 +56,7 @@ class ImageSet:
             raise DataError(
                 f"{self.source or 'images'}: expected images of shape (N, C, H, W), got {self.images.shape}"
             )
-        if self.images.dtype != np.float32:
+        if self.images.dtype != np.float32:  # a LazyImages is float32 already: never decoded here
             self.images = self.images.astype(np.float32)
         self.labels = np.asarray(self.labels, dtype=np.int64)
         if self.labels.shape != (self.images.shape[0],):
@@ -80,9 +84,16 @@ class ImageSet:
     def n_classes(self) -> int:
         return len(self.class_names)
 
+    @property
+    def streamed(self) -> bool:
+        """Whether the images are read from disk batch by batch (a LazyImages) instead of held in memory."""
+        return not isinstance(self.images, np.ndarray)
+
     def subset(self, index: np.ndarray) -> ImageSet:
-        """The images at ``index`` (a copy), with the same class names and source."""
-        return ImageSet(self.images[index], self.labels[index], list(self.class_names), self.source)
+        """The images at ``index`` (a copy; for a streamed set, a lazy subset: nothing read), with the same class
+        names and source."""
+        images = self.images.take(np.asarray(index)) if self.streamed else self.images[index]
+        return ImageSet(images, self.labels[index], list(self.class_names), self.source)
 
     def class_counts(self) -> np.ndarray:
         return np.bincount(self.labels, minlength=self.n_classes)

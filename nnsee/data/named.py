@@ -10,6 +10,7 @@ and a corrupt or substituted one does not.
 
 from __future__ import annotations
 
+import functools
 import logging
 import os
 from dataclasses import dataclass
@@ -103,12 +104,23 @@ def _class_names_file(folder: Path) -> list[str] | None:
     return None
 
 
-def load_idx_folder(path: str | Path, class_names: list[str] | None = None) -> tuple[ImageSet, ImageSet | None]:
+def _pair_loader(stream: bool, max_memory: int | None):  # noqa: ANN202 - load_idx_pair or its streamed twin
+    if not stream:
+        return load_idx_pair
+    from nnsee.data.lazy_idx import lazy_idx_pair
+
+    return functools.partial(lazy_idx_pair, max_memory=max_memory)
+
+
+def load_idx_folder(path: str | Path, class_names: list[str] | None = None, *, stream: bool = False,
+                    max_memory: int | None = None) -> tuple[ImageSet, ImageSet | None]:
     """(train, test) from a folder holding the standard IDX file names, raw or ``.gz``.
 
     The test pair (``t10k-*``) is optional: without it the second item is ``None``. Class names come from
     ``class_names``, else a ``class_names.txt`` / ``classes.txt`` (one per line) in the folder, else ``"0".."K-1"``.
+    ``stream``: the images are read batch by batch when used (:mod:`nnsee.data.lazy_idx`), never here.
     """
+    read_pair = _pair_loader(stream, max_memory)
     folder = Path(path)
     if not folder.is_dir():
         raise DataError(f"{folder}: not a folder")
@@ -123,10 +135,10 @@ def load_idx_folder(path: str | Path, class_names: list[str] | None = None) -> t
         raise DataError(f"{folder}: the test pair is incomplete: {missing}[.gz] is missing")
     names = class_names or _class_names_file(folder)
     source = str(folder)
-    train = load_idx_pair(found[TRAIN_IMAGES], found[TRAIN_LABELS], names, source)
+    train = read_pair(found[TRAIN_IMAGES], found[TRAIN_LABELS], names, source)
     test = None
     if found[TEST_IMAGES] is not None:
-        test = load_idx_pair(found[TEST_IMAGES], found[TEST_LABELS], names, source)
+        test = read_pair(found[TEST_IMAGES], found[TEST_LABELS], names, source)
         if names is None and test.n_classes != train.n_classes:  # numbered classes: use the larger range for both
             k = max(test.n_classes, train.n_classes)
             numbered = [str(i) for i in range(k)]
@@ -163,6 +175,15 @@ def _complete(folder: Path) -> dict[str, Path] | None:
     return found if all(found.values()) else None  # type: ignore[return-value]
 
 
+def find_named(name: str, data_dir: str | Path | None = None) -> dict[str, Path] | None:
+    """The four IDX files of the named set ``name`` where :func:`load_named` would find them, without downloading
+    or reading them (None if no place holds all four)."""
+    for _, folder in _candidate_folders(name, data_dir):
+        if (files := _complete(folder)) is not None:
+            return files
+    return None
+
+
 def _download(ds: NamedSet, cache: Path, mirrors: list[str]) -> tuple[dict[str, Path] | None, list[str]]:
     """Download the missing files of ``ds`` into ``cache`` from the first mirror that serves them all."""
     import pooch
@@ -188,11 +209,14 @@ def _download(ds: NamedSet, cache: Path, mirrors: list[str]) -> tuple[dict[str, 
     return None, errors
 
 
-def _load_verified(ds: NamedSet, files: dict[str, Path], downloaded: bool) -> tuple[ImageSet, ImageSet]:
+def _load_verified(ds: NamedSet, files: dict[str, Path], downloaded: bool, stream: bool = False,
+                   max_memory: int | None = None) -> tuple[ImageSet, ImageSet]:
+    read_pair = _pair_loader(stream, max_memory)
+
     def pair(images: str, labels: str) -> ImageSet:
         sha = (ds.sha256[images], ds.sha256[labels])
         try:
-            return load_idx_pair(files[images], files[labels], list(ds.class_names), ds.name, expected_sha256=sha)
+            return read_pair(files[images], files[labels], list(ds.class_names), ds.name, expected_sha256=sha)
         except DataError as e:
             if not downloaded:
                 raise
@@ -204,12 +228,14 @@ def _load_verified(ds: NamedSet, files: dict[str, Path], downloaded: bool) -> tu
 
 
 def load_named(
-    name: str, data_dir: str | Path | None = None, download: bool = True, mirror: str | None = None
+    name: str, data_dir: str | Path | None = None, download: bool = True, mirror: str | None = None, *,
+    stream: bool = False, max_memory: int | None = None,
 ) -> tuple[ImageSet, ImageSet]:
     """(official train, official test) of the named set ``name`` (``fashion-mnist`` or ``mnist``).
 
     Looks in ``data_dir``, ``$NNSEE_DATA``, ``/usr/share/datasets/<name>/`` and the cache, then downloads
-    (unless ``download`` is False) from ``mirror`` / ``$NNSEE_MIRROR`` / the public mirrors.
+    (unless ``download`` is False) from ``mirror`` / ``$NNSEE_MIRROR`` / the public mirrors. ``stream``: the images
+    are read batch by batch when used, never here (checked against their sha256 once, into the stream cache).
     """
     key = name.lower().replace("_", "-")
     if key not in NAMED_SETS:
@@ -219,7 +245,7 @@ def load_named(
     for label, folder in _candidate_folders(key, data_dir):
         files = _complete(folder)
         if files is not None:
-            return _load_verified(ds, files, downloaded=False)
+            return _load_verified(ds, files, downloaded=False, stream=stream, max_memory=max_memory)
         looked.append(f"{folder} ({label})")
     errors: list[str] = []
     if download:
@@ -227,7 +253,7 @@ def load_named(
         cache = _cache_dir(key)
         files, errors = _download(ds, cache, mirrors or list(ds.mirrors))
         if files is not None:
-            return _load_verified(ds, files, downloaded=True)
+            return _load_verified(ds, files, downloaded=True, stream=stream, max_memory=max_memory)
     names = ", ".join(f"{b}.gz" for b in IDX_FILES)
     tried = "download failed: " + "; ".join(errors) if errors else "download was turned off"
     raise DataError(

@@ -37,16 +37,16 @@ MAX_IMAGE_BYTES = 4 << 30
 MAX_DEFLATE_RATIO = 1100
 
 
-def check_image_budget(path: Path, shape: tuple[int, ...]) -> None:
-    """Refuse images of ``shape`` (as declared) whose float32 copy would pass :data:`MAX_IMAGE_BYTES`, or that hold
-    no image or an empty one, before they are read."""
+def check_image_budget(path: Path, shape: tuple[int, ...], *, limit: bool = True) -> None:
+    """Refuse images of ``shape`` (as declared) whose float32 copy would pass :data:`MAX_IMAGE_BYTES` (unless not
+    ``limit``: streamed sets are never held whole), or that hold no image or an empty one, before they are read."""
     dims = "x".join(map(str, shape))
     if not shape or shape[0] == 0:
         raise DataError(f"{path}: holds no images (shape {dims}); give a data set with images in it")
     if 0 in shape[1:]:
         raise DataError(f"{path}: its images are empty (shape {dims}); each image needs at least 1x1 pixels")
     need = math.prod(shape) * 4
-    if need > MAX_IMAGE_BYTES:
+    if limit and need > MAX_IMAGE_BYTES:
         raise DataError(
             f"{path}: declares images of shape {dims}, {need:,} bytes as float32, more than the {MAX_IMAGE_BYTES:,} "
             "nnsee loads; use fewer or smaller images"
@@ -136,6 +136,20 @@ def _read_arrays(path: Path) -> dict[str, np.ndarray]:
         raise DataError(f"{path}: cannot read as .npz without pickle ({type(e).__name__}: {e})") from e
 
 
+def checked_labels(path: Path, y: np.ndarray, n: int) -> np.ndarray:
+    """``y`` as integer class indices, one per image of ``n`` (whole floats accepted), none negative; else a
+    one-line DataError."""
+    if y.ndim != 1 or len(y) != n:
+        raise DataError(f"{path}: y must have shape ({n},) (one label per image), got {y.shape}")
+    if y.dtype.kind == "f" and np.all(np.isfinite(y)) and np.array_equal(y, np.round(y)):
+        y = y.astype(np.int64)
+    if y.dtype.kind not in "iu":
+        raise DataError(f"{path}: y must hold integer class indices, got dtype {y.dtype}")
+    if len(y) and y.min() < 0:
+        raise DataError(f"{path}: y holds a negative label ({int(y.min())}); labels are class indices 0..K-1")
+    return y
+
+
 def load_npz(path: str | Path) -> ImageSet:
     """Images and labels from the ``.npz`` at ``path`` as float32 (N, C, H, W) (layout rule in the module docstring).
 
@@ -153,14 +167,7 @@ def load_npz(path: str | Path) -> ImageSet:
         raise DataError(f"{path}: x must hold numbers, got dtype {x.dtype}")
     x = _layout(path, x)
     check_image_budget(path, x.shape)
-    if y.ndim != 1 or len(y) != len(x):
-        raise DataError(f"{path}: y must have shape ({len(x)},) (one label per image), got {y.shape}")
-    if y.dtype.kind == "f" and np.all(np.isfinite(y)) and np.array_equal(y, np.round(y)):
-        y = y.astype(np.int64)
-    if y.dtype.kind not in "iu":
-        raise DataError(f"{path}: y must hold integer class indices, got dtype {y.dtype}")
-    if len(y) and y.min() < 0:
-        raise DataError(f"{path}: y holds a negative label ({int(y.min())}); labels are class indices 0..K-1")
+    y = checked_labels(path, y, len(x))
     given: Any = arrays.get("class_names")
     names = class_names_for(path, y, None if given is None else [str(n) for n in np.asarray(given).ravel()])
 

@@ -17,11 +17,14 @@ Modes, for an image ``x`` with ``D = C * H * W`` values:
 from __future__ import annotations
 
 import base64
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from nnsee.errors import DataError, not_one_of
+
+if TYPE_CHECKING:
+    from nnsee.data.lazy import LazyImages
 
 MODES = ("image", "pixel", "none")  # what training fits (``nnsee train --standardize``)
 NORMALIZE = "normalize"  # fixed per-channel statistics given with an adopted model
@@ -81,15 +84,21 @@ class Standardizer:
             raise DataError(f"expected images of {self.mean.size} channels for this normalization, got {channels}")
         return self.mean[:, None, None], self.std[:, None, None]
 
-    def fit(self, images: np.ndarray) -> Standardizer:
-        """Fit on the training images (N, C, H, W); only ``pixel`` mode keeps statistics."""
-        images = np.asarray(images)
+    def fit(self, images: np.ndarray | LazyImages) -> Standardizer:
+        """Fit on the training images (N, C, H, W), an array or a streamed set; only ``pixel`` mode keeps
+        statistics (a streamed set is read twice, chunk by chunk: :func:`_streamed_mean_std`)."""
+        lazy = not isinstance(images, np.ndarray) and hasattr(images, "chunks")
+        if not lazy:
+            images = np.asarray(images)
         if images.ndim != 4 or len(images) == 0:
             raise DataError(f"Standardizer.fit needs training images of shape (N, C, H, W), got {images.shape}")
         self.n_fit = len(images)
         if self.mode == "pixel":
-            x = images.astype(np.float64)
-            mean, std = x.mean(axis=0), x.std(axis=0)
+            if lazy:
+                mean, std, self.n_fit = _streamed_mean_std(images)
+            else:
+                x = images.astype(np.float64)
+                mean, std = x.mean(axis=0), x.std(axis=0)
             self.mean = mean.astype(np.float32)
             self.std = np.where(std < _STD_FLOOR, 1.0, std).astype(np.float32)
         return self
@@ -213,6 +222,27 @@ class Standardizer:
 
     def __repr__(self) -> str:
         return f"Standardizer({self.mode!r})"
+
+
+def _streamed_mean_std(images: LazyImages) -> tuple[np.ndarray, np.ndarray, int]:
+    """Per-pixel float64 mean and population std of a streamed set, and how many images were read (unreadable ones
+    are left out), in two passes over chunks. Each image is added to a float64 sum in data-set order, the way numpy
+    reduces an array over its first axis, so the result equals ``x.mean(0)`` and ``x.std(0)`` of the whole array."""
+    total, n = np.zeros(images.shape[1:], dtype=np.float64), 0
+    for x, _, _ in images.chunks():
+        for image in x:
+            total += image
+        n += len(x)
+    if n == 0:
+        raise DataError(f"Standardizer.fit: none of the {len(images):,} training images could be read")
+    mean = total / n
+    squares = np.zeros_like(total)
+    for x, _, _ in images.chunks():
+        centred = x.astype(np.float64) - mean
+        centred *= centred
+        for image in centred:
+            squares += image
+    return mean, np.sqrt(squares / n), n
 
 
 def _floats(values: np.ndarray | None) -> str:

@@ -9,11 +9,12 @@ import numpy as np
 import torch
 from torch import nn
 
+from nnsee.data.lazy import LazyImages
 from nnsee.methods.attribution.target import as_input
 from nnsee.methods.base import MethodError
 
 Batch = np.ndarray | torch.Tensor
-Images = np.ndarray | torch.Tensor | Iterable[Batch] | Callable[[], Iterable[Batch]]
+Images = np.ndarray | torch.Tensor | LazyImages | Iterable[Batch] | Callable[[], Iterable[Batch]]
 Transform = Callable[[np.ndarray], np.ndarray]
 
 
@@ -26,9 +27,11 @@ def _as_batch(item: object) -> Batch:
 
 
 def stream(images: Images, batch_size: int) -> Iterator[Batch]:
-    """Batches of ``images``: an array is cut into ``batch_size`` chunks (views, no copy); a callable is called for
-    an iterable of batches; an iterable of batches (arrays, or ``(images, labels)`` pairs) is read once, lazily."""
-    if isinstance(images, (np.ndarray, torch.Tensor)):
+    """Batches of ``images``: an array is cut into ``batch_size`` chunks (views, no copy), a streamed set
+    (:class:`~nnsee.data.lazy.LazyImages`) likewise, each chunk decoded when it is reached (an image that cannot be
+    read then is a one-line DataError); a callable is called for an iterable of batches; an iterable of batches
+    (arrays, or ``(images, labels)`` pairs) is read once, lazily."""
+    if isinstance(images, (np.ndarray, torch.Tensor, LazyImages)):
         for start in range(0, len(images), batch_size):
             yield images[start : start + batch_size]
         return
