@@ -108,6 +108,19 @@ def _spec(ctx: click.Context, param: click.Parameter, value: str | None) -> str 
     return value
 
 
+def _max_memory(ctx: click.Context, param: click.Parameter, value: str | None) -> int | None:
+    """``--max-memory``: a size such as 256M or 2G, in bytes (None: the default budget)."""
+    if value is None:
+        return None
+    from nnsee.data.budget import parse_size
+    from nnsee.errors import DataError
+
+    try:
+        return parse_size(value)
+    except DataError as e:
+        raise click.BadParameter(str(e).removeprefix("--max-memory "), ctx=ctx, param=param) from None
+
+
 def data_options(command: Callable[..., Any]) -> Callable[..., Any]:
     """The options that, with a SPEC, decide which images are loaded and how they are split."""
     options = [
@@ -120,6 +133,13 @@ def data_options(command: Callable[..., Any]) -> Callable[..., Any]:
         click.option("--test-fraction", type=click.FloatRange(0, 0.9), default=0.1, show_default=True,
                      help="Ignored for sets with an official test split."),
         click.option("--no-download", is_flag=True, help="Never download a named data set."),
+        click.option("--stream/--no-stream", default=None,
+                     help="Read images from disk batch by batch (--stream) or decode them all first (--no-stream); "
+                     "default: stream when the set would not fit in --max-memory."),
+        click.option("--max-memory", type=str, callback=_max_memory, default=None, metavar="SIZE",
+                     help="Memory budget for decoded images, e.g. 256M or 2G (default: half the available memory)."),
+        click.option("--workers", type=click.IntRange(0, 256), default=0, show_default=True,
+                     help="Worker processes that decode streamed batches (0: in this process)."),
     ]
     for option in reversed(options):
         command = option(command)
@@ -144,11 +164,14 @@ def device_option(command: Callable[..., Any]) -> Callable[..., Any]:
 
 
 def _load(spec: str, seed: int, size: int | None, grayscale: bool | None, data_dir: Path | None,
-          val_fraction: float, test_fraction: float, no_download: bool, resize: str = "square") -> Any:
+          val_fraction: float, test_fraction: float, no_download: bool, resize: str = "square",
+          stream: bool | None = None, max_memory: int | None = None, workers: int = 0) -> Any:
+    """The splits of ``spec`` from the data options (``workers`` is the command's: it decodes batches later)."""
     from nnsee.data import load_data
 
     return load_data(spec, size=size, grayscale=grayscale, data_dir=data_dir, seed=seed,
-                     val_fraction=val_fraction, test_fraction=test_fraction, download=not no_download, resize=resize)
+                     val_fraction=val_fraction, test_fraction=test_fraction, download=not no_download, resize=resize,
+                     stream=stream, max_memory=max_memory)
 
 
 def _host(ctx: click.Context, param: click.Parameter, value: str) -> str:
@@ -205,8 +228,11 @@ def data_info(spec: str, as_json: bool, seed: int, **options: Any) -> None:
         return
     click.echo(f"{info['source']}: {info['n']} images of shape {tuple(info['shape'])}, {len(info['classes'])} classes")
     click.echo("splits: " + ", ".join(f"{k} {v}" for k, v in info["splits"].items()))
-    low, high = info["pixel_range"]
-    click.echo(f"pixel values {low:g}..{high:g}")
+    if info["pixel_range"] is None:  # a streamed set is not decoded to describe it
+        click.echo("pixel values: not read (streamed from disk batch by batch)")
+    else:
+        low, high = info["pixel_range"]
+        click.echo(f"pixel values {low:g}..{high:g}")
     rows = info["class_counts"][:MAX_CLASS_ROWS]
     width = max(len(repr(row["class"])) for row in rows)
     click.echo(f"  {'class':<{width}}  {'train':>7} {'val':>7} {'test':>7}")
