@@ -20,7 +20,7 @@ from nnsee.errors import DataError
 
 Skipped = list[tuple[int, str, str]]
 #: Most decoded bytes read at once when a lazy set is materialized or scanned in chunks.
-CHUNK_BYTES = 32 << 20
+CHUNK_BYTES = 8 << 20
 
 
 class Source(Protocol):

@@ -238,7 +238,8 @@ def _streamed_mean_std(images: LazyImages) -> tuple[np.ndarray, np.ndarray, int]
     mean = total / n
     squares = np.zeros_like(total)
     for x, _, _ in images.chunks():
-        centred = x.astype(np.float64) - mean
+        centred = x.astype(np.float64)
+        centred -= mean
         centred *= centred
         for image in centred:
             squares += image
