@@ -49,6 +49,7 @@ def test_parse_size_and_the_default_budget() -> None:
     for bad in ("", "G", "1..2G", "-1G", "0", "1 GB of RAM"):
         with pytest.raises(DataError, match="256M"):
             parse_size(bad)
-    available = next(int(line.split()[1]) * 1024 for line in open("/proc/meminfo") if line.startswith("MemAvailable"))
+    meminfo = Path("/proc/meminfo").read_text().splitlines()
+    available = next(int(line.split()[1]) * 1024 for line in meminfo if line.startswith("MemAvailable"))
     assert abs(default_max_memory() - available / 2) < 0.2 * available  # read again: it moves a little
     np.testing.assert_equal(parse_size(7), 7)
