@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 ONLY = ("mlp", "lbfgs", "report", "report-memory", "attribution", "occlusion", "gradients", "ig", "top9", "deep",
-        "deep-occlusion", "deep-ig", "deep-views")
+        "deep-occlusion", "deep-ig", "deep-views", "streaming", "stream-analyze", "stream-workers")
 
 
 def _log(message: str) -> None:
@@ -30,7 +30,7 @@ def main(argv: list[str] | None = None) -> int:
                         help="small sizes and few epochs: self-tests the harness (speed not judged)")
     parser.add_argument("--only", choices=ONLY, help="run only this benchmark (attribution: all four of "
                         "occlusion, gradients, ig, top9; deep: deep-occlusion, deep-ig, deep-views on ResNet-18 at "
-                        "224 px)")
+                        "224 px; streaming: stream-analyze, stream-workers over whole data sets)")
     parser.add_argument("--epochs", type=int, help="MLP epochs (default 10; --quick 2)")
     parser.add_argument("--batch-sizes", type=int, nargs="+", help="MLP batch sizes (default 128 256)")
     parser.add_argument("--repeats", type=int, help="L-BFGS repeats (default 3; --quick 1)")
@@ -56,7 +56,7 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _run(args: argparse.Namespace, torch: Any) -> int:
-    from benchmarks import attribution, deep, lbfgs_softmax, mlp_epoch, report_memory, report_time
+    from benchmarks import attribution, deep, lbfgs_softmax, mlp_epoch, report_memory, report_time, streaming
     from benchmarks.common import CpuWatch, IdleGate, busy_warning, exit_status, load_fashion_mnist
 
     quick = args.quick
@@ -100,6 +100,10 @@ def _run(args: argparse.Namespace, torch: Any) -> int:
         _log("deep nets (ResNet-18 at 224 px): occlusion, integrated gradients, top-9, interleaved")
         names = tuple(deep.BENCHES) if args.only in (None, "deep") else (args.only,)
         sections.extend(deep.run(quick, args.seed, gate=gate, log=_log, only=names))
+    if args.only is None or args.only == "streaming" or args.only in streaming.BENCHES:
+        _log("whole data sets: streaming analyze, DataLoader workers, torchrun, interleaved")
+        names = tuple(streaming.BENCHES) if args.only in (None, "streaming") else (args.only,)
+        sections.extend(streaming.run(quick, args.seed, gate=gate, log=_log, only=names))
     for s in sections:
         warning = busy_warning(s.others_cores)
         if warning:
