@@ -1,7 +1,8 @@
 """The memory budget that decides whether a data set is decoded whole or streamed (``--max-memory``).
 
-``default_max_memory()`` is half of the memory available now (``MemAvailable`` of ``/proc/meminfo``; where there is
-no such file, half of the physical memory from ``os.sysconf``; 2 GiB if neither answers). ``parse_size`` reads sizes
+``default_max_memory()`` is half of the memory available now: ``MemAvailable`` of ``/proc/meminfo`` (where there is
+no such file, the free physical memory from ``os.sysconf``; 2 GiB in all if neither answers), or less where the
+process's cgroup (v2, a container's limit) leaves less: ``memory.max - memory.current``. ``parse_size`` reads sizes
 such as ``256M`` or ``2G``: binary units (K = 1024 bytes, M = 1024 K, G, T), a bare number is bytes.
 """
 
@@ -17,7 +18,30 @@ _SIZE = re.compile(r"\s*(\d+(?:\.\d*)?|\.\d+)\s*([KMGT]?)(?:I?B)?\s*", re.IGNORE
 _FALLBACK = 2 << 30
 
 
+#: The cgroup v2 folder of this process's memory limit (a container's); read only if it exists.
+CGROUP = "/sys/fs/cgroup"
+
+
+def _cgroup_room() -> int | None:
+    """``memory.max - memory.current`` of this cgroup (v2), or None where there is no limit or no such file."""
+    try:
+        with open(os.path.join(CGROUP, "memory.max"), encoding="ascii") as f:
+            limit = f.read().strip()
+        if limit == "max":
+            return None
+        with open(os.path.join(CGROUP, "memory.current"), encoding="ascii") as f:
+            return max(0, int(limit) - int(f.read().strip()))
+    except (OSError, ValueError):
+        return None
+
+
 def _available() -> int | None:
+    room = _cgroup_room()
+    host = _host_available()
+    return min(x for x in (room, host) if x is not None) if (room, host) != (None, None) else None
+
+
+def _host_available() -> int | None:
     try:
         with open("/proc/meminfo", encoding="ascii") as f:
             for line in f:

@@ -53,3 +53,16 @@ def test_parse_size_and_the_default_budget() -> None:
     available = next(int(line.split()[1]) * 1024 for line in meminfo if line.startswith("MemAvailable"))
     assert abs(default_max_memory() - available / 2) < 0.2 * available  # read again: it moves a little
     np.testing.assert_equal(parse_size(7), 7)
+
+
+def test_the_default_budget_is_half_of_what_a_cgroup_leaves(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import nnsee.data.budget as budget
+
+    monkeypatch.setattr(budget, "CGROUP", str(tmp_path))
+    monkeypatch.setattr(budget, "_host_available", lambda: 64 << 30)
+    assert budget.default_max_memory() == 32 << 30  # no cgroup files: the host's MemAvailable
+    (tmp_path / "memory.max").write_text("max\n")
+    assert budget.default_max_memory() == 32 << 30  # no limit
+    (tmp_path / "memory.max").write_text(f"{3 << 30}\n")
+    (tmp_path / "memory.current").write_text(f"{1 << 30}\n")
+    assert budget.default_max_memory() == 1 << 30  # a container's 3 GiB with 1 GiB used: half of 2 GiB
