@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import importlib
 import json
@@ -276,7 +277,7 @@ def train(spec: str, model_name: str, hidden: str, activation: str, channels: st
           optimizer: str, epochs: int,
           batch_size: int, lr: float | None, seed: int, standardize: str, snapshots: list[int], patience: int,
           device: str, out: Path, force: bool, as_json: bool, **data_opts: Any) -> None:
-    """Train a model and write its run folder OUT."""
+    """Train a model and write its run folder OUT (under torchrun: DistributedDataParallel, rank 0 writes)."""
     import torch
 
     from nnsee.models import build_model
@@ -289,18 +290,40 @@ def train(spec: str, model_name: str, hidden: str, activation: str, channels: st
     if replace and not force:
         raise click.UsageError(f"{out} already holds a run; continue it with `nnsee resume {out}`, "
                                "choose another --out, or pass --force to overwrite it")
+    workers = data_opts.get("workers") or 0
     config = TrainConfig(optimizer=optimizer, lr=lr, epochs=epochs, batch_size=batch_size, l2=l2, seed=seed,
-                         patience=patience, snapshots=snapshots, standardize=standardize, device=device)
+                         patience=patience, snapshots=snapshots, standardize=standardize, device=device,
+                         workers=workers)
     given = {"hidden": _option_int_list(hidden, "--hidden"), "activation": activation,
              "channels": _option_int_list(channels, "--channels"), "kernel": kernel}
     ctx = click.get_current_context()
     given = {k: v for k, v in given.items() if ctx.get_parameter_source(k) is not click.core.ParameterSource.DEFAULT}
     options = _model_options(model_name, given)
-    splits = _load(spec, seed, **data_opts)
-    torch.manual_seed(seed)
-    model = build_model(model_name, splits.shape, splits.train.n_classes, **options)
-    result = fit(model, splits, config, out, replace=replace)
-    _report_fit(result, as_json)
+    with _ranks(device) as dist:
+        splits = _load(spec, seed, **data_opts)
+        torch.manual_seed(seed)
+        model = build_model(model_name, splits.shape, splits.train.n_classes, **options)
+        result = fit(model, splits, config, out, replace=replace, dist=dist)
+        _report_fit(result, as_json, dist)
+
+
+@contextlib.contextmanager
+def _ranks(device: str) -> Any:
+    """The torchrun process group around a command (``None`` without torchrun). Only rank 0 prints: the other ranks
+    drop warnings, and an nnsee error on them exits with status 1 without a line (rank 0 says it)."""
+    from nnsee.distributed import setup, teardown
+
+    dist = setup(device)
+    if dist is not None and not dist.is_main:
+        warnings.simplefilter("ignore")
+    try:
+        yield dist
+    except NnseeError:
+        if dist is None or dist.is_main:
+            raise
+        sys.exit(1)
+    finally:
+        teardown(dist)
 
 
 def _model_options(name: str, given: dict[str, Any]) -> dict[str, Any]:
@@ -336,15 +359,21 @@ def _model_options(name: str, given: dict[str, Any]) -> dict[str, Any]:
 @device_option
 @_friendly_errors
 def resume(run: Path, epochs: int | None, allow_changed_data: bool, as_json: bool, device: str) -> None:
-    """Continue training RUN bitwise as if it had never stopped (on the same kind of device)."""
+    """Continue training RUN bitwise as if it had never stopped (on the same kind of device; under torchrun, as
+    `train` does there)."""
     from nnsee.train import resume as resume_run
 
     # the device run.json records is where the run was trained, not where it must continue
-    _report_fit(resume_run(run, epochs, allow_changed_data=allow_changed_data, device=device),
-                as_json)
+    with _ranks(device) as dist:
+        _report_fit(resume_run(run, epochs, allow_changed_data=allow_changed_data, device=device, dist=dist),
+                    as_json, dist)
 
 
-def _report_fit(result: Any, as_json: bool) -> None:
+def _report_fit(result: Any, as_json: bool, dist: Any = None) -> None:
+    if dist is not None and not dist.is_main:  # rank 0 reports; the others only share its exit status
+        if result.status == "interrupted":
+            sys.exit(130)
+        return
     test = result.metrics.get("test", {})
     val = result.metrics.get("val", {})
     if as_json:

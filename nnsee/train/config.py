@@ -27,6 +27,8 @@ MAX_L2 = 10.0
 MAX_EPOCHS = 1_000_000
 MAX_BATCH_SIZE = 2**31 - 1
 MAX_LBFGS_ITERATIONS = 100_000
+#: Most DataLoader worker processes decoding a streamed set's batches (``--workers``).
+MAX_WORKERS = 256
 #: The devices a run can train on: cpu, cuda or cuda:N (when CUDA is available), mps (when available).
 DEVICE_KINDS = ("cpu", "cuda", "mps")
 #: ``--device auto``: the first CUDA GPU when CUDA is available, else the CPU (never mps, see :func:`resolve_device`).
@@ -104,7 +106,8 @@ class TrainConfig:
     ``patience`` > 0 stops when the validation loss has not improved for that many epochs and keeps the best
     weights; 0 trains every epoch. ``snapshots`` lists the epochs whose weights are kept (0 = before training).
     Ranges: lr finite and positive, l2 in [0, 10], momentum in [0, 1), seed 0 .. 2^32 − 1, epochs, patience and snapshot
-    epochs 0 .. 10^6; the device must exist here (:func:`resolve_device`: ``auto`` is recorded as the device it
+    epochs 0 .. 10^6; ``workers`` processes (0 .. 256) decode a streamed set's batches; the device must exist
+    here (:func:`resolve_device`: ``auto`` is recorded as the device it
     picked).
     """
 
@@ -120,6 +123,7 @@ class TrainConfig:
     standardize: str = "image"
     lbfgs_iterations: int = 20
     device: str = "cpu"
+    workers: int = 0
 
     def __post_init__(self) -> None:
         if self.optimizer not in OPTIMIZERS:
@@ -137,6 +141,7 @@ class TrainConfig:
         _whole("the seed (--seed)", self.seed, 0, SEED_MAX)
         _whole("patience (--patience)", self.patience, 0, MAX_EPOCHS, hint="; 0 turns early stopping off")
         _whole("lbfgs iterations", self.lbfgs_iterations, 1, MAX_LBFGS_ITERATIONS)
+        _whole("workers (--workers)", self.workers, 0, MAX_WORKERS, hint="; 0 decodes in the training process")
         if not isinstance(self.snapshots, list | tuple):
             raise TrainingError(f"snapshot epochs must be a list of whole numbers, got {_shown(self.snapshots)}")
         for s in self.snapshots:

@@ -67,7 +67,26 @@ def scores(logits: np.ndarray, labels: np.ndarray, class_names: list[str]) -> di
     }
 
 
-def evaluate(model: nn.Module, data: ImageSet, standardizer: Any = None) -> dict[str, Any]:
-    """Scores of ``model`` on ``data``, standardized with ``standardizer`` (as stored in its run) chunk by chunk."""
+def evaluate(model: nn.Module, data: ImageSet, standardizer: Any = None, *, workers: int = 0) -> dict[str, Any]:
+    """Scores of ``model`` on ``data``, standardized with ``standardizer`` (as stored in its run) chunk by chunk.
+
+    A streamed set is read through :func:`nnsee.data.loader.batches` (``workers`` decoding processes); images that
+    cannot be read are left out of the scores and counted in ``n_skipped``."""
     transform = standardizer.transform if standardizer is not None else None
-    return scores(predict_logits(model, data.images, transform=transform), data.labels, data.class_names)
+    if not getattr(data, "streamed", False):
+        return scores(predict_logits(model, data.images, transform=transform), data.labels, data.class_names)
+    from nnsee.data.loader import batches
+
+    weight = next(model.parameters())
+    cuda = weight.device.type == "cuda"
+    logits, labels, skipped = [], [], 0
+    with eval_mode(model):
+        for batch in batches(data, chunk_size(data.shape), transform=transform, workers=workers, pin_memory=cuda):
+            logits.append(model(batch.images.to(weight.device, non_blocking=cuda)).float().cpu())
+            labels.append(batch.labels)
+            skipped += len(batch.skipped)
+    k = len(data.class_names)
+    out = scores(torch.cat(logits).numpy() if logits else np.zeros((0, k), np.float32),
+                 torch.cat(labels).numpy() if labels else np.zeros(0, np.int64), data.class_names)
+    out["n_skipped"] = skipped
+    return out
