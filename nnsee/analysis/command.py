@@ -37,6 +37,18 @@ def _split(run: Any, spec: str | None, split: str, data_opts: dict[str, Any]) ->
     return data
 
 
+def _terminate_as_interrupt() -> None:
+    """SIGTERM (a kill, a scheduler) stops the pass as Ctrl-C does: at a clean point, with one line."""
+    import contextlib
+    import signal
+
+    def handler(signum: int, frame: Any) -> None:
+        raise KeyboardInterrupt
+
+    with contextlib.suppress(ValueError):  # not the main thread
+        signal.signal(signal.SIGTERM, handler)
+
+
 @click.command("analyze")
 @click.argument("run", type=click.Path(exists=True, file_okay=False, path_type=Path))
 @click.option("--data", "spec", default=None, callback=_spec, help="Analyze this SPEC (default: the run's own data).")
@@ -70,6 +82,8 @@ def analyze_command(run: Path, spec: str | None, split: str, out: Path, layers: 
     chosen_layers = _names_list(layers, "--layers") if layers is not None else []
     chosen_methods = _names_list(methods, "--methods") if methods is not None else []
     dist = setup(device)
+    if dist is None:
+        _terminate_as_interrupt()
     try:
         loaded = load_run(run, device=str(dist.device) if dist is not None else device)
         data = _split(loaded, spec, split, data_opts)
@@ -80,8 +94,9 @@ def analyze_command(run: Path, spec: str | None, split: str, out: Path, layers: 
                              methods=chosen_methods, batch_size=batch_size, workers=workers, resume=resume,
                              device=device, dist=dist, identity=identity, progress=progress, shard_size=shard_size)
         except KeyboardInterrupt:
-            click.echo(f"error: interrupted; the analysis in {out} keeps its last checkpoint: continue it with the "
-                       "same command and --resume", err=True)
+            why = "interrupted" if dist is None else f"rank {dist.rank} stopped (a rank failed, or torchrun stopped it)"
+            click.echo(f"error: {why}; the analysis in {out} keeps its last checkpoints and has no summary.json: "
+                       "continue it with the same command and --resume", err=True)
             sys.exit(130)
     finally:
         teardown(dist)

@@ -44,6 +44,7 @@ from nnsee.analysis.result import Analysis
 from nnsee.data.imageset import ImageSet
 from nnsee.data.loader import batches
 from nnsee.errors import DataError, MethodError, NnseeError, RunError
+from nnsee.io import atomic_write_text
 
 if TYPE_CHECKING:
     from nnsee.data.standardize import Standardizer
@@ -244,28 +245,26 @@ def _finish(out: Path, data: ImageSet, acc: Accumulators, probabilities: np.ndar
             dist: Dist | None, seconds: float) -> Analysis:
     """Merge the ranks' states on rank 0 and write the probabilities, class means and, last, ``summary.json``."""
     world = dist.world_size if dist is not None else 1
+    gathered: list[Any] | None = None
     if dist is not None:
-        from nnsee.distributed import all_agree, broadcast_from_main, gather_to_main
+        from nnsee.distributed import all_agree, gather_to_main
 
         if not all_agree(dist, True):
             raise RunError("another rank failed (see its message): nothing was merged and no summary.json was "
                            f"written; fix the cause and rerun with --resume --out {out}")
         gathered = gather_to_main(dist, (acc.state(), np.array(probabilities)))
-        if not dist.is_main:
-            return Analysis(out, broadcast_from_main(dist, None))
-        parts = [Accumulators.from_state(state) for state, _ in gathered]
-        acc = functools.reduce(Accumulators.merge, parts)
-        probabilities = np.concatenate([p for _, p in gathered])
-    summary = _summary(out, data, acc, fingerprint, world, seconds)
-    save_npy(out / "probabilities.npy", np.asarray(probabilities, np.float32))
-    from nnsee.io import atomic_write_text
 
-    atomic_write_text(out / SUMMARY, json.dumps(summary, allow_nan=False))
-    if dist is not None:
-        from nnsee.distributed import broadcast_from_main
+    def write() -> dict[str, Any]:
+        merged, probs = acc, probabilities
+        if gathered is not None:
+            merged = functools.reduce(Accumulators.merge, [Accumulators.from_state(state) for state, _ in gathered])
+            probs = np.concatenate([p for _, p in gathered])
+        summary = _summary(out, data, merged, fingerprint, world, seconds)
+        save_npy(out / "probabilities.npy", np.asarray(probs, np.float32))
+        atomic_write_text(out / SUMMARY, json.dumps(summary, allow_nan=False))
+        return summary
 
-        broadcast_from_main(dist, summary)
-    return Analysis(out, summary)
+    return Analysis(out, _on_main(dist, write))
 
 
 def _shard_names(n: int, world: int, shard: int) -> list[str]:
