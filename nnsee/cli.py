@@ -509,16 +509,19 @@ def evaluate(run: Path, spec: str | None, split: str, as_json: bool, device: str
 @click.option("--layers", default=None, metavar="NAMES",
               help="Comma-separated dotted layer names (see `nnsee layers RUN`) for the layer views, e.g. "
               "layer2,layer4 (default: the report's own choice).")
+@click.option("--analysis", type=click.Path(exists=True, file_okay=False, path_type=Path), default=None,
+              help="An `nnsee analyze` folder of this run's test split: its accuracy and confusion matrix are shown "
+              "instead of being recomputed.")
 @device_option
 @_friendly_errors
 def report(run: Path, out: Path | None, max_units: int, sort_units: str, data_path: Path | None, layers: str | None,
-           device: str) -> None:
+           analysis: Path | None, device: str) -> None:
     """Write the static HTML report of RUN: templates, unit cards, why-this-score, evolution."""
     from nnsee.report import build_report
 
     chosen = _names_list(layers, "--layers") if layers is not None else None
     index = build_report(run, out, data=data_path, max_units=max_units, sort_units=sort_units, device=device,
-                         layers=chosen)
+                         layers=chosen, analysis=analysis)
     click.echo(f"report written: {index}\nopen it in a browser: {_link(index)}")
 
 

@@ -41,7 +41,7 @@ def environment(sections: Sequence[Section] = ()) -> Environment:
 def build_report(run: Run | str | Path, out: str | Path | None = None, *, splits: Splits | None = None,
                  data: str | Path | None = None, max_units: int = 256, gallery: int = 16,
                  sort_units: str = "outgoing-norm", device: str | None = None,
-                 layers: Sequence[str] | None = None) -> Path:
+                 layers: Sequence[str] | None = None, analysis: str | Path | None = None) -> Path:
     """Write ``out`` (default ``RUN/report``) ``/index.html`` (+ ``units-N.html`` pages and PNG/GIF figures).
 
     ``run`` is a loaded :class:`~nnsee.train.Run`, or a run folder, loaded here. ``splits`` defaults to the run's
@@ -51,7 +51,9 @@ def build_report(run: Run | str | Path, out: str | Path | None = None, *, splits
     the index path. ``layers`` (dotted names, see ``nnsee layers RUN``) are the stages the CNN section shows
     (top-9 and Grad-CAM; default: the last conv module of each resolution, lifted to the block it ends).
     ``device`` (``auto``, ``cpu``, ``cuda[:N]``, ``mps``) is where the model computes: a folder is loaded there
-    (default: the CPU), a loaded run's model is moved there (default: where it is).
+    (default: the CPU), a loaded run's model is moved there (default: where it is). ``analysis``: the folder of an
+    ``nnsee analyze`` of this run's test split, whose scores (accuracy, confusion matrix) the page shows instead of
+    recomputing them; an analysis of other weights or other data is refused in one line.
     """
     from nnsee.data.spec import load_splits
     from nnsee.methods.hidden_units import SORT_KEYS
@@ -68,6 +70,8 @@ def build_report(run: Run | str | Path, out: str | Path | None = None, *, splits
     out = Path(out) if out is not None else run.path / "report"
     check_report_folder(out)  # before the work, not only before the writes
     data_splits = splits if splits is not None else load_splits(run.data_spec, path=data)
+    if analysis is not None:
+        run = _with_analysis(run, data_splits, analysis)
     inp = ReportInput(run, data_splits, max_units=max_units, gallery=gallery, sort_units=sort_units,
                       layers=list(layers) if layers is not None else None)
     if layers is not None:  # a wrong name is refused before any section is computed
@@ -97,6 +101,22 @@ def build_report(run: Run | str | Path, out: str | Path | None = None, *, splits
     for name, content in files.items():
         write_atomic(out / name, content)
     return out / "index.html"
+
+
+def _with_analysis(run: Run, splits: Splits, path: str | Path) -> Run:
+    """``run`` with its test metrics taken from the analysis in ``path`` (checked: same weights, the test split)."""
+    from dataclasses import replace
+
+    from nnsee.analysis import load_analysis
+    from nnsee.analysis.report import check_run, same_data, scores
+
+    analysis = load_analysis(path)
+    check_run(analysis, run)
+    changed = same_data(analysis, splits.test)
+    if changed:
+        raise RunError(f"the analysis in {path} is not of this run's test split ({'; '.join(changed[:3])} differ); "
+                       f"make one with: nnsee analyze {run.path} --split test --out DIR")
+    return replace(run, meta={**run.meta, "metrics": {**run.metrics, "test": scores(analysis)}})
 
 
 def _refuse_link(path: Path) -> None:
