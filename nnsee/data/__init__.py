@@ -1,9 +1,11 @@
-"""Data: one ``ImageSet`` type, loaders for each SPEC form, seeded splits and standardization."""
+"""Data: one ``ImageSet`` type (images in memory or streamed: ``LazyImages``), loaders for each SPEC form, seeded splits
+and standardization. Batches, with worker processes, come from :func:`nnsee.data.loader.batches` (it imports torch)."""
 
 from nnsee.data.digits import load_digits
 from nnsee.data.folder import load_folder
 from nnsee.data.idx import read_idx
 from nnsee.data.imageset import ImageSet, Splits
+from nnsee.data.lazy import LazyImages
 from nnsee.data.named import load_named
 from nnsee.data.npz import load_npz
 from nnsee.data.spec import describe, load_data, load_splits
@@ -12,6 +14,7 @@ from nnsee.data.standardize import Standardizer
 
 __all__ = [
     "ImageSet",
+    "LazyImages",
     "Splits",
     "Standardizer",
     "describe",
