@@ -250,6 +250,8 @@ class _Trainer:
                     self.load_state(last_good)
                     raise TrainingError(self.peer_failure_message(exc)) from None
                 self.record(train_loss, train_accuracy, val_loss, val_accuracy, time.perf_counter() - started)
+                # Under torchrun val_loss is one all-reduced sum, the same bytes on every rank (ring all-reduce
+                # hands each rank the same reduced chunks), so every rank takes the same decision.
                 stop = self.early_stopping(val_loss)
                 with _sigint_deferred():
                     if self.writes and self.resumable:

@@ -159,3 +159,48 @@ def test_lbfgs_and_a_batch_smaller_than_the_ranks_are_refused() -> None:
 
 def test_sitecustomize_is_python() -> None:
     compile(textwrap.dedent(SITECUSTOMIZE), "sitecustomize.py", "exec")
+
+
+def test_early_stopping_stops_every_rank_at_the_one_process_epoch(tmp_path: Path) -> None:
+    env = _env(tmp_path)
+    # val loss 0.464 0.338 0.306 0.304 0.276 0.297: stops at 6. (At --lr 0.01 the dynamics amplify rounding: even one
+    # process summing each batch in two halves, as two ranks do, parts from the plain run by 1.6e-2 in 2 epochs.)
+    args = [*TRAIN, "--epochs", "20", "--patience", "1", "--lr", "0.003"]
+    one = _nnsee([*args, "--out", str(tmp_path / "one")], env)
+    two = _nnsee([*args, "--out", str(tmp_path / "two")], env, ranks=2)
+    assert one.returncode == 0 and two.returncode == 0, two.stderr[-3000:]
+    (a,), (b,) = _json_lines(one.stdout), _json_lines(two.stdout)
+    assert a["status"] == b["status"] == "early-stopped" and a["epoch"] == b["epoch"] == 6
+    assert _max_diff(tmp_path / "one", tmp_path / "two") < 1e-4  # both keep epoch 5's weights
+
+
+def test_ctrl_c_on_torchrun_stops_every_rank_at_the_last_complete_epoch(tmp_path: Path) -> None:
+    import signal
+    import time
+
+    out = tmp_path / "run"
+    env = _env(tmp_path)
+    launcher = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node", "2"]
+    proc = subprocess.Popen([*launcher, "-m", "nnsee", *TRAIN, "--epochs", "200", "--out", str(out)], env=env,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=tmp_path,
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline and proc.poll() is None:
+        try:
+            if json.loads((out / "run.json").read_text())["epoch"] >= 2:
+                break
+        except (OSError, ValueError, KeyError):
+            pass
+        time.sleep(0.2)
+    proc.send_signal(signal.SIGINT)  # what Ctrl-C sends to the launcher; it passes SIGINT on to every rank
+    stdout, stderr = proc.communicate(timeout=120)
+    assert proc.returncode != 0
+    said = [line for line in stderr.splitlines() if line.startswith("interrupted during epoch")]
+    assert len(said) == 1, stderr[-3000:]  # rank 0 only
+    meta = json.loads((out / "run.json").read_text())
+    assert said[0].endswith(f"holds epoch {meta['epoch']}: continue with `nnsee resume {out}`")
+    assert meta["status"] == "training" and meta["history"]["epoch"] == list(range(1, meta["epoch"] + 1))
+    assert sorted(p.name for p in out.iterdir()) == ["model.safetensors", "run.json", "state.safetensors"]
+    more = _nnsee(["resume", str(out), "--epochs", "1", "--device", "cpu", "--json"], env, ranks=2)
+    assert more.returncode == 0, more.stderr[-3000:]
+    assert _json_lines(more.stdout)[0]["epoch"] == meta["epoch"] + 1
