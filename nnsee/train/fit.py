@@ -29,15 +29,15 @@ from tqdm.auto import tqdm
 
 from nnsee.data.imageset import Splits
 from nnsee.data.standardize import Standardizer
-from nnsee.distributed import Dist, all_sum, gather_to_main, is_dist_failure, rank_positions
+from nnsee.distributed import Dist, all_sum, gather_to_main, is_dist_failure
 from nnsee.errors import TrainingError, not_one_of
 from nnsee.models.registry import model_spec
 from nnsee.train.config import DEFAULT_LR, TrainConfig, check_device
-from nnsee.train.evaluate import chunk_size, evaluate
+from nnsee.train.evaluate import evaluate
 from nnsee.train.objective import l2_penalty, objective
 from nnsee.train.optimizers import make_optimizer
 from nnsee.train.run import Run, out_folder_state, remove_run_files, save_run, save_snapshot
-from nnsee.train.shards import steps
+from nnsee.train.shards import steps, validation_sums
 
 HISTORY_KEYS = ("epoch", "train_loss", "train_accuracy", "val_loss", "val_accuracy", "l2_penalty", "seconds")
 SAVE_POLICIES = ("every-epoch", "end")
@@ -391,27 +391,12 @@ class _Trainer:
     @torch.no_grad()
     def validate_in_shares(self) -> tuple[float, float]:
         """Validation loss (mean cross-entropy) and accuracy from sums over this rank's block of the validation set
-        (:func:`~nnsee.distributed.rank_positions`), read in chunks, summed over the ranks."""
+        (:func:`~nnsee.train.shards.validation_sums`), summed over the ranks."""
         self.model.eval()
-        positions = rank_positions(len(self.data.val), self.dist)
-        size = chunk_size(self.data.shape)
-        loss, correct, count = 0.0, 0, 0
-        if self.x_val is not None:
-            chunks = ((self.x_val[p[0] : p[-1] + 1], self.y_val[p[0] : p[-1] + 1])
-                      for p in (positions[s : s + size] for s in range(0, len(positions), size)))
-        else:
-            from nnsee.data.loader import batches
-
-            cuda = self.device.type == "cuda"
-            chunks = ((b.images.to(self.device, non_blocking=cuda), b.labels.to(self.device, non_blocking=cuda))
-                      for b in batches(self.data.val, size, transform=self.standardizer.transform,
-                                       positions=positions, workers=self.config.workers, pin_memory=cuda))
-        for x, y in chunks:
-            logits = self.model(x)
-            loss += F.cross_entropy(logits, y, reduction="sum").item()
-            correct += int((logits.argmax(1) == y).sum())
-            count += len(y)
-        sums = [loss, correct, count] if self.dist is None else all_sum(self.dist, [loss, correct, count])
+        sums = validation_sums(self.model, self.data.val, self.dist, self.x_val, self.y_val,
+                               transform=self.standardizer.transform, workers=self.config.workers)
+        if self.dist is not None:
+            sums = all_sum(self.dist, sums)
         return (sums[0] / sums[2], sums[1] / sums[2]) if sums[2] else (float("nan"), float("nan"))
 
     def record(self, train_loss: float, train_accuracy: float, val_loss: float, val_accuracy: float,

@@ -1,4 +1,5 @@
-"""The batches one training process takes: its share of each global batch, in memory or streamed from disk.
+"""The batches one training process takes: its share of each global batch, in memory or streamed from disk; and
+its block of the validation set.
 
 One epoch's seeded order ``o`` (a permutation of the training set, the same on every rank) is cut into global
 batches ``o[tB : (t+1)B]``. Of global batch ``t`` (``L_t`` images), rank ``r`` of ``W`` takes the ``r``-th
@@ -19,9 +20,11 @@ from dataclasses import dataclass, field
 
 import numpy as np
 import torch
+import torch.nn.functional as F
+from torch import nn
 
 from nnsee.data.imageset import ImageSet
-from nnsee.distributed import Dist, block
+from nnsee.distributed import Dist, block, rank_positions
 
 
 @dataclass
@@ -78,3 +81,35 @@ def steps(data: ImageSet, order: np.ndarray, batch_size: int, dist: Dist | None,
     for t in range(done, total):  # this rank's share of the last batch is empty
         shape = (0, *data.shape)
         yield Step(torch.empty(shape, dtype=torch.float32), torch.empty(0, dtype=torch.int64), planned[t])
+
+
+@torch.no_grad()
+def validation_sums(model: nn.Module, data: ImageSet, dist: Dist | None, images: torch.Tensor | None,
+                    labels: torch.Tensor, *, transform: Callable[[np.ndarray], np.ndarray] | None,
+                    workers: int) -> list[float]:
+    """``[Σ cross-entropy, Σ correct, count]`` of ``model`` (in eval mode) over this rank's contiguous block of
+    ``data`` (:func:`~nnsee.distributed.rank_positions`), in chunks: slices of ``images`` (standardized, in memory)
+    when given, else read through :func:`nnsee.data.loader.batches` and standardized by ``transform``."""
+    from nnsee.train.evaluate import chunk_size
+
+    device = next(model.parameters()).device
+    positions = rank_positions(len(data), dist)
+    size = chunk_size(data.shape)
+    if images is not None:
+        chunks: Iterator[tuple[torch.Tensor, torch.Tensor]] = (
+            (images[p[0] : p[-1] + 1], labels[p[0] : p[-1] + 1])
+            for p in (positions[s : s + size] for s in range(0, len(positions), size)))
+    else:
+        from nnsee.data.loader import batches
+
+        cuda = device.type == "cuda"
+        chunks = ((b.images.to(device, non_blocking=cuda), b.labels.to(device, non_blocking=cuda))
+                  for b in batches(data, size, transform=transform, positions=positions, workers=workers,
+                                   pin_memory=cuda))
+    loss, correct, count = 0.0, 0, 0
+    for x, y in chunks:
+        logits = model(x)
+        loss += F.cross_entropy(logits, y, reduction="sum").item()
+        correct += int((logits.argmax(1) == y).sum())
+        count += len(y)
+    return [loss, float(correct), float(count)]

@@ -111,8 +111,8 @@ def test_two_ranks_train_like_one_process_and_only_rank_0_writes(tmp_path: Path)
 
 
 def test_resume_under_torchrun_continues(tmp_path: Path) -> None:
-    env = _env(tmp_path)
     full, part = tmp_path / "full", tmp_path / "part"
+    env = _env(tmp_path, NNSEE_TEST_WATCH=str(part))
     assert _nnsee([*TRAIN, "--epochs", "3", "--out", str(full)], env).returncode == 0
     first = _nnsee([*TRAIN, "--epochs", "3", "--out", str(part)], env, ranks=2)
     assert first.returncode == 0, first.stderr[-3000:]
@@ -124,6 +124,8 @@ def test_resume_under_torchrun_continues(tmp_path: Path) -> None:
     again = _nnsee(["resume", str(full), "--epochs", "2", "--device", "cpu", "--json"], env)  # one process, 5 epochs
     assert again.returncode == 0, again.stderr[-2000:]
     assert _max_diff(full, part) < 1e-4
+    log = tmp_path / "rank1.log"
+    assert not log.exists() or not log.read_text(), f"rank 1 wrote into the run folder:\n{log.read_text()[:500]}"
 
 
 def test_a_killed_rank_stops_the_job_and_leaves_the_last_complete_epoch(tmp_path: Path) -> None:
