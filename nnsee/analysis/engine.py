@@ -3,13 +3,17 @@
 Per batch (``nnsee.data.loader.batches``, standardized per batch): one forward pass in eval mode gives the logits
 and, through hooks at each chosen layer's last call, the layers' outputs, merged at once into their top-k; each
 chosen attribution method runs on the batch (target: the true label) and its maps go to the shard being written.
-Every ``shard_size`` images the shard's maps are written and the state is checkpointed (atomic files), so a stop
-loses at most one shard. Under torchrun each rank takes its contiguous block of positions (its own shards and
-checkpoint), and rank 0 gathers the states, merges them and writes ``summary.json`` last.
+Every ``shard_size`` images the shard's maps are written, and the state is checkpointed (atomic files) after the
+first shard and then at most every ``CHECKPOINT_SECONDS``, so a stop loses about that much work. Under torchrun
+each rank takes its contiguous block of positions (its own shards and checkpoint), and rank 0 gathers the states,
+merges them and writes ``summary.json`` last.
 """
 
 from __future__ import annotations
 
+import contextlib
+import ctypes
+import ctypes.util
 import functools
 import json
 import math
@@ -51,8 +55,18 @@ if TYPE_CHECKING:
     from nnsee.distributed import Dist
 
 #: Bytes of maps a shard holds in memory before it is written (a shard is also the checkpoint interval).
-SHARD_MAP_BYTES = 64 * 2**20
+SHARD_MAP_BYTES = 32 * 2**20
 SHARD_IMAGES = 4096
+#: A checkpoint (whose predictions grow with N) follows the first shard, the last, and then a shard at least this
+#: many seconds after the previous checkpoint; the shards after it are recomputed (and rewritten) on resume.
+CHECKPOINT_SECONDS = 10.0
+
+
+def _trim_heap() -> None:
+    """glibc's ``malloc_trim(0)`` after each shard: without it the freed batches fragment the heap and the peak
+    creeps up with the number of shards (measured: +25 MB from 5,000 to 30,000 images; +9 MB with it)."""
+    with contextlib.suppress(OSError, AttributeError, TypeError):
+        ctypes.CDLL(ctypes.util.find_library("c")).malloc_trim(0)
 
 
 def _first_image(data: ImageSet, transform: Any) -> torch.Tensor:
@@ -200,6 +214,7 @@ def _rank_pass(model: nn.Module, data: ImageSet, out: Path, fingerprint: dict[st
     bar = tqdm(total=len(positions), initial=min(len(positions), next_shard * shard), unit="img", file=sys.stderr,
                disable=not show or (dist is not None and not dist.is_main), desc="analyze", dynamic_ncols=True)
     current: dict[str, torch.Tensor] = {}
+    saved_at = time.monotonic()
 
     def merge(layer: str, output: torch.Tensor) -> None:
         acc.topk[layer].add(output.detach(), current["index"])
@@ -230,10 +245,13 @@ def _rank_pass(model: nn.Module, data: ImageSet, out: Path, fingerprint: dict[st
                 bar.update(len(batch.index) + len(batch.skipped))
             done = np.concatenate(kept) if kept else np.zeros(0, np.int64)
             for m in methods:
-                stacked = np.concatenate(maps[m]) if maps[m] else np.zeros((0,), np.float32)
-                write_shard(out / MAPS / m, shard_name(rank, s), stacked, done)
-            probabilities.flush()
-            save_checkpoint(folder, acc, {"next_shard": s + 1})
+                write_shard(out / MAPS / m, shard_name(rank, s), maps[m], done)
+            del maps
+            _trim_heap()
+            if s == next_shard or s == n_shards - 1 or time.monotonic() - saved_at >= CHECKPOINT_SECONDS:
+                probabilities.flush()
+                save_checkpoint(folder, acc, {"next_shard": s + 1})
+                saved_at = time.monotonic()
     return acc, probabilities
 
 

@@ -3,7 +3,7 @@
 * run: sha256 of the model's state dict (names, dtypes, shapes and bytes, in order), plus what the caller adds
   (the CLI: the run folder's path and class names);
 * data: number of images, image shape, class names, sha256 of the labels, of the file list when the set has one
-  (``paths``), and of up to ``SAMPLE`` images spread evenly over the set (read, never the whole set).
+  (a streamed folder), and of up to ``SAMPLE`` images spread evenly over the set (read, never the whole set).
 """
 
 from __future__ import annotations
@@ -37,13 +37,27 @@ def weights_sha256(model: nn.Module) -> str:
     return digest.hexdigest()
 
 
-def data_fingerprint(data: ImageSet) -> dict[str, Any]:
-    """The data set's identity (see the module doc); cheap for lazy sets (reads ``SAMPLE`` images)."""
+def _file_list(images: object) -> str | None:
+    """sha256 of the files behind a streamed set, in its order (None for arrays and sets without files)."""
+    source = getattr(images, "source", None)
+    files = getattr(source, "real", None)
+    if files is None:
+        return None
+    return _sha("\n".join(str(files[i]) for i in getattr(images, "index", range(len(files)))).encode())
+
+
+def _sample(data: ImageSet) -> str:
+    """sha256 of up to ``SAMPLE`` images spread evenly (a streamed set: the readable ones and their positions)."""
     n = len(data)
-    paths = getattr(data.images, "paths", None)
-    sample = np.unique(np.linspace(0, n - 1, min(n, SAMPLE)).round().astype(np.int64)) if n else np.zeros(0, np.int64)
-    images = np.ascontiguousarray(data.images[sample], dtype=np.float32) if n else np.zeros(0, np.float32)
-    return {"n": n, "shape": list(data.shape), "class_names": list(data.class_names),
+    at = np.unique(np.linspace(0, n - 1, min(n, SAMPLE)).round().astype(np.int64)) if n else np.zeros(0, np.int64)
+    if isinstance(data.images, np.ndarray):
+        return _sha(np.ascontiguousarray(data.images[at], dtype=np.float32).tobytes())
+    images, kept, _ = data.images.read(at)
+    return _sha(np.ascontiguousarray(images, dtype=np.float32).tobytes(), np.asarray(kept, np.int64).tobytes())
+
+
+def data_fingerprint(data: ImageSet) -> dict[str, Any]:
+    """The data set's identity (see the module doc); cheap for streamed sets (reads ``SAMPLE`` images)."""
+    return {"n": len(data), "shape": list(data.shape), "class_names": list(data.class_names),
             "labels": _sha(np.ascontiguousarray(data.labels, np.int64).tobytes()),
-            "files": _sha("\n".join(map(str, paths)).encode()) if paths is not None else None,
-            "sample": _sha(images.tobytes())}
+            "files": _file_list(data.images), "sample": _sample(data)}

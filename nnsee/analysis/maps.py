@@ -31,10 +31,29 @@ def shard_name(rank: int, shard: int) -> str:
     return f"r{rank:03d}-{shard:06d}"
 
 
-def write_shard(folder: Path, name: str, maps: np.ndarray, positions: np.ndarray) -> str:
-    """Write one shard (maps, then positions: the positions file's presence marks a whole shard); its stem."""
+def save_pieces(path: Path, pieces: list[np.ndarray]) -> None:
+    """The float32 concatenation of ``pieces`` (same trailing shape) saved as one ``.npy`` atomically, written piece
+    by piece: no concatenated copy is made. No pieces: an empty array of shape (0,)."""
+    from numpy.lib import format as npy
+
+    rows = sum(len(p) for p in pieces)
+    shape = (rows, *pieces[0].shape[1:]) if pieces else (0,)
+
+    def write(tmp: Path) -> None:
+        with open(tmp, "xb") as f:
+            npy.write_array_header_1_0(f, {"descr": npy.dtype_to_descr(np.dtype(np.float32)), "fortran_order": False,
+                                           "shape": shape})
+            for piece in pieces:
+                f.write(memoryview(np.ascontiguousarray(piece, np.float32)).cast("B"))
+
+    atomic_write(path, write)
+
+
+def write_shard(folder: Path, name: str, pieces: list[np.ndarray], positions: np.ndarray) -> str:
+    """Write one shard: its maps (the batches' ``pieces``), then their positions (the positions file's presence
+    marks a whole shard); returns its stem."""
     folder.mkdir(parents=True, exist_ok=True)
-    save_npy(folder / f"{name}.npy", np.ascontiguousarray(maps, np.float32))
+    save_pieces(folder / f"{name}.npy", pieces)
     save_npy(folder / f"{name}.positions.npy", np.asarray(positions, np.int64))
     return name
 
