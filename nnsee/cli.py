@@ -771,7 +771,7 @@ def layers(run: Path, as_json: bool, probe: bool) -> None:
         click.echo(line)
 
 
-main.add_command(importlib.import_module("nnsee.analysis.command").analyze_command)
-
-if __name__ == "__main__":
-    main()
+if __name__ == "__main__":  # python -m nnsee.cli: run the module proper, where every command is registered
+    importlib.import_module("nnsee.cli").main()
+else:  # nnsee.analysis.command imports this module for its options: registered once both are defined
+    main.add_command(importlib.import_module("nnsee.analysis.command").analyze_command)
