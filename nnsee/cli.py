@@ -465,7 +465,7 @@ def evaluate(run: Path, spec: str | None, split: str, as_json: bool, device: str
 
     loaded = load_run(run, device=device)
     if spec is None:
-        splits = load_splits(loaded.data_spec)
+        splits = load_splits(loaded.data_spec, stream=data_opts["stream"], max_memory=data_opts["max_memory"])
     else:
         if data_opts["size"] is None and data_opts["grayscale"] is None:
             shape = loaded.input_shape

@@ -22,6 +22,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from nnsee.data.lazy import LazyImages
 from nnsee.methods.attribution.deconvnet import project_activation
 from nnsee.methods.attribution.target import as_input
 from nnsee.methods.base import MethodError
@@ -62,6 +63,8 @@ def projection_batch_size(model: nn.Module, x: torch.Tensor, layer: str | None =
 def gather(images: Images, index: np.ndarray) -> np.ndarray:
     """``images[index]`` for an array; a callable giving batches (or a list of batches) is streamed again."""
     index = np.asarray(index, dtype=np.int64)
+    if isinstance(images, LazyImages):  # a streamed set reads only the images asked for
+        return images[index.reshape(-1)].reshape(*index.shape, *images.shape[1:])
     if isinstance(images, (np.ndarray, torch.Tensor)):
         picked = images[torch.as_tensor(index)] if isinstance(images, torch.Tensor) else images[index]
         return picked.detach().cpu().numpy() if isinstance(picked, torch.Tensor) else np.asarray(picked)
