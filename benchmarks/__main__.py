@@ -17,7 +17,8 @@ from pathlib import Path
 from typing import Any
 
 ONLY = ("mlp", "lbfgs", "report", "report-memory", "attribution", "occlusion", "gradients", "ig", "top9", "deep",
-        "deep-occlusion", "deep-ig", "deep-views", "streaming", "stream-analyze", "stream-workers")
+        "deep-occlusion", "deep-ig", "deep-views", "streaming", "stream-analyze", "stream-workers",
+        "stream-torchrun")
 
 
 def _log(message: str) -> None:
@@ -30,7 +31,7 @@ def main(argv: list[str] | None = None) -> int:
                         help="small sizes and few epochs: self-tests the harness (speed not judged)")
     parser.add_argument("--only", choices=ONLY, help="run only this benchmark (attribution: all four of "
                         "occlusion, gradients, ig, top9; deep: deep-occlusion, deep-ig, deep-views on ResNet-18 at "
-                        "224 px; streaming: stream-analyze, stream-workers over whole data sets)")
+                        "224 px; streaming: stream-analyze, stream-workers, stream-torchrun over whole data sets)")
     parser.add_argument("--epochs", type=int, help="MLP epochs (default 10; --quick 2)")
     parser.add_argument("--batch-sizes", type=int, nargs="+", help="MLP batch sizes (default 128 256)")
     parser.add_argument("--repeats", type=int, help="L-BFGS repeats (default 3; --quick 1)")

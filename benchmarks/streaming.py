@@ -16,7 +16,8 @@ from typing import Any
 from benchmarks.common import IdleGate, Section
 
 #: the streaming benchmarks by name (``python -m benchmarks --only NAME``; ``--only streaming`` runs all)
-BENCHES = {"stream-analyze": "benchmarks.stream_analyze", "stream-workers": "benchmarks.stream_workers"}
+BENCHES = {"stream-analyze": "benchmarks.stream_analyze", "stream-workers": "benchmarks.stream_workers",
+           "stream-torchrun": "benchmarks.stream_torchrun"}
 
 
 def run(quick: bool, seed: int, gate: IdleGate, log: Any, only: tuple[str, ...] = tuple(BENCHES)) -> list[Section]:
