@@ -206,3 +206,20 @@ def test_ctrl_c_on_torchrun_stops_every_rank_at_the_last_complete_epoch(tmp_path
     more = _nnsee(["resume", str(out), "--epochs", "1", "--device", "cpu", "--json"], env, ranks=2)
     assert more.returncode == 0, more.stderr[-3000:]
     assert _json_lines(more.stdout)[0]["epoch"] == meta["epoch"] + 1
+
+
+def test_two_ranks_streaming_with_workers_train_like_one_process_in_memory(tmp_path: Path) -> None:
+    import numpy as np
+
+    rng = np.random.default_rng(0)
+    labels = rng.integers(0, 4, 3000)
+    images = (rng.random((3000, 1, 12, 12)) * 0.5 + 0.1 * labels[:, None, None, None]).astype(np.float32)
+    np.savez(tmp_path / "set.npz", images=images, labels=labels, class_names=np.array(["a", "b", "c", "d"]))
+    env = _env(tmp_path)
+    args = [*TRAIN[TRAIN.index("--model"):], "--data", str(tmp_path / "set.npz"), "--epochs", "2"]
+    one = _nnsee(["train", *args, "--out", str(tmp_path / "one"), "--no-stream"], env)
+    two = _nnsee(["train", *args, "--out", str(tmp_path / "two"), "--stream", "--workers", "1"], env, ranks=2)
+    assert one.returncode == 0 and two.returncode == 0, two.stderr[-3000:]
+    (a,), (b,) = _json_lines(one.stdout), _json_lines(two.stdout)
+    assert a["test_accuracy"] == b["test_accuracy"]
+    assert _max_diff(tmp_path / "one", tmp_path / "two") < 1e-4
