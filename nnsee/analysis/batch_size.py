@@ -3,14 +3,11 @@ memory bound on the CPU. Fixed for the whole pass (and stored), so a resumed pas
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-
 import torch
 from torch import nn
 
-from nnsee.methods.dataset_views._stopped import autograd_batch_size
+from nnsee.methods.dataset_views._stopped import LayerCalls, autograd_batch_size
 from nnsee.methods.dataset_views.top_images import AUTO_BATCH_RANGE, auto_batch_size
-from nnsee.models.hooks import eval_mode
 from nnsee.train.evaluate import chunk_size
 
 #: Share of the free CUDA memory one batch may take (the rest: the model, the allocator's slack, other work).
@@ -24,17 +21,17 @@ def _power_of_two(n: float, most: int) -> int:
     return 1 << (max(1, int(min(n, most))).bit_length() - 1)
 
 
-def choose_batch_size(model: nn.Module, one: torch.Tensor, layers: Sequence[str], methods: Sequence[str],
+def choose_batch_size(model: nn.Module, one: torch.Tensor, seen: LayerCalls, gradients: bool,
                       device: torch.device) -> int:
-    """Images a batch for ``one`` (1, C, H, W) on ``device``: a power of two within 1..``AUTO_BATCH_RANGE[1]``."""
+    """Images a batch for ``one`` (1, C, H, W) on ``device``, from ``seen`` (the probe of one image: its largest
+    tensor and the total of every leaf output, what autograd keeps): a power of two within
+    1..``AUTO_BATCH_RANGE[1]``. CUDA: ``CUDA_SHARE`` of the free memory over the total; the CPU: the input bound
+    of ``evaluate``, the dataset views' bound on the largest tensor, and (``gradients``) ``CPU_AUTOGRAD_BYTES``."""
     most = AUTO_BATCH_RANGE[1]
-    with eval_mode(model):
-        if device.type == "cuda":
-            free, _total = torch.cuda.mem_get_info(device)  # what autograd keeps for one image, in the free share
-            return _power_of_two(autograd_batch_size(model, one, int(free * CUDA_SHARE), most=most), most)
-        size = chunk_size(tuple(one.shape[1:]), one.element_size())
-        if layers:
-            size = min(size, auto_batch_size(model, one, list(layers)))
-        if methods:
-            size = min(size, autograd_batch_size(model, one, CPU_AUTOGRAD_BYTES))
-        return _power_of_two(size, most)
+    if device.type == "cuda":
+        free, _total = torch.cuda.mem_get_info(device)
+        return _power_of_two(autograd_batch_size(model, one, int(free * CUDA_SHARE), seen=seen, most=most), most)
+    size = min(chunk_size(tuple(one.shape[1:]), one.element_size()), auto_batch_size(model, None, [], seen))
+    if gradients:
+        size = min(size, autograd_batch_size(model, one, CPU_AUTOGRAD_BYTES, seen=seen))
+    return _power_of_two(size, most)

@@ -41,7 +41,7 @@ from nnsee.analysis.folder import (
     save_checkpoint,
     write_marker,
 )
-from nnsee.analysis.forward import reading_layers
+from nnsee.analysis.forward import probe, reading_layers
 from nnsee.analysis.identity import data_fingerprint, weights_sha256
 from nnsee.analysis.maps import MAPS, save_npy, shard_name, write_shard
 from nnsee.analysis.result import Analysis
@@ -159,11 +159,7 @@ def analyze(model: nn.Module, data: ImageSet, out: str | Path, *, standardizer: 
     dtype = next(model.parameters()).dtype
     one = _first_image(data, transform).to(place, dtype)
     with eval_mode(model):
-        calls = {}
-        if layers:
-            from nnsee.methods.dataset_views._stopped import layer_calls
-
-            calls = layer_calls(model, one, layers).calls
+        seen = probe(model, one, layers)
     extra = identity or {}
     fingerprint = {"run": {"weights": weights_sha256(model), **extra.get("run", {})},
                    "data": {**data_fingerprint(data), **extra.get("data", {})},
@@ -173,11 +169,11 @@ def analyze(model: nn.Module, data: ImageSet, out: str | Path, *, standardizer: 
     def auto() -> int:
         from nnsee.analysis.batch_size import choose_batch_size
 
-        return choose_batch_size(model, one, layers, methods, place)
+        return choose_batch_size(model, one, seen, bool(methods), place)
 
     fingerprint = _on_main(dist, functools.partial(_plan, out, resume, fingerprint, batch_size, shard_size, auto))
     started = time.perf_counter()
-    acc, probabilities = _rank_pass(model, data, out, fingerprint, calls, transform, workers, dist, place, dtype,
+    acc, probabilities = _rank_pass(model, data, out, fingerprint, seen.calls, transform, workers, dist, place, dtype,
                                     resume, progress)
     return _finish(out, data, acc, probabilities, fingerprint, dist, time.perf_counter() - started)
 

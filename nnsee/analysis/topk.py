@@ -18,11 +18,13 @@ from nnsee.errors import RunError
 EMPTY = np.iinfo(np.int64).max  # the position of an empty slot: sorts after every real image
 
 
-def _select(values: torch.Tensor, index: torch.Tensor, pos: torch.Tensor,
-            k: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """Per row, the first ``k`` entries by (value desc, position asc): two stable sorts."""
-    by_index = torch.sort(index, dim=1, stable=True).indices
-    values, index, pos = values.gather(1, by_index), index.gather(1, by_index), pos.gather(1, by_index)
+def _select(values: torch.Tensor, index: torch.Tensor, pos: torch.Tensor, k: int,
+            ordered: bool = False) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Per row, the first ``k`` entries by (value desc, position asc): a stable sort by position, then one by
+    value. ``ordered``: equal values already stand in ascending position, so the first sort is skipped."""
+    if not ordered:
+        by_index = torch.sort(index, dim=1, stable=True).indices
+        values, index, pos = values.gather(1, by_index), index.gather(1, by_index), pos.gather(1, by_index)
     order = torch.sort(values, dim=1, descending=True, stable=True).indices[:, :k]
     return values.gather(1, order), index.gather(1, order), pos.gather(1, order)
 
@@ -42,23 +44,30 @@ class TopK:
         """Merge a batch's activations ``a`` (B, F, h, w) or (B, F) of the images at data-set ``positions``."""
         if a.ndim not in (2, 4):
             raise RunError(f"a layer gives shape {tuple(a.shape)}; expected (N, F, h, w) or (N, F)")
-        if a.ndim == 4:
-            best = a.flatten(2).max(dim=2)  # one pass: each map's maximum and its first flat position
-            bv, bp = best.values.T, best.indices.T
-        else:
-            bv, bp = a.T, torch.zeros(a.shape[::-1], dtype=torch.int64, device=a.device)
+        bv = (a.amax(dim=(2, 3)) if a.ndim == 4 else a).T.to(torch.float64)  # (F, B): each map's maximum
         shape = tuple(a.shape[2:])
         if self.values is None:
             self.map_shape = shape
         elif shape != self.map_shape or a.shape[1] != self.values.shape[0]:
             raise RunError(f"a layer changed shape between batches ({tuple(a.shape[1:])}); give images of one size")
-        bv = bv.to(torch.float64)
-        bi = positions.to(bv.device, torch.int64).expand_as(bv)
+        positions = positions.to(bv.device, torch.int64)
+        ascending = bool((positions[1:] > positions[:-1]).all())
+        # held entries are in (value desc, position asc) order; after them a later, ascending batch keeps that
+        ordered = ascending and (self.index is None or bool(self.index.max() < positions.min()))
+        bi = positions.expand_as(bv)
+        bp = torch.full_like(bi, -1)  # where the maximum lies: found below, only for entries that enter the top k
         if self.values is not None:
             bv = torch.cat([self.values.to(bv.device), bv], 1)
             bi = torch.cat([self.index.to(bv.device), bi], 1)
             bp = torch.cat([self.position.to(bv.device), bp], 1)
-        self.values, self.index, self.position = _select(bv, bi, bp, self.k)
+        values, index, pos = _select(bv, bi, bp, self.k, ordered)
+        fresh = pos < 0
+        if bool(fresh.any()):
+            channel, slot = fresh.nonzero(as_tuple=True)
+            order = torch.arange(len(positions), device=bv.device) if ascending else torch.argsort(positions)
+            row = order[torch.searchsorted(positions[order], index[channel, slot])]
+            pos[channel, slot] = a.flatten(2)[row, channel].argmax(dim=1) if a.ndim == 4 else 0
+        self.values, self.index, self.position = values, index, pos
 
     def merge(self, other: TopK) -> TopK:
         """The top-k of the union of both parts' images."""

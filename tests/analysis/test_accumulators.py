@@ -61,12 +61,15 @@ def test_parts_merged_in_any_grouping_equal_one_pass() -> None:
     _same(parts[0].merge(parts[1].merge(parts[2])), whole)
 
 
-def test_topk_equals_a_brute_force_over_every_activation_ties_to_the_lower_position() -> None:
+@pytest.mark.parametrize("order", ["ascending", "reversed", "shuffled within batches"])
+def test_topk_equals_a_brute_force_over_every_activation_ties_to_the_lower_position(order: str) -> None:
     batches = _batches(1)
     acts = torch.cat([b[1] for b in batches]).double().numpy()  # every activation kept
     top = TopK(K)
-    for positions, a, *_ in reversed(batches):  # batches in any order
-        top.add(a, torch.from_numpy(positions))
+    rng = np.random.default_rng(2)
+    for positions, a, *_ in (reversed(batches) if order == "reversed" else batches):
+        mix = rng.permutation(len(positions)) if order.startswith("shuffled") else np.arange(len(positions))
+        top.add(a[mix], torch.from_numpy(positions[mix]))
     got = top.result()
     flat = acts.reshape(N, F, -1)
     for f in range(F):

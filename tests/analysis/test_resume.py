@@ -64,8 +64,11 @@ def _compare(a: Path, b: Path) -> None:
 @pytest.fixture(scope="module")
 def whole(cnn_run: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
     out = tmp_path_factory.mktemp("whole") / "a"
-    done = _analyze(cnn_run, out)
+    done = _analyze(cnn_run, out, "--json")
     assert done.returncode == 0, done.stderr
+    said = json.loads(done.stdout)
+    assert said["n"] == 480 and said["n_skipped"] == 0 and said["layers"] == ["relu1", "conv2"]
+    assert said["methods"] == ["saliency", "occlusion"] and said["world_size"] == 1
     return out
 
 
