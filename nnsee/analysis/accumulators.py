@@ -18,10 +18,13 @@ from nnsee.errors import RunError
 
 
 def differences(old: dict[str, Any], new: dict[str, Any], prefix: str = "") -> list[str]:
-    """The dotted keys whose values differ between two fingerprints (``data.labels``, ``options.k 9 -> 5``)."""
+    """The dotted keys whose values differ between two fingerprints (``data.labels``, ``options.k 9 -> 5``). A value
+    that is None on either side is unknown there and not compared (the file list of a set read into memory)."""
     out = []
     for key in sorted(set(old) | set(new)):
         a, b = old.get(key), new.get(key)
+        if a is None or b is None:
+            continue
         if isinstance(a, dict) and isinstance(b, dict):
             out += differences(a, b, f"{prefix}{key}.")
         elif a != b:

@@ -47,12 +47,14 @@ def _file_list(images: object) -> str | None:
 
 
 def _sample(data: ImageSet) -> str:
-    """sha256 of up to ``SAMPLE`` images spread evenly (a streamed set: the readable ones and their positions)."""
+    """sha256 of up to ``SAMPLE`` images spread evenly and their positions (of a streamed set: the readable ones;
+    the same figure whether the set is streamed or in memory)."""
     n = len(data)
     at = np.unique(np.linspace(0, n - 1, min(n, SAMPLE)).round().astype(np.int64)) if n else np.zeros(0, np.int64)
     if isinstance(data.images, np.ndarray):
-        return _sha(np.ascontiguousarray(data.images[at], dtype=np.float32).tobytes())
-    images, kept, _ = data.images.read(at)
+        images, kept = data.images[at], at
+    else:
+        images, kept, _ = data.images.read(at)
     return _sha(np.ascontiguousarray(images, dtype=np.float32).tobytes(), np.asarray(kept, np.int64).tobytes())
 
 

@@ -11,6 +11,8 @@ import torch
 from photos import photo_folder
 
 from nnsee.analysis import analyze
+from nnsee.analysis.accumulators import differences
+from nnsee.analysis.identity import data_fingerprint
 from nnsee.data import load_data
 from nnsee.models import build_model
 
@@ -22,6 +24,9 @@ def test_unreadable_files_mid_way_are_skipped_counted_and_named(tmp_path: Path,
     memory = load_data(str(root), stream=False, val_fraction=0, test_fraction=0).train
     streamed = load_data(str(root), stream=True, val_fraction=0, test_fraction=0).train
     assert streamed.streamed and len(streamed) == len(memory)
+    same, mine = data_fingerprint(memory), data_fingerprint(streamed)
+    assert mine["files"] is not None and same["files"] is None  # known only where the files are read
+    assert differences(same, mine) == []  # a resume or a report may read the set the other way
     torch.manual_seed(0)
     model = build_model("cnn", memory.shape, memory.n_classes, channels=[4], kernel=3)
     whole = analyze(model, memory, tmp_path / "memory", layers=["conv1"], k=3, methods=["saliency"], batch_size=8)
@@ -40,3 +45,8 @@ def test_unreadable_files_mid_way_are_skipped_counted_and_named(tmp_path: Path,
     assert not got.probabilities()[broken].any()
     positions = np.concatenate([p for p, _ in got.maps("saliency")])
     np.testing.assert_array_equal(positions, kept)
+    decoded = analyze(model, streamed, tmp_path / "workers", layers=["conv1"], k=3, methods=["saliency"],
+                      batch_size=8, workers=2)  # batches decoded in 2 worker processes: the same analysis
+    for key in ("n", "n_skipped", "skipped", "predictions", "confusion_matrix", "layers"):
+        assert decoded.summary[key] == s[key], key
+    np.testing.assert_array_equal(decoded.probabilities(), got.probabilities())
