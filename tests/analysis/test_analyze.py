@@ -86,3 +86,16 @@ def test_refusals_are_one_line_and_change_nothing(setup: tuple, tmp_path: Path) 
     analyze(run.model, data, done, standardizer=run.standardizer, batch_size=64)
     with pytest.raises(NnseeError, match="already holds a complete analysis; pass --resume"):
         analyze(run.model, data, done, standardizer=run.standardizer)
+
+
+def test_a_checkpoint_of_another_analysis_is_refused_on_resume(setup: tuple, tmp_path: Path) -> None:
+    run, data = setup
+    for name, k in (("a", 3), ("b", 4)):
+        analyze(run.model, data, tmp_path / name, standardizer=run.standardizer, layers=["relu1"], k=k,
+                batch_size=64, shard_size=128)
+    (tmp_path / "b" / "summary.json").unlink()
+    theirs = tmp_path / "a" / "ranks" / "rank-0" / "checkpoint.npz"
+    (tmp_path / "b" / "ranks" / "rank-0" / "checkpoint.npz").write_bytes(theirs.read_bytes())
+    with pytest.raises(NnseeError, match=r"cannot resume from .*checkpoint.npz: options.k 3 -> 4 changed"):
+        analyze(run.model, data, tmp_path / "b", standardizer=run.standardizer, layers=["relu1"], k=4, resume=True)
+    assert not (tmp_path / "b" / "summary.json").exists()
