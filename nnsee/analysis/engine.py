@@ -142,7 +142,8 @@ def analyze(model: nn.Module, data: ImageSet, out: str | Path, *, standardizer: 
     :class:`Analysis`. ``identity`` adds to the run's and data's fingerprints (``{"run": {...}, "data": {...}}``:
     the CLI gives the run folder and the data spec and split). ``resume`` continues an interrupted analysis from its
     checkpoints; anything changed since it began is refused, naming it. ``shard_size``: images per shard and
-    checkpoint (default about 4,096, fewer when maps are large)."""
+    checkpoint (default about 4,096, fewer when maps are large). The model is moved to ``device`` (under torchrun:
+    the rank's device); ``batch_size`` (default: :func:`~.batch_size.choose_batch_size`) stays fixed for the pass."""
     from nnsee.models.hooks import eval_mode
 
     out = Path(out)
