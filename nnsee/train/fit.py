@@ -168,7 +168,7 @@ class _Trainer:
         self.progress = progress if dist is None or dist.is_main else False
         self.streamed = bool(getattr(data.train, "streamed", False))
         self.n = len(data.train)
-        self.warned_skipped: set[int] = set()
+        self.warned_skipped: dict[str, set[int]] = {"training": set(), "validation": set()}
         self.history: dict[str, list[float]] = {k: list((history or {}).get(k, [])) for k in HISTORY_KEYS}
         self.epoch = 0
         self.best: tuple[float, dict[str, torch.Tensor]] | None = None
@@ -341,7 +341,7 @@ class _Trainer:
                 p.grad = None
             loss.backward()
             step()
-        self.warn_skipped(skipped)
+        self.warn_skipped(skipped, "training", self.epoch + 1)
         sums = [torch.stack(losses).double().sum().item(), torch.stack(correct).sum().item(), count]
         if self.dist is not None:
             sums = all_sum(self.dist, sums)
@@ -350,18 +350,19 @@ class _Trainer:
                                 "the data folder")
         return sums[0] / sums[2], sums[1] / sums[2]
 
-    def warn_skipped(self, skipped: list[tuple[int, str, str]]) -> None:
-        """One warning (on rank 0) naming the training images that could not be read, each the first time."""
+    def warn_skipped(self, skipped: list[tuple[int, str, str]], split: str, epoch: int) -> None:
+        """One warning (on rank 0) naming the ``split`` images that could not be read, each the first time."""
         if self.dist is not None:
             ranks = gather_to_main(self.dist, skipped)
             skipped = [s for part in ranks for s in part] if ranks is not None else []
-        new = sorted({s for s in skipped if s[0] not in self.warned_skipped})
+        seen = self.warned_skipped[split]
+        new = sorted({s for s in skipped if s[0] not in seen})
         if not new:
             return
-        self.warned_skipped.update(s[0] for s in new)
+        seen.update(s[0] for s in new)
         from nnsee.errors import first_few
 
-        warnings.warn(f"{len(new)} training image(s) could not be read and were skipped in epoch {self.epoch + 1}: "
+        warnings.warn(f"{len(new)} {split} image(s) could not be read and were skipped in epoch {epoch}: "
                       + first_few((f"{path} ({reason})" for _, path, reason in new), quote=False), stacklevel=2)
 
     def lbfgs_step(self) -> tuple[float, float]:
@@ -393,8 +394,10 @@ class _Trainer:
         """Validation loss (mean cross-entropy) and accuracy from sums over this rank's block of the validation set
         (:func:`~nnsee.train.shards.validation_sums`), summed over the ranks."""
         self.model.eval()
+        skipped: list[tuple[int, str, str]] = []
         sums = validation_sums(self.model, self.data.val, self.dist, self.x_val, self.y_val,
-                               transform=self.standardizer.transform, workers=self.config.workers)
+                               transform=self.standardizer.transform, workers=self.config.workers, skipped=skipped)
+        self.warn_skipped(skipped, "validation", self.epoch)  # the epoch just trained
         if self.dist is not None:
             sums = all_sum(self.dist, sums)
         return (sums[0] / sums[2], sums[1] / sums[2]) if sums[2] else (float("nan"), float("nan"))

@@ -86,10 +86,11 @@ def steps(data: ImageSet, order: np.ndarray, batch_size: int, dist: Dist | None,
 @torch.no_grad()
 def validation_sums(model: nn.Module, data: ImageSet, dist: Dist | None, images: torch.Tensor | None,
                     labels: torch.Tensor, *, transform: Callable[[np.ndarray], np.ndarray] | None,
-                    workers: int) -> list[float]:
+                    workers: int, skipped: list[tuple[int, str, str]] | None = None) -> list[float]:
     """``[Σ cross-entropy, Σ correct, count]`` of ``model`` (in eval mode) over this rank's contiguous block of
     ``data`` (:func:`~nnsee.distributed.rank_positions`), in chunks: slices of ``images`` (standardized, in memory)
-    when given, else read through :func:`nnsee.data.loader.batches` and standardized by ``transform``."""
+    when given, else read through :func:`nnsee.data.loader.batches` and standardized by ``transform`` (images that
+    cannot be read are left out and appended to ``skipped``)."""
     from nnsee.train.evaluate import chunk_size
 
     device = next(model.parameters()).device
@@ -103,9 +104,13 @@ def validation_sums(model: nn.Module, data: ImageSet, dist: Dist | None, images:
         from nnsee.data.loader import batches
 
         cuda = device.type == "cuda"
-        chunks = ((b.images.to(device, non_blocking=cuda), b.labels.to(device, non_blocking=cuda))
-                  for b in batches(data, size, transform=transform, positions=positions, workers=workers,
-                                   pin_memory=cuda))
+        def read() -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+            for b in batches(data, size, transform=transform, positions=positions, workers=workers, pin_memory=cuda):
+                if skipped is not None:
+                    skipped.extend(b.skipped)
+                yield b.images.to(device, non_blocking=cuda), b.labels.to(device, non_blocking=cuda)
+
+        chunks = read()
     loss, correct, count = 0.0, 0, 0
     for x, y in chunks:
         logits = model(x)

@@ -46,11 +46,11 @@ def _splits(n_train: int = 203, n_val: int = 37, seed: int = 0) -> Splits:
     return Splits(one(n_train), one(n_val), one(29), {"name": "tiny"})
 
 
-def _streamed(splits: Splits, broken: tuple[int, ...] = ()) -> Splits:
+def _streamed(splits: Splits, broken: tuple[int, ...] = (), broken_val: tuple[int, ...] = ()) -> Splits:
     def lazy(s: ImageSet, bad: tuple[int, ...] = ()) -> ImageSet:
         return ImageSet(LazyImages(ArraySource(s.images, bad)), s.labels, list(s.class_names), s.source)
 
-    return Splits(lazy(splits.train, broken), lazy(splits.val), lazy(splits.test), splits.spec)
+    return Splits(lazy(splits.train, broken), lazy(splits.val, broken_val), lazy(splits.test), splits.spec)
 
 
 def _train(splits: Splits, **config) -> tuple[dict[str, torch.Tensor], object]:
@@ -85,11 +85,14 @@ def test_streamed_training_with_worker_processes_equals_in_memory() -> None:
 
 
 def test_unreadable_training_images_are_skipped_with_one_warning_naming_them() -> None:
-    streamed = _streamed(_splits(), broken=(5, 77))
+    streamed = _streamed(_splits(), broken=(5, 77), broken_val=(3,))
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         _, result = _train(streamed)
-    named = [str(w.message) for w in caught if "could not be read" in str(w.message)]
+    named = [str(w.message) for w in caught if "training image(s) could not be read" in str(w.message)]
     assert len(named) == 1, named  # once, in the first epoch, not again in the second
     assert "img5.png" in named[0] and "img77.png" in named[0] and "truncated file" in named[0]
+    assert "2 training image(s)" in named[0]
+    (val,) = [str(w.message) for w in caught if "validation image(s) could not be read" in str(w.message)]
+    assert "img3.png" in val and "epoch 1" in val
     assert result.status == "completed" and len(result.history["train_loss"]) == 2
