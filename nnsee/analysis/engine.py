@@ -30,10 +30,12 @@ from torch import nn
 from nnsee.analysis.accumulators import Accumulators
 from nnsee.analysis.folder import (
     FORMAT,
+    MAPS,
     MARKER,
     SUMMARY,
     VERSION,
     check_marker,
+    clean_leftovers,
     folder_problem,
     load_checkpoint,
     rank_dir,
@@ -43,7 +45,7 @@ from nnsee.analysis.folder import (
 )
 from nnsee.analysis.forward import probe, reading_layers
 from nnsee.analysis.identity import data_fingerprint, weights_sha256
-from nnsee.analysis.maps import MAPS, save_npy, shard_name, write_shard
+from nnsee.analysis.maps import save_npy, shard_name, write_shard
 from nnsee.analysis.result import Analysis
 from nnsee.data.imageset import ImageSet
 from nnsee.data.loader import batches
@@ -112,6 +114,7 @@ def _plan(out: Path, resume: bool, fingerprint: dict[str, Any], batch_size: int 
     full = {**fingerprint, "options": options}
     if resume:
         check_marker(out, full)
+        clean_leftovers(out)
     else:
         write_marker(out, full)
     return full

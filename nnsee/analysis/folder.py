@@ -21,13 +21,14 @@ import numpy as np
 
 from nnsee.analysis.accumulators import Accumulators, differences
 from nnsee.errors import RunError
-from nnsee.io import atomic_write, atomic_write_text, is_tmp_name
+from nnsee.io import atomic_write, atomic_write_text, clean_stale_tmp, is_tmp_name
 
 FORMAT = "nnsee-analysis"
 VERSION = 1
 MARKER = "analysis.json"
 SUMMARY = "summary.json"
-OURS = {MARKER, SUMMARY, "ranks", "maps", "probabilities.npy"}
+MAPS = "maps"
+OURS = {MARKER, SUMMARY, "ranks", MAPS, "probabilities.npy"}
 
 
 def rank_dir(out: Path, rank: int) -> Path:
@@ -72,6 +73,14 @@ def check_marker(out: Path, fingerprint: dict[str, Any]) -> None:
     if changed:
         raise RunError(f"cannot resume the analysis in {out}: {'; '.join(changed[:4])} changed since it began; "
                        "rerun with the same run, data and options, or give --out a new folder")
+
+
+def clean_leftovers(out: Path) -> list[Path]:
+    """Remove the temporary files killed writers left in the analysis (``out``, each rank's folder, each method's
+    map folder). Call it on rank 0 only, before any rank writes (another writer's file in progress would go)."""
+    subfolders = [str(p.relative_to(out)) for parent in (out / "ranks", out / MAPS) if parent.is_dir()
+                  for p in parent.iterdir() if p.is_dir()]
+    return clean_stale_tmp(out, subfolders=subfolders)
 
 
 def write_marker(out: Path, fingerprint: dict[str, Any]) -> None:

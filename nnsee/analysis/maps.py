@@ -14,8 +14,6 @@ import numpy as np
 
 from nnsee.io import atomic_write
 
-MAPS = "maps"
-
 
 def save_npy(path: Path, array: np.ndarray) -> None:
     """``np.save`` of ``array`` onto ``path`` atomically (through an open file: np.save would add ``.npy``)."""

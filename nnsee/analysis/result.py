@@ -10,8 +10,8 @@ from typing import Any
 
 import numpy as np
 
-from nnsee.analysis.folder import MARKER, SUMMARY, read_json
-from nnsee.analysis.maps import MAPS, read_shard
+from nnsee.analysis.folder import MAPS, MARKER, SUMMARY, read_json
+from nnsee.analysis.maps import read_shard
 from nnsee.errors import MethodError, RunError, not_one_of
 
 

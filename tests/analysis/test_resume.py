@@ -83,9 +83,14 @@ def test_a_killed_analysis_resumes_to_the_uninterrupted_result(cnn_run: Path, wh
         assert code == -signal.SIGKILL
     stopped_at = _checkpoint_shard(killed)
     assert 1 <= stopped_at < 20  # 480 images, 24 a shard: stopped part-way
+    left = [killed / "maps" / "saliency" / ".tmp-r000-000019.npy-0a1b2c3d4e5f",
+            killed / "ranks" / "rank-0" / ".tmp-checkpoint.npz-0a1b2c3d4e5f"]
+    for path in left:  # what a writer killed mid-file leaves
+        path.write_bytes(b"half")
     again = _analyze(cnn_run, killed, "--resume")
     assert again.returncode == 0, again.stderr
     _compare(whole, killed)
+    assert not any(path.exists() for path in left)
 
 
 def test_resume_refuses_a_changed_run_data_or_options(cnn_run: Path, npz: Path, tmp_path: Path) -> None:
