@@ -37,6 +37,19 @@ def _split(run: Any, spec: str | None, split: str, data_opts: dict[str, Any]) ->
     return data
 
 
+def _method_options(items: tuple[str, ...]) -> dict[str, dict[str, str]]:
+    """``METHOD.NAME=VALUE`` items as ``{method: {name: value}}`` (values checked by the method's own options)."""
+    options: dict[str, dict[str, str]] = {}
+    for item in items:
+        key, sep, value = item.partition("=")
+        method, dot, name = key.strip().rpartition(".")
+        if not sep or not dot or not method or not name:
+            raise click.BadParameter(f"expected METHOD.NAME=VALUE such as integrated-gradients.steps=16, got {item!r}",
+                                     param_hint="--option")
+        options.setdefault(method, {})[name] = value.strip()
+    return options
+
+
 def _terminate_as_interrupt() -> None:
     """SIGTERM (a kill, a scheduler) stops the pass as Ctrl-C does: at a clean point, with one line."""
     import contextlib
@@ -60,6 +73,8 @@ def _terminate_as_interrupt() -> None:
 @click.option("--k", type=click.IntRange(1, 1000), default=9, show_default=True, help="Top images per channel.")
 @click.option("--methods", default=None, metavar="NAMES", help="Attribution methods whose maps to write, "
               "comma-separated (see `nnsee methods`); target: each image's true class.")
+@click.option("--option", "method_options", multiple=True, metavar="METHOD.NAME=VALUE",
+              help="An option of one of --methods, e.g. integrated-gradients.steps=16 (see `nnsee methods`).")
 @click.option("--batch-size", type=click.IntRange(1, 2**20), default=None,
               help="Images per batch (default: from free GPU memory on CUDA, else a memory bound).")
 @click.option("--shard-size", type=click.IntRange(1, 2**24), default=None,
@@ -70,8 +85,9 @@ def _terminate_as_interrupt() -> None:
 @data_options
 @device_option
 def analyze_command(run: Path, spec: str | None, split: str, out: Path, layers: str | None, k: int,
-                    methods: str | None, batch_size: int | None, shard_size: int | None, resume: bool,
-                    progress: bool | None, as_json: bool, device: str, **data_opts: Any) -> None:
+                    methods: str | None, method_options: tuple[str, ...], batch_size: int | None,
+                    shard_size: int | None, resume: bool, progress: bool | None, as_json: bool, device: str,
+                    **data_opts: Any) -> None:
     """One pass over a data split: predictions, probabilities, confusion matrix, top-k images per channel of
     --layers, maps of --methods in shards, mean map per class. Under torchrun, split over the ranks."""
     from nnsee.analysis import analyze
@@ -81,6 +97,7 @@ def analyze_command(run: Path, spec: str | None, split: str, out: Path, layers: 
     workers = int(data_opts.pop("workers", 0) or 0)
     chosen_layers = _names_list(layers, "--layers") if layers is not None else []
     chosen_methods = _names_list(methods, "--methods") if methods is not None else []
+    options = _method_options(method_options)
     dist = setup(device)
     if dist is None:
         _terminate_as_interrupt()
@@ -92,7 +109,8 @@ def analyze_command(run: Path, spec: str | None, split: str, out: Path, layers: 
         try:
             result = analyze(loaded.model, data, out, standardizer=loaded.standardizer, layers=chosen_layers, k=k,
                              methods=chosen_methods, batch_size=batch_size, workers=workers, resume=resume,
-                             device=device, dist=dist, identity=identity, progress=progress, shard_size=shard_size)
+                             device=device, dist=dist, identity=identity, progress=progress, shard_size=shard_size,
+                             method_options=options)
         except KeyboardInterrupt:
             why = "interrupted" if dist is None else f"rank {dist.rank} stopped (a rank failed, or torchrun stopped it)"
             click.echo(f"error: {why}; the analysis in {out} keeps its last checkpoints and has no summary.json: "

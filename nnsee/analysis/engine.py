@@ -86,7 +86,10 @@ def _default_shard(batch_size: int, shape: Sequence[int], methods: Sequence[str]
     return max(1, size // batch_size) * batch_size
 
 
-def _check_methods(model: nn.Module, methods: Sequence[str], shape: Sequence[int]) -> None:
+def _check_methods(model: nn.Module, methods: Sequence[str], shape: Sequence[int],
+                   options: dict[str, dict[str, Any]]) -> dict[str, dict[str, Any]]:
+    """Refuse a method that does not apply to ``model``, or options of a method not chosen or not declared; the
+    options checked (as the method's own types)."""
     from nnsee.methods.attribution.registry import get_method
     from nnsee.models.capabilities import capabilities
 
@@ -95,6 +98,17 @@ def _check_methods(model: nn.Module, methods: Sequence[str], shape: Sequence[int
         why = get_method(name).refusal(caps)
         if why is not None:
             raise MethodError(why)
+    checked: dict[str, dict[str, Any]] = {}
+    for name, given in options.items():
+        if name not in methods:
+            raise MethodError(f"options for {name!r}, which is not among the methods ({', '.join(methods) or 'none'})")
+        declared = {o.name: o for o in get_method(name).options}
+        unknown = sorted(set(given) - set(declared))
+        if unknown:
+            raise MethodError(f"{name} has no option {', '.join(unknown)}; its options: "
+                              f"{', '.join(declared) or 'none'}")
+        checked[name] = {key: declared[key].check(value) for key, value in sorted(given.items())}
+    return checked
 
 
 def _plan(out: Path, resume: bool, fingerprint: dict[str, Any], batch_size: int | None, shard_size: int | None,
@@ -140,13 +154,14 @@ def analyze(model: nn.Module, data: ImageSet, out: str | Path, *, standardizer: 
             layers: Sequence[str] = (), k: int = 9, methods: Sequence[str] = (), batch_size: int | None = None,
             workers: int = 0, resume: bool = False, device: str = "cpu", dist: Dist | None = None,
             identity: dict | None = None, progress: bool | None = None,
-            shard_size: int | None = None) -> Analysis:
+            shard_size: int | None = None, method_options: dict[str, dict[str, Any]] | None = None) -> Analysis:
     """Analyze ``data`` with ``model`` into the folder ``out`` (see the module doc and :mod:`.folder`); returns the
     :class:`Analysis`. ``identity`` adds to the run's and data's fingerprints (``{"run": {...}, "data": {...}}``:
     the CLI gives the run folder and the data spec and split). ``resume`` continues an interrupted analysis from its
     checkpoints; anything changed since it began is refused, naming it. ``shard_size``: images per shard and
     checkpoint (default about 4,096, fewer when maps are large). The model is moved to ``device`` (under torchrun:
-    the rank's device); ``batch_size`` (default: :func:`~.batch_size.choose_batch_size`) stays fixed for the pass."""
+    the rank's device); ``batch_size`` (default: :func:`~.batch_size.choose_batch_size`) stays fixed for the pass.
+    ``method_options``: ``{method: {option: value}}`` (e.g. ``{"integrated-gradients": {"steps": 16}}``)."""
     from nnsee.models.hooks import eval_mode
 
     out = Path(out)
@@ -159,7 +174,7 @@ def analyze(model: nn.Module, data: ImageSet, out: str | Path, *, standardizer: 
     place = dist.device if dist is not None else torch.device(device)
     model.to(place)
     transform = standardizer.transform if standardizer is not None else None
-    _check_methods(model, methods, data.shape)
+    options = _check_methods(model, methods, data.shape, method_options or {})
     dtype = next(model.parameters()).dtype
     one = _first_image(data, transform).to(place, dtype)
     with eval_mode(model):
@@ -167,7 +182,8 @@ def analyze(model: nn.Module, data: ImageSet, out: str | Path, *, standardizer: 
     extra = identity or {}
     fingerprint = {"run": {"weights": weights_sha256(model), **extra.get("run", {})},
                    "data": {**data_fingerprint(data), **extra.get("data", {})},
-                   "options": {"layers": layers, "k": int(k), "methods": methods, "batch_size": batch_size,
+                   "options": {"layers": layers, "k": int(k), "methods": methods, "method_options": options,
+                               "batch_size": batch_size,
                                "shard_size": shard_size, "world_size": dist.world_size if dist else 1}}
 
     def auto() -> int:
@@ -195,6 +211,7 @@ def _rank_pass(model: nn.Module, data: ImageSet, out: Path, fingerprint: dict[st
 
     options = fingerprint["options"]
     layers, methods, bs, shard = options["layers"], options["methods"], options["batch_size"], options["shard_size"]
+    chosen = options.get("method_options") or {}
     rank = dist.rank if dist is not None else 0
     positions = rank_positions(len(data), dist)
     folder = rank_dir(out, rank)
@@ -238,7 +255,7 @@ def _rank_pass(model: nn.Module, data: ImageSet, out: Path, fingerprint: dict[st
                     acc.confusion.add(labels, predicted)
                     probabilities[index - first] = torch.softmax(logits, 1).cpu().numpy().astype(np.float32)
                     for m in methods:
-                        result = attribute(m, model, x, batch.labels.to(place)).maps
+                        result = attribute(m, model, x, batch.labels.to(place), **chosen.get(m, {})).maps
                         acc.means[m].add(result, labels)
                         maps[m].append(np.asarray(result, np.float32))
                     kept.append(index)

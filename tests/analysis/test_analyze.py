@@ -99,3 +99,26 @@ def test_a_checkpoint_of_another_analysis_is_refused_on_resume(setup: tuple, tmp
     with pytest.raises(NnseeError, match=r"cannot resume from .*checkpoint.npz: options.k 3 -> 4 changed"):
         analyze(run.model, data, tmp_path / "b", standardizer=run.standardizer, layers=["relu1"], k=4, resume=True)
     assert not (tmp_path / "b" / "summary.json").exists()
+
+
+def test_method_options_reach_the_method_and_are_checked(setup: tuple, tmp_path: Path) -> None:
+    run, data = setup
+    options = {"integrated-gradients": {"steps": "4", "baseline": "0.5"}}
+    a = analyze(run.model, data, tmp_path / "a", standardizer=run.standardizer, methods=["integrated-gradients"],
+                batch_size=64, method_options=options)
+    x = torch.from_numpy(run.standardize(data.images)).double()
+    direct = attribute("integrated-gradients", run.model, x, torch.from_numpy(data.labels), steps=4,
+                       baseline=0.5).maps
+    stored = np.concatenate([np.asarray(m) for _, m in a.maps("integrated-gradients")])
+    np.testing.assert_allclose(stored, direct.astype(np.float32), rtol=1e-6, atol=1e-6 * np.abs(direct).max())
+    assert a.summary["options"]["method_options"] == {"integrated-gradients": {"baseline": 0.5, "steps": 4}}
+    for bad, said in (({"saliency": {"steps": 3}}, "not among the methods"),
+                      ({"integrated-gradients": {"window": 3}}, "has no option window"),
+                      ({"integrated-gradients": {"steps": 0}}, "takes a whole number from 1")):
+        with pytest.raises(NnseeError, match=said):
+            analyze(run.model, data, tmp_path / "b", methods=["integrated-gradients"], method_options=bad)
+    assert not (tmp_path / "b").exists()
+    (a.path / "summary.json").unlink()
+    with pytest.raises(NnseeError, match="options.method_options.integrated-gradients.steps 4 -> 8 changed"):
+        analyze(run.model, data, a.path, standardizer=run.standardizer, methods=["integrated-gradients"],
+                resume=True, method_options={"integrated-gradients": {"steps": 8, "baseline": 0.5}})
