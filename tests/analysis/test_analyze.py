@@ -27,7 +27,7 @@ def setup(cnn_run: Path, npz: Path) -> tuple:
 
 def test_summary_equals_the_references(setup: tuple, tmp_path: Path) -> None:
     run, data = setup
-    layers, methods = ["relu1", "conv2"], ["saliency", "grad-cam"]
+    layers, methods = ["relu1", "conv2", "out"], ["saliency", "grad-cam"]  # "out": a flat layer (N, F)
     a = analyze(run.model, data, tmp_path / "a", standardizer=run.standardizer, layers=layers, k=5,
                 methods=methods, batch_size=16, shard_size=50)
     x = run.standardize(data.images)
@@ -52,8 +52,9 @@ def test_summary_equals_the_references(setup: tuple, tmp_path: Path) -> None:
             np.testing.assert_array_equal(top["index"][f], order)
             np.testing.assert_allclose(top["values"][f], score[order, f], rtol=1e-12)
             first = acts[order, f].argmax(axis=1)
-            np.testing.assert_array_equal(top["position"][f], np.stack(np.unravel_index(first, seen.output.shape[2:]),
-                                                                       -1))
+            where = (np.stack(np.unravel_index(first, seen.output.shape[2:]), -1) if seen.output.ndim == 4
+                     else np.zeros((len(first), 2)))
+            np.testing.assert_array_equal(top["position"][f], where)
     labels = torch.from_numpy(data.labels)
     for method in methods:
         direct = attribute(method, run.model, torch.from_numpy(x).double(), labels).maps
