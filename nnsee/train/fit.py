@@ -523,7 +523,10 @@ class _Trainer:
             self.model.load_state_dict(self.best[1])
         self.model.eval()
         metrics: dict[str, Any] = {}
-        if self.dist is None or self.dist.is_main:  # the other ranks neither report nor write
+        # The other ranks neither report nor write. Interrupted under torchrun or on streamed sets, nothing is scored:
+        # a pass over a large set would hold up the stop (torchrun kills ranks 30 s after its SIGTERM).
+        slow = self.dist is not None or self.streamed or self.val_streamed
+        if (self.dist is None or self.dist.is_main) and not (self.status == "interrupted" and slow):
             metrics = {
                 "val": evaluate(self.model, self.data.val, self.standardizer, workers=self.config.workers),
                 "test": evaluate(self.model, self.data.test, self.standardizer, workers=self.config.workers),

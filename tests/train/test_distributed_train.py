@@ -197,10 +197,15 @@ def test_ctrl_c_on_torchrun_stops_every_rank_at_the_last_complete_epoch(tmp_path
     proc.send_signal(signal.SIGINT)  # what Ctrl-C sends to the launcher; it passes SIGINT on to every rank
     stdout, stderr = proc.communicate(timeout=120)
     assert proc.returncode != 0
-    said = [line for line in stderr.splitlines() if line.startswith("interrupted during epoch")]
+    # Rank 0 says it was interrupted; or, when rank 1 stopped first while rank 0 waited in a collective (where no
+    # Python signal handler runs), that the other process stopped. Either way one line naming the epoch kept.
+    said = [line for line in stderr.splitlines() if line.startswith(("interrupted during epoch", "error:"))]
     assert len(said) == 1, stderr[-3000:]  # rank 0 only
+    if said[0].startswith("interrupted"):
+        (report,) = _json_lines(stdout)  # no pass over the test set on the way out
+        assert report["status"] == "interrupted" and report["test_accuracy"] is None
     meta = json.loads((out / "run.json").read_text())
-    assert said[0].endswith(f"holds epoch {meta['epoch']}: continue with `nnsee resume {out}`")
+    assert f"holds epoch {meta['epoch']}: continue with `nnsee resume {out}`" in said[0], said[0]
     assert meta["status"] == "training" and meta["history"]["epoch"] == list(range(1, meta["epoch"] + 1))
     assert sorted(p.name for p in out.iterdir()) == ["model.safetensors", "run.json", "state.safetensors"]
     more = _nnsee(["resume", str(out), "--epochs", "1", "--device", "cpu", "--json"], env, ranks=2)
