@@ -96,3 +96,28 @@ def test_resume_under_another_number_of_ranks_is_refused(cnn_run: Path, tmp_path
     again = _run([*TORCHRUN, "-m", "nnsee", "analyze", str(cnn_run), "--out", str(out), *ARGS, "--shard-size",
                   "1000", "--resume"])
     assert again.returncode == 1 and "options.world_size 1 -> 2" in again.stderr, again.stderr[-2000:]
+
+
+ONE_IMAGE = """
+import sys, numpy as np, torch
+from nnsee.analysis import analyze
+from nnsee.data.imageset import ImageSet
+from nnsee.distributed import setup, teardown
+from nnsee.models import build_model
+dist = setup("cpu")
+data = ImageSet(np.random.default_rng(0).uniform(size=(1, 1, 8, 8)).astype(np.float32), np.array([1]), ["a", "b"])
+torch.manual_seed(0)
+model = build_model("cnn", (1, 8, 8), 2, channels=[2], kernel=3)
+a = analyze(model, data, sys.argv[1], dist=dist, layers=["conv1"], methods=["saliency"], batch_size=4)
+assert a.n == 1 and a.summary["predictions"] == [int(model(torch.from_numpy(data.images)).argmax())]
+teardown(dist)
+"""
+
+
+def test_more_ranks_than_images(tmp_path: Path) -> None:
+    """Rank 1 has no image: it writes its empty part, and both ranks return the one image's analysis."""
+    script = tmp_path / "one.py"
+    script.write_text(ONE_IMAGE)
+    done = _run([*TORCHRUN, str(script), str(tmp_path / "a")])
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert [p for p, _ in load_analysis(tmp_path / "a").maps("saliency")][0].tolist() == [0]
