@@ -356,17 +356,20 @@ def _model_options(name: str, given: dict[str, Any]) -> dict[str, Any]:
               help="Resume even though the data set changed since the run started (files added or removed): the "
                    "splits are rebuilt, so some images may move between training, validation and test.")
 @click.option("--json", "as_json", is_flag=True)
+@click.option("--workers", type=click.IntRange(0, 256), default=None,
+              help="Processes decoding a streamed set's batches (default: the run's --workers).")
 @device_option
 @_friendly_errors
-def resume(run: Path, epochs: int | None, allow_changed_data: bool, as_json: bool, device: str) -> None:
+def resume(run: Path, epochs: int | None, allow_changed_data: bool, as_json: bool, workers: int | None,
+           device: str) -> None:
     """Continue training RUN bitwise as if it had never stopped (on the same kind of device; under torchrun, as
     `train` does there)."""
     from nnsee.train import resume as resume_run
 
     # the device run.json records is where the run was trained, not where it must continue
     with _ranks(device) as dist:
-        _report_fit(resume_run(run, epochs, allow_changed_data=allow_changed_data, device=device, dist=dist),
-                    as_json, dist)
+        _report_fit(resume_run(run, epochs, allow_changed_data=allow_changed_data, device=device, dist=dist,
+                               workers=workers), as_json, dist)
 
 
 def _report_fit(result: Any, as_json: bool, dist: Any = None) -> None:

@@ -105,7 +105,8 @@ def fit(
 
 def resume(run_dir: str | Path, epochs: int | None = None, *, data: Splits | None = None,
            model: nn.Module | None = None, progress: bool | None = None,
-           allow_changed_data: bool = False, device: str | None = None, dist: Dist | None = None) -> FitResult:
+           allow_changed_data: bool = False, device: str | None = None, dist: Dist | None = None,
+           workers: int | None = None) -> FitResult:
     """Continue a run folder exactly where its last complete epoch left it.
 
     ``epochs=None`` trains up to the run's configured number of epochs; ``epochs=N`` trains N more. The
@@ -113,6 +114,7 @@ def resume(run_dir: str | Path, epochs: int | None = None, *, data: Splits | Non
     (its per-split counts differ), resuming is refused unless ``allow_changed_data`` (then it warns). ``device``
     (``auto``, ``cpu``, ``cuda[:N]``, ``mps``) replaces the device run.json records; ``None`` keeps that one.
     ``dist``: continue under torchrun, as :func:`fit` trains (every rank reads the run; rank 0 writes it).
+    ``workers`` replaces the recorded number of decoding processes (``None`` keeps it).
     """
     from nnsee.data.spec import load_splits
     from nnsee.train.run import load_run
@@ -120,6 +122,8 @@ def resume(run_dir: str | Path, epochs: int | None = None, *, data: Splits | Non
     run = load_run(run_dir, model=model)
     state = run.state()
     config = TrainConfig.from_dict(run.config, device=device)
+    if workers is not None:
+        config = TrainConfig.from_dict({**config.to_dict(), "workers": workers})
     if data is None:
         data = load_splits(run.data_spec, changed="warn" if allow_changed_data else "refuse")
     _check_same_data(run, data)

@@ -96,3 +96,20 @@ def test_unreadable_training_images_are_skipped_with_one_warning_naming_them() -
     (val,) = [str(w.message) for w in caught if "validation image(s) could not be read" in str(w.message)]
     assert "img3.png" in val and "epoch 1" in val
     assert result.status == "completed" and len(result.history["train_loss"]) == 2
+
+
+def test_a_streamed_run_resumes_with_other_workers_to_the_uninterrupted_result(tmp_path) -> None:
+    import json
+
+    from nnsee.train import resume
+
+    memory = _splits()
+    w_memory, _ = _train(memory)  # 2 epochs, in memory, never stopped
+    torch.manual_seed(0)
+    model = build_model("mlp", memory.shape, 3, hidden=[8])
+    fit(model, _streamed(memory), TrainConfig(epochs=1, batch_size=32, seed=3), tmp_path / "run", progress=False)
+    result = resume(tmp_path / "run", 1, data=_streamed(memory), workers=2, progress=False)
+    assert result.epoch == 2
+    for key, value in result.model.state_dict().items():
+        assert torch.allclose(w_memory[key], value, atol=1e-6, rtol=0), key
+    assert json.loads((tmp_path / "run" / "run.json").read_text())["config"]["workers"] == 2
