@@ -162,6 +162,10 @@ class _Trainer:
             raise TrainingError(f"the batch size {min(config.batch_size, len(data.train))} is smaller than the "
                                 f"{dist.world_size} processes: each needs at least one image per step; use "
                                 f"--batch-size {dist.world_size} or more, or fewer processes")
+        if getattr(data.train, "streamed", False) and config.optimizer == "lbfgs":
+            raise TrainingError("L-BFGS takes full-batch steps over the whole training set in memory, but this set is "
+                                "streamed from disk (--stream, or it does not fit --max-memory): use --optimizer adam "
+                                "or sgd, or --no-stream with a larger --max-memory")
         self.dist = dist
         self.device = dist.device if dist is not None else _device(config.device)
         self.model = model.to(self.device)
@@ -196,10 +200,6 @@ class _Trainer:
                 f"using {self.n} (full batch)",
                 stacklevel=3,
             )
-        if self.streamed and config.optimizer == "lbfgs":
-            raise TrainingError("L-BFGS takes full-batch steps over the whole training set in memory, but this set is "
-                                "streamed from disk (it does not fit --max-memory): use --optimizer adam or sgd, or "
-                                "raise --max-memory")
         if (config.standardize == "none" and self.x is not None and data.train.images.size
                 and float(data.train.images.max()) > 1.5):
             warnings.warn(

@@ -113,3 +113,11 @@ def test_a_streamed_run_resumes_with_other_workers_to_the_uninterrupted_result(t
     for key, value in result.model.state_dict().items():
         assert torch.allclose(w_memory[key], value, atol=1e-6, rtol=0), key
     assert json.loads((tmp_path / "run" / "run.json").read_text())["config"]["workers"] == 2
+
+
+def test_lbfgs_on_a_streamed_set_is_refused_in_one_line() -> None:
+    from nnsee.errors import TrainingError
+
+    streamed = _streamed(_splits())
+    with pytest.raises(TrainingError, match=r"L-BFGS .* streamed from disk .* --optimizer adam or sgd"):
+        _train(streamed, optimizer="lbfgs")
