@@ -5,7 +5,8 @@ LOCAL_WORLD_SIZE, MASTER_ADDR and MASTER_PORT set. :func:`setup` reads them and 
 CPUs, NCCL on GPUs); without torchrun it returns ``None`` and every caller runs as one process. Rules:
 
 * one device per rank: ``cuda:LOCAL_RANK`` on GPUs; on CPUs each rank gets ``cores // LOCAL_WORLD_SIZE`` torch
-  threads (at least 1) unless OMP_NUM_THREADS says otherwise.
+  threads (at least 1) unless the user set OMP_NUM_THREADS (:func:`threads_per_rank`: torchrun sets it to 1 itself
+  when it is unset, so the launcher's own starting environment says whether the user did).
 * data split by rank: :func:`rank_positions` gives rank r the r-th contiguous block of ``0..n-1`` by
   ``np.array_split``'s rule (the first ``n mod W`` blocks one longer), so the blocks cover every position once.
 * a rank that dies: torchrun sends SIGTERM to the others; :func:`setup` turns SIGTERM into :class:`Terminated` (a
@@ -80,8 +81,9 @@ def setup(device: str, timeout: float | None = None) -> Dist | None:
         where, backend = torch.device("cuda", local), "nccl"
     elif kind == "cpu":
         where, backend = torch.device("cpu"), "gloo"
-        if not os.environ.get("OMP_NUM_THREADS"):
-            torch.set_num_threads(max(1, (os.cpu_count() or 1) // local_world))
+        threads = threads_per_rank(local_world)
+        if threads is not None:
+            torch.set_num_threads(threads)
     else:
         raise NnseeError(f"torchrun runs on CPUs (gloo) or CUDA GPUs (NCCL), not on --device {device}")
     seconds = timeout if timeout is not None else float(os.environ.get("NNSEE_DIST_TIMEOUT", DEFAULT_TIMEOUT))
@@ -174,6 +176,26 @@ def is_dist_failure(exc: BaseException) -> bool:
         return True
     text = str(exc).lower()
     return isinstance(exc, RuntimeError) and any(word in text for word in _FAILURE_WORDS)
+
+
+def threads_per_rank(local_world: int, launcher_environ: bytes | None = None) -> int | None:
+    """Torch threads for one of ``local_world`` ranks on this machine: ``cores // local_world`` (at least 1), or
+    ``None`` (keep torch's, which follows OMP_NUM_THREADS) when the user set OMP_NUM_THREADS.
+
+    torchrun sets OMP_NUM_THREADS=1 for its workers when the user did not, so its presence proves nothing: the user
+    set it only if the launcher (this process's parent) started with it, as ``/proc/<ppid>/environ`` (the
+    environment a process was started with; ``launcher_environ`` in tests) shows. Unreadable: taken as set.
+    """
+    if "OMP_NUM_THREADS" in os.environ:
+        if launcher_environ is None:
+            try:
+                with open(f"/proc/{os.getppid()}/environ", "rb") as f:
+                    launcher_environ = f.read()
+            except OSError:
+                return None
+        if any(item.startswith(b"OMP_NUM_THREADS=") for item in launcher_environ.split(b"\0")):
+            return None
+    return max(1, (os.cpu_count() or 1) // max(1, local_world))
 
 
 def _env_int(name: str, default: int) -> int:

@@ -78,3 +78,16 @@ def test_python_dash_m_nnsee() -> None:
     proc = subprocess.run([sys.executable, "-m", "nnsee", "--help"], env=_env(), capture_output=True, text=True,
                           timeout=60)
     assert proc.returncode == 0 and "Usage: nnsee" in proc.stdout and "train" in proc.stdout
+
+
+def test_threads_per_rank_follow_the_cores_unless_the_user_chose(monkeypatch: pytest.MonkeyPatch) -> None:
+    from nnsee.distributed import threads_per_rank
+
+    monkeypatch.setattr(os, "cpu_count", lambda: 16)
+    monkeypatch.delenv("OMP_NUM_THREADS", raising=False)
+    assert threads_per_rank(4) == 4 and threads_per_rank(32) == 1
+    # torchrun's own default: set for the workers, absent from the launcher's starting environment
+    monkeypatch.setenv("OMP_NUM_THREADS", "1")
+    assert threads_per_rank(4, launcher_environ=b"PATH=/bin\0HOME=/root\0") == 4
+    # the user's choice: the launcher started with it
+    assert threads_per_rank(4, launcher_environ=b"PATH=/bin\0OMP_NUM_THREADS=1\0") is None
