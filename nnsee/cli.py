@@ -498,6 +498,14 @@ def evaluate(run: Path, spec: str | None, split: str, as_json: bool, device: str
         click.echo("  " + " ".join(f"{v:5d}" for v in row))
 
 
+def stream_options(command: Callable[..., Any]) -> Callable[..., Any]:
+    """``--stream/--no-stream`` and ``--max-memory`` exactly as :func:`data_options` defines and parses them, for a
+    command that loads a run's own data (no SPEC, so none of the other data options)."""
+    chosen = [p for p in data_options(lambda: None).__click_params__ if p.name in ("stream", "max_memory")]
+    command.__click_params__ = [*getattr(command, "__click_params__", []), *chosen]  # as click.option does
+    return command
+
+
 @main.command()
 @click.argument("run", type=click.Path(exists=True, file_okay=False, path_type=Path))
 @click.option("--out", type=click.Path(file_okay=False, path_type=Path), default=None,
@@ -515,16 +523,17 @@ def evaluate(run: Path, spec: str | None, split: str, as_json: bool, device: str
 @click.option("--analysis", type=click.Path(exists=True, file_okay=False, path_type=Path), default=None,
               help="An `nnsee analyze` folder of this run's test split: its accuracy and confusion matrix are shown "
               "instead of being recomputed.")
+@stream_options
 @device_option
 @_friendly_errors
 def report(run: Path, out: Path | None, max_units: int, sort_units: str, data_path: Path | None, layers: str | None,
-           analysis: Path | None, device: str) -> None:
+           analysis: Path | None, device: str, stream: bool | None, max_memory: int | None) -> None:
     """Write the static HTML report of RUN: templates, unit cards, why-this-score, evolution."""
     from nnsee.report import build_report
 
     chosen = _names_list(layers, "--layers") if layers is not None else None
     index = build_report(run, out, data=data_path, max_units=max_units, sort_units=sort_units, device=device,
-                         layers=chosen, analysis=analysis)
+                         layers=chosen, analysis=analysis, stream=stream, max_memory=max_memory)
     click.echo(f"report written: {index}\nopen it in a browser: {_link(index)}")
 
 

@@ -12,7 +12,7 @@ Methods that read weights (templates, unit cards, contributions) apply to *fully
 from __future__ import annotations
 
 import copy
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 
 import numpy as np
 import torch
@@ -69,12 +69,16 @@ def to_batch(x: np.ndarray | torch.Tensor, input_shape: Sequence[int], model: nn
     return t
 
 
-def batches(x: np.ndarray | torch.Tensor, batch_size: int) -> Iterator[tuple[int, np.ndarray | torch.Tensor]]:
-    """``(start, x[start:start + batch_size])`` over the first axis."""
+def batches(x: np.ndarray | torch.Tensor, batch_size: int, transform: Callable[[np.ndarray], np.ndarray] | None = None
+            ) -> Iterator[tuple[int, np.ndarray | torch.Tensor]]:
+    """``(start, x[start:start + batch_size])`` over the first axis, after ``transform`` (e.g. a run's
+    standardization) when given. ``x`` may be a streamed set (:class:`~nnsee.data.lazy.LazyImages`): each slice is
+    decoded when reached, so neither the whole set nor a transformed copy of it is ever held."""
     if batch_size < 1:
         raise MethodError(f"batch_size must be at least 1, got {batch_size}")
     for start in range(0, len(x), batch_size):
-        yield start, x[start : start + batch_size]
+        chunk = x[start : start + batch_size]
+        yield start, chunk if transform is None else transform(np.asarray(chunk))
 
 
 def to_numpy(t: torch.Tensor) -> np.ndarray:

@@ -11,7 +11,7 @@ For hidden unit j of ``h = act(W_1 x + b_1)``, ``logits = W_out h + b_out`` (tor
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -35,6 +35,7 @@ from nnsee.methods.base import (
 )
 
 SORT_KEYS = ("outgoing-norm", "ablation", "index")
+Transform = Callable[[np.ndarray], np.ndarray]
 _CHUNK_ELEMENTS = 1 << 22  # (units × images × classes) values per vectorized ablation chunk
 
 
@@ -84,26 +85,32 @@ def outgoing_weights(model: nn.Module, layer: str = "fc1") -> np.ndarray:
 
 
 def hidden_activations(
-    model: nn.Module, images_std: np.ndarray, layer: str = "fc1", batch_size: int = 1024
+    model: nn.Module, images_std: np.ndarray, layer: str = "fc1", batch_size: int = 1024,
+    transform: Transform | None = None,
 ) -> np.ndarray:
-    """``h = act(W x + b)`` of hidden layer ``layer`` for standardized images (N, C, H, W) → (N, U)."""
+    """``h = act(W x + b)`` of hidden layer ``layer`` for standardized images (N, C, H, W) → (N, U) (``transform``:
+    see :func:`top_images_per_unit`)."""
     stages = dense_stages(model, None, "hidden activations")
     i = hidden_stage(stages, layer, "hidden activations")
     shape = tuple(images_std.shape[1:])
     with evaluating(model):
-        out = [forward_to(stages, to_batch(xb, shape, model), i).cpu() for _, xb in batches(images_std, batch_size)]
+        out = [forward_to(stages, to_batch(xb, shape, model), i).cpu()
+               for _, xb in batches(images_std, batch_size, transform)]
     return torch.cat(out).numpy() if out else np.zeros((0, stages[i].linear.out_features), np.float32)
 
 
 def top_images_per_unit(
-    model: nn.Module, images_std: np.ndarray, layer: str = "fc1", k: int = 9, batch_size: int = 1024
+    model: nn.Module, images_std: np.ndarray, layer: str = "fc1", k: int = 9, batch_size: int = 1024,
+    transform: Transform | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Per unit of the dense hidden layer ``layer``, the ``k`` images with the largest activation ``h_j``:
     ``(indices (U, k), values (U, k))``. (For any layer's channels, scored by their maps' maxima, see
     :func:`nnsee.methods.dataset_views.top_images.top_images_per_channel`.)
 
     One streaming pass; memory is O(U·(k + batch_size)), independent of N. Ties go to the lower image index;
-    NaN activations rank lowest (as −inf). With fewer than ``k`` images, k = N.
+    NaN activations rank lowest (as −inf). With fewer than ``k`` images, k = N. ``transform`` (a run's
+    standardization) turns each batch of ``images_std`` into what the model sees, so the images may be given as
+    stored, a streamed set (:class:`~nnsee.data.lazy.LazyImages`) included: no transformed copy of the set is made.
     """
     if k < 1:
         raise MethodError(f"k must be at least 1, got {k}")
@@ -115,7 +122,7 @@ def top_images_per_unit(
     best_v = torch.empty(n_units, 0, dtype=dtype, device=device)
     best_i = torch.empty(n_units, 0, dtype=torch.long, device=device)
     with evaluating(model):
-        for start, xb in batches(images_std, batch_size):
+        for start, xb in batches(images_std, batch_size, transform):
             h = forward_to(stages, to_batch(xb, shape, model), i).nan_to_num(nan=-torch.inf)  # (B, U)
             index = torch.arange(start, start + len(h), device=device).expand(n_units, len(h))
             best_v, best_i = _merge_top(torch.cat([best_v, h.T], 1), torch.cat([best_i, index], 1), k)
@@ -165,13 +172,14 @@ def ablation_effect(
     layer: str = "fc1",
     n_classes: int | None = None,
     batch_size: int = 1024,
+    transform: Transform | None = None,
 ) -> np.ndarray:
     """``Δ[j, k] = acc_k(h_j := 0) − acc_k`` (U, K): per-class accuracy change when unit j is switched off.
 
     A negative value is an accuracy drop; NaN for a class without images. Switching off sets the unit's
     activation (after its nonlinearity) to 0. When ``layer`` feeds the output layer the ablated logits are exactly
     ``z − h_j · W_out[:, j]``, computed for all units at once in float64; for deeper layers each unit takes one
-    hooked forward pass over the images (U passes).
+    hooked forward pass over the images (U passes). ``transform``: as in :func:`top_images_per_unit`.
     """
     stages = dense_stages(model, None, "ablation effect")
     i = hidden_stage(stages, layer, "ablation effect")
@@ -181,8 +189,8 @@ def ablation_effect(
         raise MethodError(f"ablation effect: the model has {k_out} classes, not {n_classes}")
     labels = _check_labels(labels, len(images_std), n_classes)
     if i == len(stages) - 2:
-        return _ablation_exact(model, stages, i, images_std, labels, n_classes, batch_size)
-    return _ablation_hooked(model, stages, i, images_std, labels, n_classes, batch_size)
+        return _ablation_exact(model, stages, i, images_std, labels, n_classes, batch_size, transform)
+    return _ablation_hooked(model, stages, i, images_std, labels, n_classes, batch_size, transform)
 
 
 def _class_accuracy_change(correct_base: torch.Tensor, correct_ablated: torch.Tensor, labels: np.ndarray,
@@ -194,7 +202,7 @@ def _class_accuracy_change(correct_base: torch.Tensor, correct_ablated: torch.Te
 
 
 def _ablation_exact(model: nn.Module, stages: list[Stage], i: int, images_std: np.ndarray, labels: np.ndarray,
-                    n_classes: int, batch_size: int) -> np.ndarray:
+                    n_classes: int, batch_size: int, transform: Transform | None = None) -> np.ndarray:
     device, _ = param_of(model)
     n_units = stages[i].linear.out_features
     out = stages[-1].linear
@@ -205,7 +213,7 @@ def _ablation_exact(model: nn.Module, stages: list[Stage], i: int, images_std: n
     correct_ablated = torch.zeros(n_units, n_classes, dtype=torch.float64, device=device)
     shape = tuple(np.shape(images_std)[1:])
     with evaluating(model):
-        for start, xb in batches(images_std, batch_size):
+        for start, xb in batches(images_std, batch_size, transform):
             h = forward_to(stages, to_batch(xb, shape, model), i).double()  # (B, U)
             y = torch.as_tensor(labels[start : start + len(h)], device=device)
             onehot = torch.nn.functional.one_hot(y, n_classes).double()  # (B, K)
@@ -221,14 +229,14 @@ def _ablation_exact(model: nn.Module, stages: list[Stage], i: int, images_std: n
 
 
 def _ablation_hooked(model: nn.Module, stages: list[Stage], i: int, images_std: np.ndarray, labels: np.ndarray,
-                     n_classes: int, batch_size: int) -> np.ndarray:
+                     n_classes: int, batch_size: int, transform: Transform | None = None) -> np.ndarray:
     device, _ = param_of(model)
     n_units = stages[i].linear.out_features
     correct_base = torch.zeros(n_classes, dtype=torch.float64, device=device)
     correct_ablated = torch.zeros(n_units, n_classes, dtype=torch.float64, device=device)
     shape = tuple(np.shape(images_std)[1:])
     with evaluating(model):
-        for start, xb in batches(images_std, batch_size):
+        for start, xb in batches(images_std, batch_size, transform):
             x = to_batch(xb, shape, model)
             y = torch.as_tensor(labels[start : start + len(x)], device=device)
             onehot = torch.nn.functional.one_hot(y, n_classes).double()
@@ -269,11 +277,14 @@ def unit_cards(
     sort_by: str = "outgoing-norm",
     k: int = 9,
     batch_size: int = 1024,
+    transform: Transform | None = None,
 ) -> list[UnitCard]:
     """One :class:`UnitCard` per unit of the hidden layer ``layer`` that reads the image and feeds the output.
 
     ``sort_by``: ``outgoing-norm`` or ``ablation`` (descending, ties to the lower unit) or ``index``.
-    Top images come from ``images_std_train``, ablation from the validation images and labels.
+    Top images come from ``images_std_train``, ablation from the validation images and labels; with ``transform``
+    (a run's standardization) both image sets are given as stored (arrays or streamed sets) and transformed batch
+    by batch.
     """
     if sort_by not in SORT_KEYS:
         raise MethodError(not_one_of("sort_by", sort_by, SORT_KEYS))
@@ -292,8 +303,8 @@ def unit_cards(
     incoming = incoming_weights(model, shape, layer)
     outgoing = outgoing_weights(model, layer)
     bias = hidden_biases(model, layer)
-    top_i, top_v = top_images_per_unit(model, images_std_train, layer, k, batch_size)
-    ablation = ablation_effect(model, val_images_std, val_labels, layer, n_classes, batch_size)
+    top_i, top_v = top_images_per_unit(model, images_std_train, layer, k, batch_size, transform)
+    ablation = ablation_effect(model, val_images_std, val_labels, layer, n_classes, batch_size, transform)
     norms = np.linalg.norm(outgoing.astype(np.float64), axis=0)
     with np.errstate(all="ignore"):
         worst = np.where(np.isnan(ablation), np.inf, ablation).min(1)

@@ -41,7 +41,8 @@ def environment(sections: Sequence[Section] = ()) -> Environment:
 def build_report(run: Run | str | Path, out: str | Path | None = None, *, splits: Splits | None = None,
                  data: str | Path | None = None, max_units: int = 256, gallery: int = 16,
                  sort_units: str = "outgoing-norm", device: str | None = None,
-                 layers: Sequence[str] | None = None, analysis: str | Path | None = None) -> Path:
+                 layers: Sequence[str] | None = None, analysis: str | Path | None = None,
+                 stream: bool | None = None, max_memory: int | None = None) -> Path:
     """Write ``out`` (default ``RUN/report``) ``/index.html`` (+ ``units-N.html`` pages and PNG/GIF figures).
 
     ``run`` is a loaded :class:`~nnsee.train.Run`, or a run folder, loaded here. ``splits`` defaults to the run's
@@ -53,7 +54,10 @@ def build_report(run: Run | str | Path, out: str | Path | None = None, *, splits
     ``device`` (``auto``, ``cpu``, ``cuda[:N]``, ``mps``) is where the model computes: a folder is loaded there
     (default: the CPU), a loaded run's model is moved there (default: where it is). ``analysis``: the folder of an
     ``nnsee analyze`` of this run's test split, whose scores (accuracy, confusion matrix) the page shows instead of
-    recomputing them; an analysis of other weights or other data is refused in one line.
+    recomputing them; an analysis of other weights or other data is refused in one line. ``stream`` and
+    ``max_memory`` decide how the run's own data is loaded (:func:`~nnsee.data.spec.load_splits`: streamed batch
+    by batch when asked, or by default when the decoded set would not fit in ``max_memory``); every section reads a
+    streamed set batch by batch or by index, and shows what it would show in memory.
     """
     from nnsee.data.spec import load_splits
     from nnsee.methods.hidden_units import SORT_KEYS
@@ -69,7 +73,8 @@ def build_report(run: Run | str | Path, out: str | Path | None = None, *, splits
         run.model.to(resolve_device(device))
     out = Path(out) if out is not None else run.path / "report"
     check_report_folder(out)  # before the work, not only before the writes
-    data_splits = splits if splits is not None else load_splits(run.data_spec, path=data)
+    data_splits = splits if splits is not None else load_splits(run.data_spec, path=data, stream=stream,
+                                                                max_memory=max_memory)
     if analysis is not None:
         run = _with_analysis(run, data_splits, analysis)
     inp = ReportInput(run, data_splits, max_units=max_units, gallery=gallery, sort_units=sort_units,

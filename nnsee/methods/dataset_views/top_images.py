@@ -26,6 +26,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from nnsee.data.lazy import LazyImages
 from nnsee.methods.base import MethodError
 from nnsee.methods.dataset_views._stopped import LayerCalls, layer_calls, stopped_pass
 from nnsee.methods.dataset_views._stream import Images, Transform, prepared, stream
@@ -117,8 +118,9 @@ def top_images_per_layer(model: nn.Module, images: Images, layers: Sequence[str]
                          batch_size: int | None = None, transform: Transform | None = None) -> dict[str, TopK]:
     """:func:`top_images_per_channel` of several layers in one streaming pass (each image is run once, only as far
     as the deepest layer's last call): ``{layer: TopK}``. Each layer's output is merged into its running top-k
-    inside its hook, at its last call. ``batch_size`` cuts an array (default: the size that runs fastest, found by
-    :mod:`nnsee.models.chunking` timing the real batches, at most :func:`auto_batch_size` of the deepest layer)."""
+    inside its hook, at its last call. ``batch_size`` cuts an array or a streamed set (default: the size that runs
+    fastest, found by :mod:`nnsee.models.chunking` timing the real batches, at most :func:`auto_batch_size` of the
+    deepest layer)."""
     layers = list(dict.fromkeys(layers))
     if not layers:
         raise MethodError("no layers were given")
@@ -128,7 +130,7 @@ def top_images_per_layer(model: nn.Module, images: Images, layers: Sequence[str]
         raise MethodError(f"batch_size must be at least 1, got {batch_size}")
     with eval_mode(model):
         seen, batches = None, None
-        if isinstance(images, (np.ndarray, torch.Tensor)) and len(images):
+        if isinstance(images, (np.ndarray, torch.Tensor, LazyImages)) and len(images):  # sliced (decoded) by chunks
             one = prepared(images[:1], model, transform)
             seen = layer_calls(model, one, layers)
             cap = batch_size or auto_batch_size(model, None, layers, seen)  # the memory bound

@@ -21,7 +21,15 @@ from PIL import Image
 from torch import nn
 
 from nnsee.render import data_uri, grid, image_tile, mosaic, symmetric_scale, weight_tile
-from nnsee.report.sections.common import MAX_CLASSES, ReportInput, dropped_note, snapshots_note, spread, upscale_for
+from nnsee.report.sections.common import (
+    MAX_CLASSES,
+    ReportInput,
+    dropped_note,
+    head,
+    snapshots_note,
+    spread,
+    upscale_for,
+)
 
 # Ten distinguishable colours (matplotlib's tab10), cycled, for "most probable class" maps.
 PALETTE = np.array([[31, 119, 180], [255, 127, 14], [44, 160, 44], [214, 39, 40], [148, 103, 189],
@@ -247,8 +255,8 @@ def _raw_crops(inp: ReportInput, topk: Any, rf: Any, channels: int) -> np.ndarra
     from nnsee.methods.dataset_views.receptive_field import crop
 
     images = inp.splits.train.images
-    return np.stack([np.stack([crop(images[i], tuple(p), rf, fill=1.0)
-                               for i, p in zip(topk.image_index[c], topk.position[c], strict=True)])
+    return np.stack([np.stack([crop(x, tuple(p), rf, fill=1.0)  # a channel's k images in one read (only those)
+                               for x, p in zip(images[topk.image_index[c]], topk.position[c], strict=True)])
                      for c in range(channels)])
 
 
@@ -259,7 +267,7 @@ def _test_images(inp: ReportInput, n: int) -> np.ndarray:
 
 def _test_inputs(inp: ReportInput, index: np.ndarray) -> np.ndarray:
     """The test images at ``index`` as the model sees them (standardized: only these, not the whole test set)."""
-    return inp.run.standardize(inp.splits.test.images[index])
+    return inp.inputs(inp.splits.test.images, index)
 
 
 def _grad_cams(inp: ReportInput, stages: list[str], index: np.ndarray) -> dict[str, Any] | None:
@@ -272,10 +280,11 @@ def _grad_cams(inp: ReportInput, stages: list[str], index: np.ndarray) -> dict[s
         return None
     up = upscale_for(inp.shape, 96)
     labels = inp.splits.test.labels[index]
-    cams = grad_cams(inp.run.model, _test_inputs(inp, index), np.asarray(labels, dtype=np.int64), stages)
+    photos = inp.splits.test.images[index]  # read once (of a streamed set: only these)
+    cams = grad_cams(inp.run.model, inp.run.standardize(photos), np.asarray(labels, dtype=np.int64), stages)
     rows = []
     for j, (i, label) in enumerate(zip(index, labels, strict=True)):
-        photo = inp.splits.test.images[i]
+        photo = photos[j]
         cells = []
         for layer in stages:
             cam = cams[layer][j]
@@ -302,7 +311,8 @@ def _occlusion(inp: ReportInput, layer: str, index: np.ndarray, large: bool) -> 
     up = upscale_for(inp.shape, 96)
     rows = []
     for j, i in enumerate(index):
-        maps = occlusion_maps(inp.run.model, _test_inputs(inp, index[j : j + 1]), labels[j : j + 1], window=window,
+        photo = inp.splits.test.images[index[j : j + 1]]  # (1, C, H, W), read once
+        maps = occlusion_maps(inp.run.model, inp.run.standardize(photo), labels[j : j + 1], window=window,
                               stride=stride, layer=layer)
         side = max(1, round(96 / maps.prob_true.shape[-1]))
         activity = maps.strongest_map_activity[0]
@@ -310,9 +320,9 @@ def _occlusion(inp: ReportInput, layer: str, index: np.ndarray, large: bool) -> 
         colours = PALETTE[maps.most_probable[0] % len(PALETTE)].repeat(side, 0).repeat(side, 1)
         rows.append({
             "index": int(i), "true": inp.class_names[int(labels[j])],
-            "image": data_uri(image_tile(np.clip(inp.splits.test.images[i], 0, 1), up)),
+            "image": data_uri(image_tile(np.clip(photo[0], 0, 1), up)),
             "prob_true": data_uri(image_tile(maps.prob_true[0][None], side)),
-            "over_photo": data_uri(image_tile(over_photo(inp.splits.test.images[i], maps.prob_true[0]), up)),
+            "over_photo": data_uri(image_tile(over_photo(photo[0], maps.prob_true[0]), up)),
             "activity": data_uri(image_tile(((activity - activity.min()) / span)[None], side)),
             "most_probable": data_uri(Image.fromarray(np.ascontiguousarray(colours), "RGB")),
             "channel": int(maps.strongest_channel[0]),
@@ -345,7 +355,7 @@ def _evolution(inp: ReportInput, layer: str) -> dict[str, Any] | None:
         return None
     chosen = spread(run.snapshot_epochs)
     snapshots = {epoch: run.snapshot_state(epoch) for epoch in chosen}
-    subset = inp.splits.train.images[: min(len(inp.splits.train), 2000)]
+    subset = head(inp.splits.train.images, 2000)
     by_epoch = features_over_training(run.model, snapshots, subset, layer, k=1, projections=True,
                                       transform=run.standardize)
     epochs = sorted(by_epoch)

@@ -10,15 +10,19 @@ from typing import Any
 import numpy as np
 
 from nnsee.data.imageset import Splits
+from nnsee.data.lazy import LazyImages
 from nnsee.models.capabilities import Capabilities, capabilities
 from nnsee.render import bar_chart_svg, data_uri, image_tile, mosaic, weight_tile
 from nnsee.render.bidi import isolated
+from nnsee.train.evaluate import predict_logits
 from nnsee.train.run import Run
 
 
 @dataclass
 class ReportInput:
-    """A loaded run and its splits; standardized copies are made once (``run.standardize``) and shared."""
+    """A loaded run and its splits (in memory or streamed: :class:`~nnsee.data.lazy.LazyImages`). Sections read a
+    split whole only batch by batch, standardizing each batch (``run.standardize``), and take the few images they
+    show by index, so a streamed set is never decoded whole."""
 
     run: Run
     splits: Splits
@@ -43,17 +47,16 @@ class ReportInput:
         """What the model offers the sections, read once from its modules."""
         return capabilities(self.run.model, self.shape)
 
-    @cached_property
-    def train_std(self) -> np.ndarray:
-        return self.run.standardize(self.splits.train.images)
+    def inputs(self, images: np.ndarray | LazyImages, index: np.ndarray) -> np.ndarray:
+        """The images at ``index`` as the model sees them (the run's standardization applied to those only; of a
+        streamed set only those are read)."""
+        return self.run.standardize(images[index])
 
     @cached_property
-    def val_std(self) -> np.ndarray:
-        return self.run.standardize(self.splits.val.images)
-
-    @cached_property
-    def test_std(self) -> np.ndarray:
-        return self.run.standardize(self.splits.test.images)
+    def test_logits(self) -> np.ndarray:
+        """The model's logits (N, K) for every test image, each chunk standardized (and, when streamed, decoded) as
+        it is reached: neither a standardized nor a decoded copy of the whole test set is made."""
+        return predict_logits(self.run.model, self.splits.test.images, transform=self.run.standardize)
 
 
 @dataclass(frozen=True)
@@ -85,6 +88,11 @@ class Section:
     def partial(self) -> str:
         """The partial's template name."""
         return f"sections/{self.name}.html.j2"
+
+
+def head(images: np.ndarray | LazyImages, n: int) -> np.ndarray | LazyImages:
+    """The first ``n`` images: a view of an array, a lazy subset of a streamed set (nothing read now)."""
+    return images.take(np.arange(min(n, len(images)))) if isinstance(images, LazyImages) else images[:n]
 
 
 def upscale_for(shape: tuple[int, ...], target: int = 84) -> int:

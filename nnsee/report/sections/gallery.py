@@ -10,7 +10,6 @@ from nnsee.methods.base import softmax
 from nnsee.methods.one_image import CONTRIBUTIONS, explain_image
 from nnsee.render import bar_chart_svg, data_uri, symmetric_scale, weight_tile
 from nnsee.report.sections.common import ReportInput, class_bars_svg, image_uri, upscale_for
-from nnsee.train.evaluate import predict_logits
 
 
 def pick_gallery(probabilities: np.ndarray, labels: np.ndarray, n: int) -> list[tuple[int, str]]:
@@ -38,11 +37,12 @@ def gallery_section(inp: ReportInput) -> dict[str, Any] | None:
                          f"model is {inp.caps.describe()} (nnsee explain --method shows its attribution maps)")
         return None
     model, names = inp.run.model, inp.class_names
-    probabilities = softmax(predict_logits(model, inp.test_std))
+    probabilities = softmax(inp.test_logits)
     upscale, small = upscale_for(inp.shape, 84), upscale_for(inp.shape, 56)
     items = []
     for index, why in pick_gallery(probabilities, inp.splits.test.labels, inp.gallery):
-        shown = explain_image(model, inp.test_std[index], CONTRIBUTIONS, input_shape=inp.shape)
+        shown = explain_image(model, inp.inputs(inp.splits.test.images, np.array([index]))[0], CONTRIBUTIONS,
+                             input_shape=inp.shape)
         e, panels = shown.dot, {p.index: p for p in shown.panels}
         true, predicted = int(inp.splits.test.labels[index]), shown.predicted
         item: dict[str, Any] = {

@@ -12,7 +12,7 @@ from nnsee.models.adopted import resize_rule
 from nnsee.render import learning_curves_svg
 from nnsee.render.bidi import isolated
 from nnsee.report.sections.common import MAX_CLASSES, ReportInput, dropped_note, images_grid_uri, upscale_for
-from nnsee.train.evaluate import predict_logits, scores
+from nnsee.train.evaluate import scores
 
 _NOT_OPTIONS = ("name", "input_shape", "n_classes")  # spec keys every model has, shown elsewhere on the page
 
@@ -20,8 +20,7 @@ _NOT_OPTIONS = ("name", "input_shape", "n_classes")  # spec keys every model has
 def overview(inp: ReportInput, samples_per_class: int = 8) -> dict[str, Any]:
     run, splits = inp.run, inp.splits
     config = run.config
-    test = run.metrics.get("test") or scores(predict_logits(run.model, inp.test_std), splits.test.labels,
-                                             splits.test.class_names)
+    test = run.metrics.get("test") or scores(inp.test_logits, splits.test.labels, splits.test.class_names)
     standardizer = run.standardizer
     facts = [
         ("model", describe_model(run.model, run.meta.get("model"))),

@@ -28,15 +28,17 @@ def standardization_section(inp: ReportInput, n_images: int = 4) -> dict[str, An
     pixel = _pixel_standardizer(inp, train.images[: min(len(train), 5000, rows_at_once)])
     rows = []
     for i in picks:
-        views = standardization_views(train.images[i], pixel)
-        row = {"original": image_uri(train.images[i], upscale), "views": []}
+        image = train.images[i]  # one read (of a streamed set: one decode)
+        views = standardization_views(image, pixel)
+        row = {"original": image_uri(image, upscale), "views": []}
         for mode, view in views.items():
             scale = symmetric_scale(view)
             row["views"].append({"mode": mode, "uri": data_uri(weight_tile(view, scale, upscale)),
                                  "norm": float(np.linalg.norm(view)), "scale": scale})
         rows.append(row)
-    shown = train.images[: min(len(train), 2000)]
-    parts = [standardization_norms(shown[k : k + rows_at_once], pixel) for k in range(0, len(shown), rows_at_once)]
+    shown = min(len(train), 2000)  # sliced chunk by chunk: a streamed set decodes one chunk at a time
+    parts = [standardization_norms(train.images[k : min(k + rows_at_once, shown)], pixel)
+             for k in range(0, shown, rows_at_once)]
     norms = {mode: np.concatenate([p[mode] for p in parts]) for mode in parts[0]}
     standardizer = inp.run.standardizer
     mode = standardizer.mode if standardizer is not None else "no standardization"

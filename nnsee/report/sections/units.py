@@ -30,8 +30,9 @@ def units_section(inp: ReportInput, sort_by: str | None = None) -> dict[str, Any
         inp.notes.append(f"hidden-unit cards: they need one hidden layer between the image and the classes; this "
                          f"model is {inp.caps.describe()}")
         return None
-    cards = unit_cards(inp.run.model, inp.train_std, inp.val_std, inp.splits.val.labels, inp.class_names,
-                       layer=inp.caps.hidden_layers[0], sort_by=sort_by)
+    cards = unit_cards(inp.run.model, inp.splits.train.images, inp.splits.val.images, inp.splits.val.labels,
+                       inp.class_names, layer=inp.caps.hidden_layers[0], sort_by=sort_by,
+                       transform=inp.run.standardize)
     scale = symmetric_scale(np.stack([c.incoming for c in cards]))
     upscale = upscale_for(inp.shape, 84)
     small = max(1, upscale_for(inp.shape, 28))
