@@ -3,8 +3,9 @@ memory does not grow with the set.
 
 The data: an .npz of 2,000 12x12 images of 4 classes written by the test; an MLP (pixel standardization: unit cards,
 ablation, why-this-score) and a CNN (image standardization: top-9, projections, Grad-CAM, occlusion, evolution,
-randomization check), each trained 2 epochs with snapshots. The pages are compared as text (every number and every
-data: URI image) but for the build time, and every file written beside them byte for byte.
+randomization check), each trained 2 epochs with snapshots; and a CNN on a folder of 120 JPEG photos read as
+3x16x16 (the guarded decoder, resized and kept RGB as each batch is read). The pages are compared as text (every
+number and every data: URI image) but for the build time, and every file written beside them byte for byte.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ import pytest
 import torch
 from click.testing import CliRunner
 from limited_child import call, run_limited
+from photos import photo_folder
 
 from nnsee.cli import main
 from nnsee.data import load_data
@@ -47,6 +49,14 @@ def runs(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
         config = TrainConfig(epochs=2, batch_size=64, lr=0.01, snapshots=[0, 1, 2], standardize=standardize)
         fit(model, splits, config, root / name, progress=False)
         out[name] = root / name
+    # a folder of JPEG photos, 3 classes, decoded and brought to 3x16x16 as they are read
+    photos = load_data(str(photo_folder(root / "photos", 40, 24, fmt="jpg")), size=16, grayscale=False, seed=0,
+                       stream=False)
+    torch.manual_seed(0)
+    model = build_model("cnn", photos.shape, photos.train.n_classes, channels=[4, 6], kernel=3)
+    fit(model, photos, TrainConfig(epochs=2, batch_size=16, lr=0.01, snapshots=[0, 1, 2]), root / "photo-cnn",
+        progress=False)
+    out["photo-cnn"] = root / "photo-cnn"
     return out
 
 
@@ -68,7 +78,7 @@ def _never_whole(self: LazyImages, dtype: object = None, copy: object = None) ->
     raise AssertionError(f"a report section decoded all {len(self)} images of a streamed set at once")
 
 
-@pytest.mark.parametrize("name", list(MODELS))
+@pytest.mark.parametrize("name", [*MODELS, "photo-cnn"])
 def test_a_report_on_a_streamed_set_equals_the_report_in_memory(runs: dict[str, Path], tmp_path: Path,
                                                                monkeypatch: pytest.MonkeyPatch, name: str) -> None:
     """--stream: the same pages and files as --no-stream (accuracy and confusion cells recomputed from the test
