@@ -520,20 +520,21 @@ def stream_options(command: Callable[..., Any]) -> Callable[..., Any]:
 @click.option("--layers", default=None, metavar="NAMES",
               help="Comma-separated dotted layer names (see `nnsee layers RUN`) for the layer views, e.g. "
               "layer2,layer4 (default: the report's own choice).")
-@click.option("--analysis", type=click.Path(exists=True, file_okay=False, path_type=Path), default=None,
-              help="An `nnsee analyze` folder of this run's test split: its accuracy and confusion matrix are shown "
-              "instead of being recomputed.")
+@click.option("--analysis", type=click.Path(exists=True, file_okay=False, path_type=Path), multiple=True,
+              help="An `nnsee analyze` folder of this run: of its test split, the accuracy and confusion matrix are "
+              "shown from it; of its training split, the top-9 images per feature map (when it holds the shown "
+              "layers). Give it once per split; nothing is recomputed that an analysis holds.")
 @stream_options
 @device_option
 @_friendly_errors
 def report(run: Path, out: Path | None, max_units: int, sort_units: str, data_path: Path | None, layers: str | None,
-           analysis: Path | None, device: str, stream: bool | None, max_memory: int | None) -> None:
+           analysis: tuple[Path, ...], device: str, stream: bool | None, max_memory: int | None) -> None:
     """Write the static HTML report of RUN: templates, unit cards, why-this-score, evolution."""
     from nnsee.report import build_report
 
     chosen = _names_list(layers, "--layers") if layers is not None else None
     index = build_report(run, out, data=data_path, max_units=max_units, sort_units=sort_units, device=device,
-                         layers=chosen, analysis=analysis, stream=stream, max_memory=max_memory)
+                         layers=chosen, analysis=list(analysis) or None, stream=stream, max_memory=max_memory)
     click.echo(f"report written: {index}\nopen it in a browser: {_link(index)}")
 
 

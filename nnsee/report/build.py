@@ -41,7 +41,7 @@ def environment(sections: Sequence[Section] = ()) -> Environment:
 def build_report(run: Run | str | Path, out: str | Path | None = None, *, splits: Splits | None = None,
                  data: str | Path | None = None, max_units: int = 256, gallery: int = 16,
                  sort_units: str = "outgoing-norm", device: str | None = None,
-                 layers: Sequence[str] | None = None, analysis: str | Path | None = None,
+                 layers: Sequence[str] | None = None, analysis: str | Path | Sequence[str | Path] | None = None,
                  stream: bool | None = None, max_memory: int | None = None) -> Path:
     """Write ``out`` (default ``RUN/report``) ``/index.html`` (+ ``units-N.html`` pages and PNG/GIF figures).
 
@@ -52,9 +52,10 @@ def build_report(run: Run | str | Path, out: str | Path | None = None, *, splits
     the index path. ``layers`` (dotted names, see ``nnsee layers RUN``) are the stages the CNN section shows
     (top-9 and Grad-CAM; default: the last conv module of each resolution, lifted to the block it ends).
     ``device`` (``auto``, ``cpu``, ``cuda[:N]``, ``mps``) is where the model computes: a folder is loaded there
-    (default: the CPU), a loaded run's model is moved there (default: where it is). ``analysis``: the folder of an
-    ``nnsee analyze`` of this run's test split, whose scores (accuracy, confusion matrix) the page shows instead of
-    recomputing them; an analysis of other weights or other data is refused in one line. ``stream`` and
+    (default: the CPU), a loaded run's model is moved there (default: where it is). ``analysis``: the folder (or
+    folders) of an ``nnsee analyze`` of this run: of its test split, the page shows its scores (accuracy, confusion
+    matrix) instead of recomputing them; of its training split, its top-9 per feature map where it holds the shown
+    layers. An analysis of other weights or of another split or data set is refused in one line. ``stream`` and
     ``max_memory`` decide how the run's own data is loaded (:func:`~nnsee.data.spec.load_splits`: streamed batch
     by batch when asked, or by default when the decoded set would not fit in ``max_memory``); every section reads a
     streamed set batch by batch or by index, and shows what it would show in memory.
@@ -75,10 +76,11 @@ def build_report(run: Run | str | Path, out: str | Path | None = None, *, splits
     check_report_folder(out)  # before the work, not only before the writes
     data_splits = splits if splits is not None else load_splits(run.data_spec, path=data, stream=stream,
                                                                 max_memory=max_memory)
+    top_from = None
     if analysis is not None:
-        run = _with_analysis(run, data_splits, analysis)
+        run, top_from = _with_analyses(run, data_splits, [analysis] if isinstance(analysis, (str, Path)) else analysis)
     inp = ReportInput(run, data_splits, max_units=max_units, gallery=gallery, sort_units=sort_units,
-                      layers=list(layers) if layers is not None else None)
+                      layers=list(layers) if layers is not None else None, top_from=top_from)
     if layers is not None:  # a wrong name is refused before any section is computed
         from nnsee.report.sections.cnn_section import chosen_stages, probe
 
@@ -108,20 +110,31 @@ def build_report(run: Run | str | Path, out: str | Path | None = None, *, splits
     return out / "index.html"
 
 
-def _with_analysis(run: Run, splits: Splits, path: str | Path) -> Run:
-    """``run`` with its test metrics taken from the analysis in ``path`` (checked: same weights, the test split)."""
+def _with_analyses(run: Run, splits: Splits, paths: Sequence[str | Path]) -> tuple[Run, Any]:
+    """``run`` with its test metrics taken from the analysis of its test split, and the analysis of its training
+    split (or None), from the analyses in ``paths`` (each checked: same weights; one of those two splits, once)."""
     from dataclasses import replace
 
     from nnsee.analysis import load_analysis
     from nnsee.analysis.report import check_run, same_data, scores
 
-    analysis = load_analysis(path)
-    check_run(analysis, run)
-    changed = same_data(analysis, splits.test)
-    if changed:
-        raise RunError(f"the analysis in {path} is not of this run's test split ({'; '.join(changed[:3])} differ); "
-                       f"make one with: nnsee analyze {run.path} --split test --out DIR")
-    return replace(run, meta={**run.meta, "metrics": {**run.metrics, "test": scores(analysis)}})
+    found: dict[str, Any] = {}
+    for path in paths:
+        analysis = load_analysis(path)
+        check_run(analysis, run)
+        changed = {split: same_data(analysis, getattr(splits, split)) for split in ("test", "train")}
+        split = next((name for name, diff in changed.items() if not diff), None)
+        if split is None:
+            raise RunError(f"the analysis in {path} is of neither this run's test split nor its training split "
+                           f"({'; '.join(changed['test'][:3])} differ from the test split); make one with: nnsee "
+                           f"analyze {run.path} --split test --out DIR")
+        if split in found:
+            raise RunError(f"two analyses of this run's {split} split were given ({found[split].path} and {path}); "
+                           "give one per split")
+        found[split] = analysis
+    if "test" in found:
+        run = replace(run, meta={**run.meta, "metrics": {**run.metrics, "test": scores(found["test"])}})
+    return run, found.get("train")
 
 
 def _refuse_link(path: Path) -> None:

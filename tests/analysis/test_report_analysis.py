@@ -4,6 +4,7 @@ analysis of other weights or other data; the analysis' top-9 is what the dataset
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 import numpy as np
@@ -25,10 +26,10 @@ def analyses(cnn_run: Path, tmp_path_factory: pytest.TempPathFactory) -> dict[st
     run = load_run(cnn_run)
     splits = load_splits(run.data_spec)
     root = tmp_path_factory.mktemp("analyses")
-    for split in ("test", "train"):
-        analyze(run.model, getattr(splits, split), root / split, standardizer=run.standardizer, layers=["relu1"],
-                batch_size=32)
-    return {"test": root / "test", "train": root / "train"}
+    for split in ("test", "train", "val"):
+        analyze(run.model, getattr(splits, split), root / split, standardizer=run.standardizer,
+                layers=["relu1", "relu2"], batch_size=32)
+    return {split: root / split for split in ("test", "train", "val")}
 
 
 def test_scores_equal_evaluate(cnn_run: Path, analyses: dict[str, Path]) -> None:
@@ -61,8 +62,12 @@ def test_the_report_shows_the_analysis_scores(cnn_run: Path, analyses: dict[str,
 def test_an_analysis_of_other_data_or_weights_is_refused(cnn_run: Path, analyses: dict[str, Path],
                                                           tmp_path: Path) -> None:
     other = CliRunner().invoke(main, ["report", str(cnn_run), "--out", str(tmp_path / "r"), "--analysis",
-                                      str(analyses["train"]), "--device", "cpu"])
-    assert other.exit_code == 1 and "is not of this run's test split (data.labels" in other.stderr, other.stderr
+                                      str(analyses["val"]), "--device", "cpu"])
+    assert other.exit_code == 1, other.stderr
+    assert "is of neither this run's test split nor its training split (data.labels" in other.stderr, other.stderr
+    twice = CliRunner().invoke(main, ["report", str(cnn_run), "--out", str(tmp_path / "r"), "--analysis",
+                                      str(analyses["train"]), "--analysis", str(analyses["train"]), "--device", "cpu"])
+    assert twice.exit_code == 1 and "two analyses of this run's train split" in twice.stderr, twice.stderr
     run = load_run(cnn_run)
     next(run.model.parameters()).data += 1
     from nnsee.errors import RunError
@@ -82,3 +87,30 @@ def test_top_images_equal_the_dataset_view(cnn_run: Path, analyses: dict[str, Pa
     np.testing.assert_array_equal(got.position, want.position)
     np.testing.assert_allclose(got.values, want.values, rtol=1e-6)
     assert top_images(load_analysis(analyses["train"]), ["conv2"]) is None
+
+
+def _page(folder: Path) -> str:
+    """The report's index page without its build time (the one line that differs between two builds)."""
+    return re.sub(r"built in [0-9.]+ ?s", "built in", (folder / "index.html").read_text())
+
+
+def test_the_report_reads_the_top9_of_a_training_split_analysis(
+        cnn_run: Path, analyses: dict[str, Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """With both analyses the page equals the page computed from scratch, and the top-9 pass never runs."""
+    from nnsee.report import build_report
+
+    build_report(cnn_run, tmp_path / "scratch", layers=["relu1", "relu2"], device="cpu")
+    import nnsee.methods.dataset_views.top_images as views
+
+    def no_pass(*args: object, **kwargs: object) -> None:
+        raise AssertionError("the top-9 pass ran although the analysis holds it")
+
+    monkeypatch.setattr(views, "top_images_per_layer", no_pass)
+    build_report(cnn_run, tmp_path / "read", layers=["relu1", "relu2"], device="cpu",
+                 analysis=[analyses["test"], analyses["train"]])
+    assert _page(tmp_path / "read") == _page(tmp_path / "scratch")
+    files = sorted(p.name for p in (tmp_path / "scratch").iterdir())
+    assert files == sorted(p.name for p in (tmp_path / "read").iterdir())
+    for name in files:
+        if name != "index.html":
+            assert (tmp_path / "read" / name).read_bytes() == (tmp_path / "scratch" / name).read_bytes(), name

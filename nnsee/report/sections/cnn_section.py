@@ -210,6 +210,7 @@ def shrunk(a: np.ndarray, side: int = TILE_SIDE) -> np.ndarray:
 def _top9(inp: ReportInput, stages: list[str], channels: int) -> list[dict[str, Any]]:
     """Per stage, the top-9 training images of its first ``channels`` maps (one streaming pass for all stages,
     standardized per batch) and the deconvnet projections of those maps' top activations only."""
+    from nnsee.analysis.report import top_images
     from nnsee.methods.dataset_views.projections import top9_projections
     from nnsee.methods.dataset_views.receptive_field import field_of
     from nnsee.methods.dataset_views.top_images import top_images_per_layer
@@ -217,7 +218,9 @@ def _top9(inp: ReportInput, stages: list[str], channels: int) -> list[dict[str, 
 
     model, images = inp.run.model, inp.splits.train.images
     no_projection = capabilities(model).relu_rule
-    tops = top_images_per_layer(model, images, stages, k=9, transform=inp.run.standardize)
+    tops = top_images(inp.top_from, stages) if inp.top_from is not None else None  # an analysis holds them
+    if tops is None:
+        tops = top_images_per_layer(model, images, stages, k=9, transform=inp.run.standardize)
     release_memory()
     out = []
     for layer in stages:

@@ -30,6 +30,7 @@ class ReportInput:
     gallery: int = 16
     sort_units: str = "outgoing-norm"
     layers: list[str] | None = None  # the CNN section's stages (None: its own choice)
+    top_from: Any = None  # an nnsee.analysis.Analysis of the training split: the CNN section's top-9 read from it
     notes: list[str] = field(default_factory=list)
 
     @cached_property
