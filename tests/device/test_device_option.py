@@ -137,7 +137,8 @@ def test_every_command_hands_its_loader_or_trainer_the_device_it_resolved(
     for module in (nnsee.train, overfit, standardization):
         monkeypatch.setattr(module, "fit", trainer)
 
-    def resumer(run: Any, epochs: Any = None, *, allow_changed_data: bool = False, device: Any = None) -> Any:
+    def resumer(run: Any, epochs: Any = None, *, allow_changed_data: bool = False, device: Any = None,
+                **kwargs: Any) -> Any:  # and dist=, workers= (torchrun, streamed runs)
         seen.append(device)
         raise Stop
 
