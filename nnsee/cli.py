@@ -175,6 +175,33 @@ def _load(spec: str, seed: int, size: int | None, grayscale: bool | None, data_d
                      stream=stream, max_memory=max_memory)
 
 
+def run_split(run: Any, spec: str | None, split: str, data_opts: dict[str, Any]) -> Any:
+    """``split`` of ``spec`` (default: the run's own data, re-split as recorded) for the loaded ``run``: a SPEC of
+    the user's is read at the run's image size and channels unless ``--size``/``--grayscale`` say otherwise, with the
+    run's resize rule; the set must have the run's classes and image shape (else one line saying what to pass).
+    ``--stream``/``--max-memory`` apply either way."""
+    from nnsee.data import load_splits
+    from nnsee.errors import DataError
+
+    if spec is None:
+        splits = load_splits(run.data_spec, stream=data_opts.get("stream"), max_memory=data_opts.get("max_memory"))
+    else:
+        from nnsee.models.adopted import resize_rule
+
+        if data_opts["size"] is None and data_opts["grayscale"] is None:
+            shape = run.input_shape
+            data_opts = {**data_opts, "size": shape[-1], "grayscale": shape[0] == 1}
+        splits = _load(spec, int(run.config.get("seed", 0)), resize=resize_rule(run.meta), **data_opts)
+    data = getattr(splits, split)
+    if list(data.class_names) != list(run.class_names):
+        raise DataError(f"{run.path} was trained on classes {run.class_names}, the data has {data.class_names}")
+    if tuple(data.shape) != tuple(run.input_shape):
+        raise DataError(f"{run.path} expects images of shape {tuple(run.input_shape)}, the data has "
+                        f"{tuple(data.shape)}: pass --size {run.input_shape[-1]} and "
+                        f"{'--grayscale' if run.input_shape[0] == 1 else '--rgb'}")
+    return data
+
+
 def _host(ctx: click.Context, param: click.Parameter, value: str) -> str:
     """A host to bind: not empty (uvicorn would listen on every interface) and without spaces."""
     if not value.strip() or any(c.isspace() for c in value):
@@ -462,27 +489,11 @@ def adopt(out: Path, code: str | None, code_args: str | None, weights: Path, inp
 @_friendly_errors
 def evaluate(run: Path, spec: str | None, split: str, as_json: bool, device: str, **data_opts: Any) -> None:
     """Accuracy, per-class accuracy and confusion matrix of RUN on a data split."""
-    from nnsee.data import load_splits
     from nnsee.train import evaluate as evaluate_model
     from nnsee.train import load_run
 
     loaded = load_run(run, device=device)
-    if spec is None:
-        splits = load_splits(loaded.data_spec, stream=data_opts["stream"], max_memory=data_opts["max_memory"])
-    else:
-        if data_opts["size"] is None and data_opts["grayscale"] is None:
-            shape = loaded.input_shape
-            data_opts.update(size=shape[-1], grayscale=shape[0] == 1)
-        from nnsee.models.adopted import resize_rule
-
-        splits = _load(spec, int(loaded.config.get("seed", 0)), resize=resize_rule(loaded.meta), **data_opts)
-    dataset = getattr(splits, split)
-    if list(dataset.class_names) != list(loaded.class_names):
-        raise NnseeError(f"{run} was trained on classes {loaded.class_names}, the data has {dataset.class_names}")
-    if tuple(dataset.shape) != tuple(loaded.input_shape):
-        raise NnseeError(f"{run} expects images of shape {tuple(loaded.input_shape)}, the data has "
-                         f"{tuple(dataset.shape)}: pass --size {loaded.input_shape[-1]} and "
-                         f"{'--grayscale' if loaded.input_shape[0] == 1 else '--rgb'}")
+    dataset = run_split(loaded, spec, split, data_opts)
     scores = evaluate_model(loaded.model, dataset, loaded.standardizer)
     scores["split"] = split
     if as_json:

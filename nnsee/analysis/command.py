@@ -8,33 +8,7 @@ from typing import Any
 
 import click
 
-from nnsee.cli import _load, _names_list, _print_json, _spec, data_options, device_option
-
-
-def _split(run: Any, spec: str | None, split: str, data_opts: dict[str, Any]) -> Any:
-    """The image set to analyze: ``split`` of ``spec`` (default: the run's own data), conformed to the run."""
-    from nnsee.data import load_splits
-    from nnsee.errors import DataError
-
-    streaming = {k: data_opts.pop(k) for k in ("stream", "max_memory") if k in data_opts}
-    streaming = {k: v for k, v in streaming.items() if v is not None}
-    if spec is None:
-        splits = load_splits(run.data_spec, **streaming)
-    else:
-        if data_opts["size"] is None and data_opts["grayscale"] is None:
-            shape = run.input_shape
-            data_opts.update(size=shape[-1], grayscale=shape[0] == 1)
-        from nnsee.models.adopted import resize_rule
-
-        splits = _load(spec, int(run.config.get("seed", 0)), resize=resize_rule(run.meta), **data_opts, **streaming)
-    data = getattr(splits, split)
-    if list(data.class_names) != list(run.class_names):
-        raise DataError(f"{run.path} was trained on classes {run.class_names}, the data has {data.class_names}")
-    if tuple(data.shape) != tuple(run.input_shape):
-        raise DataError(f"{run.path} expects images of shape {tuple(run.input_shape)}, the data has "
-                        f"{tuple(data.shape)}: pass --size {run.input_shape[-1]} and "
-                        f"{'--grayscale' if run.input_shape[0] == 1 else '--rgb'}")
-    return data
+from nnsee.cli import _names_list, _print_json, _spec, data_options, device_option, run_split
 
 
 def _method_options(items: tuple[str, ...]) -> dict[str, dict[str, str]]:
@@ -103,7 +77,7 @@ def analyze_command(run: Path, spec: str | None, split: str, out: Path, layers: 
         _terminate_as_interrupt()
     try:
         loaded = load_run(run, device=str(dist.device) if dist is not None else device)
-        data = _split(loaded, spec, split, data_opts)
+        data = run_split(loaded, spec, split, data_opts)
         identity = {"run": {"class_names": loaded.class_names},
                     "data": {"spec": spec, "split": split}}
         try:
