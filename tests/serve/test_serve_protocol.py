@@ -91,9 +91,19 @@ def in_process(serve_runs, limit: int = 32, upload_wait: float = 5.0, **protocol
 
 
 def _reply(s: socket.socket) -> tuple[int, email.message.Message, bytes]:
-    """Everything the server sends until it closes: status, headers, body."""
+    """Everything the server sends until it closes: status, headers, body. A reset after the answer ends it too: a
+    client still trickling bytes when the server answered and closed gets a RST in place of the end of stream (seen
+    once in three CI runs); a reset before any answer still fails the parse below."""
     data = b""
-    while chunk := s.recv(65536):
+    while True:
+        try:
+            chunk = s.recv(65536)
+        except ConnectionResetError:
+            if not data:
+                raise
+            break
+        if not chunk:
+            break
         data += chunk
     head, _, body = data.partition(b"\r\n\r\n")
     status_line, _, headers = head.decode("latin-1").partition("\r\n")
@@ -111,7 +121,10 @@ def test_slow_headers_get_408_and_idle_connections_are_closed(serve_runs):
         for _ in range(50):  # trickling for up to 10 s, until the answer comes: the deadline is not moved by each
             if select.select([slow], [], [], 0.2)[0]:  # byte (if it were, no answer before the trickle stops)
                 break
-            slow.sendall(b"X-A: b\r\n")
+            try:
+                slow.sendall(b"X-A: b\r\n")
+            except (BrokenPipeError, ConnectionResetError):  # answered and closed since the select: read it
+                break
         status, headers, _ = _reply(slow)
         assert status == 408 and 1.0 <= time.perf_counter() - t < 8  # 1 s deadline; slack for a loaded machine
         assert_secure(headers)
