@@ -16,7 +16,7 @@ import pytest
 
 # Matched, case-insensitively, against the skip's reason.
 REQUIRED = ("could not import", "captum", "playwright", "chromium", "fashion-mnist", "httpx", "scipy", "sklearn",
-            "scikit-learn", "mlxtend")
+            "scikit-learn", "mlxtend", "jupyter", "nbclient", "nbformat", "ipykernel", "anywidget")
 
 
 def _reason(report: pytest.CollectReport | pytest.TestReport) -> str:
