@@ -145,6 +145,7 @@ def create_app(run_paths: Iterable[str | os.PathLike[str]], *, max_body: int = M
             raise HTTPException(404, f"unit {j} does not exist (0..{n - 1})")
         return await in_pool(jobs, lambda: views.unit_card(loaded, j))
 
+    # Each further view registers its routes from its own module: add_routes(app, get, jobs).
     app.mount("/static", StaticFiles(directory=STATIC), name="static")
     app.add_middleware(Guard, max_body=max_body, allowed_hosts=allowed_hosts)  # outermost: refuses first
     return app

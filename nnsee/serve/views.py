@@ -15,6 +15,7 @@ from typing import Any
 
 import numpy as np
 
+from nnsee.data.imageset import Splits
 from nnsee.errors import MethodError, not_one_of
 from nnsee.methods import one_image
 from nnsee.methods.attribution.registry import METHODS
@@ -33,6 +34,19 @@ class LoadedRun:
     run: Run
     caps: Capabilities
     lock: threading.Lock = field(default_factory=threading.Lock)
+    data_lock: threading.Lock = field(default_factory=threading.Lock)
+    _splits: Splits | None = None
+
+    def splits(self) -> Splits:
+        """The run's own data set (its stored spec, streamed when it would not fit in memory), loaded at the first
+        view that needs images (drill-down, nearest images, the representation map) and kept, never downloaded; a
+        one-line :class:`~nnsee.errors.DataError` when it is no longer where the run found it."""
+        from nnsee.data.spec import load_splits
+
+        with self.data_lock:
+            if self._splits is None:
+                self._splits = load_splits(self.run.data_spec, download=False)
+            return self._splits
 
     @property
     def shape(self) -> tuple[int, ...]:

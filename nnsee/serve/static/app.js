@@ -123,6 +123,8 @@ async function send(blob) {
     const results = await Promise.all(names.map((n) => post(n, blob)));
     $("status").textContent = "";
     showPanes(results);
+    // For the page's other views (their own scripts): the image just explained, the runs it was sent to, the answers.
+    document.dispatchEvent(new CustomEvent("nnsee:explained", { detail: { blob, runs: names, results } }));
   } catch (e) {
     $("status").textContent = "error: " + e.message;
   } finally {
