@@ -119,11 +119,7 @@ class Standardizer:
 
     def image_stats(self, images: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Per-image ``(mean(x), s)`` of ``image`` mode, over the last three axes (``s = 0`` for constant images)."""
-        x = self._check(images)
-        d = x.shape[-3] * x.shape[-2] * x.shape[-1]
-        mean = x.mean(axis=(-3, -2, -1), keepdims=True, dtype=np.float64)
-        centred = x.astype(np.float64) - mean
-        scale = np.sqrt(np.sum(centred * centred, axis=(-3, -2, -1), keepdims=True) / d)
+        mean, scale, _ = _centred_stats(self._check(images))
         return mean, scale
 
     def transform(self, images: np.ndarray) -> np.ndarray:
@@ -145,10 +141,12 @@ class Standardizer:
         return out
 
     def _standardize_images(self, x: np.ndarray) -> np.ndarray:
-        mean, scale = self.image_stats(x)
+        mean, scale, centred = _centred_stats(x)
         tiny = scale <= 1e-12 * np.maximum(1.0, np.abs(mean))  # constant image, up to rounding
-        out = (x.astype(np.float64) - mean) / np.where(tiny, 1.0, scale)
-        return np.where(tiny, 0.0, out).astype(np.float32)
+        centred /= np.where(tiny, 1.0, scale)  # the centred float64 copy is divided in place: no second copy
+        if tiny.any():
+            centred[np.broadcast_to(tiny, centred.shape)] = 0.0
+        return centred.astype(np.float32)
 
     def inverse(
         self, images: np.ndarray, mean: np.ndarray | None = None, scale: np.ndarray | None = None
@@ -272,3 +270,13 @@ def parse_normalize(text: str, channels: int) -> Standardizer:
         raise DataError(f"--normalize {text[:80]!r} gives {len(mean)} means and {len(std)} stds, the model takes "
                         f"{channels} channel{'s' if channels != 1 else ''}: give one of each per channel")
     return Standardizer.normalize(mean, std)
+
+
+def _centred_stats(x: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """``(mean, s, x − mean)`` per image over the last three axes, in float64: ``s = sqrt(Σ (x − mean)² / D)``."""
+    d = x.shape[-3] * x.shape[-2] * x.shape[-1]
+    mean = x.mean(axis=(-3, -2, -1), keepdims=True, dtype=np.float64)
+    centred = x.astype(np.float64)
+    centred -= mean
+    scale = np.sqrt(np.sum(centred * centred, axis=(-3, -2, -1), keepdims=True) / d)
+    return mean, scale, centred
