@@ -26,6 +26,7 @@ from nnsee.methods.hidden_units import (
 from nnsee.methods.sanity import cascading_randomization, randomization_check
 from nnsee.methods.standardization_view import standardization_norms, standardization_views
 from nnsee.methods.templates import class_templates, effective_linear, effective_templates
+from nnsee.methods.unit_ablation import UnitAblation, unit_ablation
 from nnsee.methods.weight_evolution import templates_over_training, weight_images
 
 __all__ = [
@@ -45,6 +46,7 @@ __all__ = [
     "LinearExplanation",
     "MLPExplanation",
     "MethodError",
+    "UnitAblation",
     "UnitCard",
     "ablation_effect",
     "capture",
@@ -69,6 +71,7 @@ __all__ = [
     "templates_over_training",
     "to_batch",
     "top_images_per_unit",
+    "unit_ablation",
     "unit_cards",
     "weight_images",
     "zero_units",
