@@ -23,6 +23,7 @@ from nnsee.methods.hidden_units import (
     top_images_per_unit,
     unit_cards,
 )
+from nnsee.methods.invariance import Invariance, invariance_curves
 from nnsee.methods.sanity import cascading_randomization, randomization_check
 from nnsee.methods.standardization_view import standardization_norms, standardization_views
 from nnsee.methods.templates import class_templates, effective_linear, effective_templates
@@ -63,6 +64,8 @@ __all__ = [
     "hidden_activations",
     "hidden_biases",
     "incoming_weights",
+    "Invariance",
+    "invariance_curves",
     "linear_layers",
     "outgoing_weights",
     "per_class_accuracy",
