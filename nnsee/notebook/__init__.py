@@ -11,7 +11,11 @@ from __future__ import annotations
 
 from typing import Any
 
-__all__ = ["Explorer", "show"]
+from nnsee.notebook.registry import register_formatters
+
+__all__ = ["Explorer", "register_formatters", "show"]
+
+register_formatters()  # inside IPython: the types of the registry display themselves; elsewhere nothing happens
 
 
 def __getattr__(name: str) -> Any:
