@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 import re
 from collections.abc import Mapping, Sequence
+from functools import lru_cache
 from html import escape
 
 import numpy as np
@@ -30,6 +31,14 @@ def _num(x: float) -> str:
 
 def _shorten(text: str, max_chars: int) -> str:
     return text if len(text) <= max_chars else text[: max(1, max_chars - 1)] + "…"
+
+
+@lru_cache(maxsize=4096)
+def _label(label: str, max_chars: int) -> tuple[str, str]:
+    """A bar's label as the chart writes it, escaped and bidi-isolated: in full (its tooltip) and shortened to
+    ``max_chars``. Cached: every chart of a report labels its bars with the same class names."""
+    name = " ".join(plain(label).split())
+    return xml_text(isolated(name)), xml_text(isolated(_shorten(name, max_chars)))
 
 
 def bar_chart_svg(
@@ -74,18 +83,18 @@ def bar_chart_svg(
     ]
     if title:
         out.append(f'<text x="2" y="12" font-weight="bold">{xml_text(title)}</text>')
-    for i, (x, lab) in enumerate(zip(v, labels, strict=True)):
+    for i, (x, lab) in enumerate(zip(v.tolist(), labels, strict=True)):
         y = top + i * row
         cy = y + row / 2
-        name = " ".join(plain(lab).split())
-        shown = f"{x:.3g}" if np.isfinite(x) else ("nan" if np.isnan(x) else ("+inf" if x > 0 else "-inf"))
+        full, short = _label(str(lab), max_chars)
+        finite_x = math.isfinite(x)
+        shown = f"{x:.3g}" if finite_x else ("nan" if math.isnan(x) else ("+inf" if x > 0 else "-inf"))
         bold = ' font-weight="bold"' if i == highlight else ""
-        out.append(f"<g><title>{xml_text(isolated(name))}: {xml_text(shown)}</title>")
+        out.append(f"<g><title>{full}: {shown}</title>")
         out.append(
-            f'<text x="{label_w}" y="{_num(cy)}" text-anchor="end" dominant-baseline="middle"{bold}>'
-            f"{xml_text(isolated(_shorten(name, max_chars)))}</text>"
+            f'<text x="{label_w}" y="{_num(cy)}" text-anchor="end" dominant-baseline="middle"{bold}>{short}</text>'
         )
-        if np.isfinite(x) and scale > 0 and x != 0:
+        if finite_x and scale > 0 and x != 0:
             length = abs(x) / scale * half
             bx = zero if x > 0 else zero - length
             colour = POSITIVE_COLOUR if x > 0 else NEGATIVE_COLOUR
@@ -94,9 +103,7 @@ def bar_chart_svg(
                 f'<rect x="{_num(bx)}" y="{_num(y + row * 0.15)}" width="{_num(length)}" '
                 f'height="{_num(row * 0.7)}" fill="{colour}"{stroke}/>'
             )
-        out.append(
-            f'<text x="{plot_x1 + 3}" y="{_num(cy)}" dominant-baseline="middle"{bold}>{xml_text(shown)}</text></g>'
-        )
+        out.append(f'<text x="{plot_x1 + 3}" y="{_num(cy)}" dominant-baseline="middle"{bold}>{shown}</text></g>')
     out.append(
         f'<line x1="{_num(zero)}" y1="{top}" x2="{_num(zero)}" y2="{_num(top + row * k)}" stroke="black" '
         'stroke-width="1"/>'
