@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 import time
 from collections.abc import Iterable, Sequence
+from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
@@ -28,9 +29,14 @@ from nnsee.train.run import Run
 
 def environment(sections: Sequence[Section] = ()) -> Environment:
     """The report's jinja2 environment: autoescape on, the ``svg``/``num``/``pct`` filters, the partials of
-    ``sections`` (their modules' ``TEMPLATE`` strings) and the page templates in ``templates/``."""
-    partials = {s.partial: s.template for s in sections}
-    loader = ChoiceLoader([DictLoader(partials), PackageLoader("nnsee.report", "templates")])
+    ``sections`` (their modules' ``TEMPLATE`` strings) and the page templates in ``templates/``. One environment
+    per set of partials, kept, so a process that writes several reports compiles each template once."""
+    return _environment(tuple((s.partial, s.template) for s in sections))
+
+
+@lru_cache(maxsize=8)
+def _environment(partials: tuple[tuple[str, str], ...]) -> Environment:
+    loader = ChoiceLoader([DictLoader(dict(partials)), PackageLoader("nnsee.report", "templates")])
     env = Environment(loader=loader, autoescape=select_autoescape(default=True))
     env.filters["svg"] = Markup  # our own SVG builders escape every text they embed
     env.filters["num"] = lambda v, digits=3: "n/a" if v is None else f"{v:.{digits}g}"
@@ -146,7 +152,7 @@ def _refuse_link(path: Path) -> None:
 #: What every page nnsee writes starts its title with: how a folder is recognized as one of nnsee's reports.
 PAGE_TITLE = b"<title>nnsee \xc2\xb7 "
 #: Names of what nnsee's reports and study pages write (a folder holding only these is an interrupted report).
-REPORT_NAMES = ("index.html", "units-*.html", "*.png", "*.gif", "study.json", "runs")
+REPORT_NAMES = ("index.html", "units-*.html", "confusion-*.html", "*.png", "*.gif", "study.json", "runs")
 
 
 def _is_nnsee_page(path: Path) -> bool:
