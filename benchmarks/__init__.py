@@ -5,7 +5,7 @@
   interleaved round-robin, plus test accuracy after the last epoch.
 * ``lbfgs_softmax``: full-batch L-BFGS softmax regression, nnsee's ``fit`` vs scikit-learn's ``LogisticRegression``
   at the same iteration count and regularization.
-* ``report_time``: building a run's report vs two of its training epochs.
+* ``report_time``: building a run's report vs three of its training epochs.
 * ``occlusion`` and ``attribution``: the attribution methods vs Captum (default and best settings), plain autograd
   and the forward floor; occlusion maps against Captum in float64.
 

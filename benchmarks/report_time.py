@@ -1,5 +1,6 @@
 """Report generation vs training: ``nnsee report`` for the 300-unit MLP on full Fashion-MNIST must take no longer
-than two training epochs of the same run, timed side by side (rounds alternate one epoch and one report)."""
+than three training epochs of the same run (issue 15's bound), timed side by side (rounds alternate one epoch and one
+report)."""
 
 from __future__ import annotations
 
@@ -47,14 +48,14 @@ def run(rounds: int, seed: int, quick: bool, gate: IdleGate, log: Any) -> Sectio
     section = Section(
         f"Report of the 300-unit MLP on {'6,000 Fashion-MNIST images (--quick)' if quick else 'full Fashion-MNIST'}"
         f" vs its training epochs (median of {len(keep)} alternating rounds)",
-        ["what", "median s", "x two epochs"],
-        rows=[["training epoch (fit history)", f"{epoch:.3f}", f"{epoch / (2 * epoch):.2f}x"],
-              ["report, data in memory", f"{report:.3f}", f"{report / (2 * epoch):.2f}x"],
-              ["nnsee report RUN (reloads data)", f"{total:.3f}", f"{total / (2 * epoch):.2f}x"]],
+        ["what", "median s", "x three epochs"],
+        rows=[["training epoch (fit history)", f"{epoch:.3f}", f"{epoch / (3 * epoch):.2f}x"],
+              ["report, data in memory", f"{report:.3f}", f"{report / (3 * epoch):.2f}x"],
+              ["nnsee report RUN (reloads data)", f"{total:.3f}", f"{total / (3 * epoch):.2f}x"]],
         notes=["the report holds all 300 unit cards (incoming weights, outgoing bars, top-9 of 54,000 training "
                "images, ablation on 6,000 validation images), templates, gallery, standardization, learning curves"],
     )
-    section.targets.append(Target("report time / two training epochs", report / (2 * epoch), "<=", 1.0,
+    section.targets.append(Target("report time / three training epochs", report / (3 * epoch), "<=", 1.0,
                                   skip="--quick" if quick else ""))
     section.raw = {"epoch_seconds": epochs, "report_seconds": reports, "report_with_load_seconds": report_total}
     return section
