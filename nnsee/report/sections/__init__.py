@@ -11,6 +11,7 @@ from __future__ import annotations
 from nnsee.report.sections import (
     class_units_section,
     cnn_section,
+    confusion_section,
     evolution_section,
     gallery,
     overview,
@@ -28,6 +29,8 @@ SECTIONS: list[Section] = [
     Section("class_units", class_units_section.class_units_section, link="class → units", anchor="class-units",
             template=class_units_section.TEMPLATE),
     Section("gallery", gallery.gallery_section, link="why this score", template=gallery.TEMPLATE),
+    Section("confusion", confusion_section.confusion_section, link="confusion drill-down",
+            template=confusion_section.TEMPLATE, files=confusion_section.confusion_files),
     Section("standardization", standardization_section.standardization_section, link="standardization",
             template=standardization_section.TEMPLATE),
     Section("evolution", evolution_section.evolution_section, link="evolution", template=evolution_section.TEMPLATE,

@@ -8,10 +8,12 @@ from typing import Any
 import numpy as np
 from torch import nn
 
+from nnsee.methods.confusion_cells import top_confusions
 from nnsee.models.adopted import resize_rule
 from nnsee.render import learning_curves_svg
 from nnsee.render.bidi import isolated
 from nnsee.report.sections.common import MAX_CLASSES, ReportInput, dropped_note, images_grid_uri, upscale_for
+from nnsee.report.sections.confusion_section import cell_page
 from nnsee.train.evaluate import scores
 
 _NOT_OPTIONS = ("name", "input_shape", "n_classes")  # spec keys every model has, shown elsewhere on the page
@@ -90,11 +92,13 @@ def _g(value: Any) -> str:
 
 
 def _confusion_rows(matrix: np.ndarray, names: list[str]) -> list[dict[str, Any]]:
-    """Rows of the confusion matrix with a shade per cell: share of the row's images (0..1)."""
+    """Rows of the confusion matrix with a shade per cell (share of the row's images, 0..1) and, for a non-empty
+    cell, the link to its drill-down page."""
     rows = []
     for i, name in enumerate(names):
         total = max(int(matrix[i].sum()), 1)
-        cells = [{"count": int(v), "share": float(v) / total, "diagonal": i == j} for j, v in enumerate(matrix[i])]
+        cells = [{"count": int(v), "share": float(v) / total, "diagonal": i == j,
+                  "href": cell_page(i, j) if v else None} for j, v in enumerate(matrix[i])]
         rows.append({"name": name, "cells": cells, "accuracy": float(matrix[i, i]) / total})
     return rows
 
@@ -102,21 +106,18 @@ def _confusion_rows(matrix: np.ndarray, names: list[str]) -> list[dict[str, Any]
 def _confusion_summary(matrix: np.ndarray, names: list[str], top: int = MAX_CLASSES) -> dict[str, Any]:
     """For a matrix too large to show: its ``top`` largest off-diagonal counts (with their share of the row) and
     the ``top`` classes of lowest accuracy among those with test images, worst first, each with a note when
-    something is left out."""
+    something is left out. Each confusion links to its drill-down page."""
     totals = np.maximum(matrix.sum(1), 1)
-    off = matrix.astype(np.int64, copy=True)
-    np.fill_diagonal(off, 0)
-    nonzero = np.flatnonzero(off)
-    cells = nonzero[np.argsort(-off.ravel()[nonzero], kind="stable")][:top]
-    confusions = [{"true": names[i], "predicted": names[j], "count": int(off[i, j]),
-                   "share": float(off[i, j]) / float(totals[i])}
-                  for i, j in zip(*np.unravel_index(cells, off.shape), strict=True)]
+    confusions = [{"true": names[i], "predicted": names[j], "count": int(matrix[i, j]),
+                   "share": float(matrix[i, j]) / float(totals[i]), "href": cell_page(i, j)}
+                  for i, j in top_confusions(matrix, top)]
+    pairs = int(np.count_nonzero(matrix) - np.count_nonzero(np.diagonal(matrix)))  # off-diagonal, non-empty
     counts = matrix.sum(1)
     scored = np.flatnonzero(counts > 0)  # a class with no test images has no accuracy to rank
     worst = scored[np.argsort(np.diagonal(matrix)[scored] / counts[scored], kind="stable")[:top]]
     return {
         "confusions": confusions,
-        "confusions_note": dropped_note(f"the {len(confusions)} largest", len(confusions), len(nonzero),
+        "confusions_note": dropped_note(f"the {len(confusions)} largest", len(confusions), pairs,
                                         " pairs of a true and a predicted class with mistakes"),
         "worst": [{"name": names[k], "accuracy": float(matrix[k, k] / counts[k]), "n": int(counts[k])} for k in worst],
         "worst_note": dropped_note(f"the {len(worst)} classes with the lowest accuracy", len(worst), len(scored),
@@ -140,16 +141,17 @@ TEMPLATE = """\
 A validation curve that turns up while training keeps falling is overfitting.</p>
 <div class="flex">{{ ov.curves[0]|svg }}{{ ov.curves[1]|svg }}</div>{% endif %}
 {% if ov.confusion %}<h3>Confusion matrix (test; rows: true class, columns: predicted)</h3>
+<p class="muted">Click a count to see those test images, each with a map of why it got the predicted class.</p>
 <table>
   <tr><th></th>{% for n in class_names %}<th title="{{ n }}">{{ loop.index0 }}</th>{% endfor %}<th>accuracy</th></tr>
   {% for row in ov.confusion %}<tr><td class="name">{{ loop.index0 }} · {{ row.name }}</td>
-    {% for c in row.cells %}<td style="background: rgba({{ '33,102,172' if c.diagonal else '178,24,43' }},{{ '%.2f'|format(c.share * 0.85) }})">{{ c.count }}</td>{% endfor %}
+    {% for c in row.cells %}<td style="background: rgba({{ '33,102,172' if c.diagonal else '178,24,43' }},{{ '%.2f'|format(c.share * 0.85) }})">{% if c.href %}<a class="cell" href="{{ c.href }}" title="true {{ row.name }}, predicted {{ class_names[loop.index0] }}: see the images">{{ c.count }}</a>{% else %}{{ c.count }}{% endif %}</td>{% endfor %}
     <td>{{ row.accuracy|pct }}</td></tr>{% endfor %}
 </table>{% endif %}{% if ov.summary %}{% set sm = ov.summary %}<h3>Top confusions (test)</h3>
 <p class="muted">{{ sm.classes }} classes are too many for a confusion matrix on one page. Listed: the most frequent
 mistakes, each with its share of the true class's test images{% if sm.confusions_note %} ({{ sm.confusions_note }}){% endif %}.</p>
 <table><tr><th class="name">true class</th><th class="name">predicted as</th><th>images</th><th>share of the class</th></tr>
-{% for c in sm.confusions %}<tr><td class="name">{{ c.true }}</td><td class="name">{{ c.predicted }}</td><td>{{ c.count }}</td><td>{{ c.share|pct }}</td></tr>{% endfor %}</table>
+{% for c in sm.confusions %}<tr><td class="name">{{ c.true }}</td><td class="name">{{ c.predicted }}</td><td><a class="cell" href="{{ c.href }}">{{ c.count }}</a></td><td>{{ c.share|pct }}</td></tr>{% endfor %}</table>
 <h3>Accuracy per class (test), worst first</h3>
 {% if sm.worst_note %}<p class="muted">{{ sm.worst_note }}</p>{% endif %}
 <table><tr><th class="name">class</th><th>accuracy</th><th>images</th></tr>
