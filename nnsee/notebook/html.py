@@ -53,11 +53,13 @@ def number(value: Any, digits: int = 3) -> str:
     return f"{v:.{digits}g}" if math.isfinite(v) else str(v)
 
 
-def percent(value: Any) -> str:
-    """An accuracy or probability in [0, 1] as a percentage with one decimal (``91.4%``); ``—`` for None."""
+def percent(value: Any, signed: bool = False) -> str:
+    """An accuracy or probability in [0, 1] as a percentage with one decimal (``91.4%``; ``signed``: ``+1.2%``,
+    ``−1.2%``); ``—`` for None."""
     if value is None or not math.isfinite(float(value)):
         return "—"
-    return f"{100 * float(value):.1f}%"
+    shown = f"{100 * float(value):{'+' if signed else ''}.1f}%"
+    return shown.replace("-", "−")
 
 
 def img(image: Image.Image, alt: str) -> str:

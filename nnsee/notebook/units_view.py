@@ -56,16 +56,17 @@ def _card(c: UnitCard, names: list[str], scale: float, upscale: int, images: np.
     facts = [("bias", f'<span data-metric="bias">{number(c.bias, 4)}</span>'),
              ("promotes", text(names[c.promotes])), ("suppresses", text(names[c.suppresses]))]
     if np.isfinite(c.importance.get("ablation_overall", np.nan)):
-        facts.append(("switched off", f"accuracy −{percent(c.importance['ablation_overall'])} overall"))
+        facts.append(("switched off", f"accuracy {percent(-c.importance['ablation_overall'], signed=True)} overall"))
     finite = np.where(np.isfinite(c.ablation), c.ablation, np.inf)
     if np.isfinite(finite).any():
         worst = int(np.argmin(finite))
-        facts.append(("hurts most", f"{text(names[worst])} ({percent(c.ablation[worst])})"))
+        facts.append(("hurts most", f"{text(names[worst])} ({percent(c.ablation[worst], signed=True)})"))
     votes = resized_svg(bar_chart_svg(c.outgoing, names, title="outgoing weights W_out[:, j]"), 220)
     top = ""
     if images is not None and len(c.top_images):
         picked = np.asarray(images[np.asarray(c.top_images)], dtype=np.float32)
-        top = f"<div>top images<br>{img(mosaic(picked, ncols=3, upscale=1), 'the images it responds to most')}</div>"
+        sheet = mosaic(picked, ncols=3, upscale=upscale_for(picked.shape[-1], 28))
+        top = f"<div>top images<br>{img(sheet, 'the images it responds to most')}</div>"
     body = (tile(weight_tile(c.incoming, scale, upscale), f"incoming weights of unit {c.unit}", f"unit {c.unit}")
             + table(["", ""], facts) + votes + top)
     return f'<div style="border:1px solid #eee;padding:4px" data-unit="{c.unit}">{body}</div>'
