@@ -743,7 +743,10 @@ def study_standardization(spec: str, out: Path, epochs: int, seed: int, device: 
 
 
 @main.command()
-@click.argument("runs", nargs=-1, required=True, type=click.Path(exists=True, file_okay=False, path_type=Path))
+@click.argument("runs", nargs=-1, type=click.Path(exists=True, file_okay=False, path_type=Path))
+@click.option("--watch", type=click.Path(file_okay=False, path_type=Path), default=None,
+              help="A run folder to follow while nnsee train (or resume) writes it, on the page /watch: learning "
+              "curves, class templates and hidden units after every epoch (it need not exist yet).")
 @click.option("--host", default="127.0.0.1", show_default=True, callback=_host,
               help="Interface to bind (loopback unless you mean it).")
 @click.option("--port", type=click.IntRange(1, 65535), default=8000, show_default=True,
@@ -753,8 +756,10 @@ def study_standardization(spec: str, out: Path, epochs: int, seed: int, device: 
               "at 8 times this; a request's headers must arrive within 5 s.")
 @device_option
 @_friendly_errors
-def serve(runs: tuple[Path, ...], host: str, port: int, limit_concurrency: int, device: str) -> None:
-    """The live page: draw or upload an image and watch the units and maps of RUN... (FastAPI + uvicorn)."""
+def serve(runs: tuple[Path, ...], watch: Path | None, host: str, port: int, limit_concurrency: int,
+          device: str) -> None:
+    """The live page: draw or upload an image and watch the units and maps of RUN... (FastAPI + uvicorn); with
+    --watch RUN, follow a run while it trains."""
     from nnsee.serve import create_app
     from nnsee.serve.server import LOOPBACK, allowed_hosts, run_server
 
@@ -762,9 +767,13 @@ def serve(runs: tuple[Path, ...], host: str, port: int, limit_concurrency: int, 
         click.echo("=" * 72 + f"\nWARNING: binding {host}, not loopback: anyone who can reach this machine on port "
                    f"{port} can use this page, see every served run's class names and weights, and make it compute "
                    "(no authentication).\n" + "=" * 72, err=True)
-    app = create_app(list(runs), allowed_hosts=allowed_hosts(host, port), device=device)
+    if not runs and watch is None:
+        raise click.UsageError("name at least one RUN folder to serve, or one to follow with --watch RUN")
+    app = create_app(list(runs), allowed_hosts=allowed_hosts(host, port), device=device, watch=watch)
     shown = f"[{host}]" if ":" in host else host
     click.echo(f"nnsee serving {len(runs)} run(s) on http://{shown}:{port}/, computing on {device} (Ctrl-C stops)")
+    if watch is not None:
+        click.echo(f"watching {watch} on http://{shown}:{port}/watch")
     run_server(app, host, port, limit_concurrency)
 
 

@@ -16,14 +16,14 @@ from pathlib import Path
 from typing import TypeVar
 
 from fastapi import FastAPI, HTTPException, Request
-from fastapi.responses import FileResponse, JSONResponse
+from fastapi.responses import FileResponse, JSONResponse, RedirectResponse, Response
 from fastapi.staticfiles import StaticFiles
 from starlette.requests import ClientDisconnect
 
 from nnsee.errors import NnseeError, not_one_of
 from nnsee.methods import MethodError
 from nnsee.models.adopted import resize_rule
-from nnsee.serve import views
+from nnsee.serve import confusion, views
 from nnsee.serve.decode import ImageRejected, decode_bytes, is_blank
 from nnsee.serve.guard import RETRY_AFTER_S, Guard, SecurityHeaders, over_limit
 from nnsee.serve.pool import Busy, WorkPool
@@ -83,12 +83,13 @@ async def in_pool(pool: WorkPool, fn: Callable[[], T]) -> T:
 
 def create_app(run_paths: Iterable[str | os.PathLike[str]], *, max_body: int = MAX_BODY,
                allowed_hosts: Iterable[str] | None = None, pool: WorkPool | None = None,
-               device: str = "cpu") -> FastAPI:
+               device: str = "cpu", watch: str | os.PathLike[str] | None = None) -> FastAPI:
     """The app over ``run_paths``, each run loaded once on ``device`` (``auto``, ``cpu``, ``cuda[:N]``, ``mps``;
-    checked before any run is read), where every request computes."""
+    checked before any run is read), where every request computes; ``watch``: a run folder followed while it trains
+    (:mod:`nnsee.serve.watch`, the page ``/watch``; ``/`` leads there when no other run is served)."""
     paths = [Path(p) for p in run_paths]
-    if not paths:
-        raise NnseeError("name at least one run folder to serve")
+    if not paths and watch is None:
+        raise NnseeError("name at least one run folder to serve, or one to follow with --watch RUN")
     device = resolve_device(device)
     runs = {name: views.load(p, name, device) for name, p in zip(_names(paths), paths, strict=True)}
     jobs = pool or WorkPool()
@@ -101,7 +102,9 @@ def create_app(run_paths: Iterable[str | os.PathLike[str]], *, max_body: int = M
         return runs[name]
 
     @app.get("/", include_in_schema=False)
-    def index() -> FileResponse:
+    def index() -> Response:
+        if not runs:
+            return RedirectResponse("/watch")
         return FileResponse(STATIC / "index.html", media_type="text/html")
 
     @app.get("/api/runs")
@@ -146,6 +149,11 @@ def create_app(run_paths: Iterable[str | os.PathLike[str]], *, max_body: int = M
         return await in_pool(jobs, lambda: views.unit_card(loaded, j))
 
     # Each further view registers its routes from its own module: add_routes(app, get, jobs).
+    if watch is not None:
+        from nnsee.serve.watch import add_routes as add_watch_routes
+
+        add_watch_routes(app, jobs, watch)
+    confusion.add_routes(app, get, jobs)
     app.mount("/static", StaticFiles(directory=STATIC), name="static")
     app.add_middleware(Guard, max_body=max_body, allowed_hosts=allowed_hosts)  # outermost: refuses first
     return app
