@@ -13,6 +13,7 @@ from nnsee.report.sections import (
     cnn_section,
     confusion_section,
     evolution_section,
+    faithfulness_section,
     gallery,
     overview,
     standardization_section,
@@ -36,6 +37,8 @@ SECTIONS: list[Section] = [
     Section("evolution", evolution_section.evolution_section, link="evolution", template=evolution_section.TEMPLATE,
             files=evolution_section.evolution_gif),
     Section("cnn", cnn_section.cnn_section, link="what the convolutions see", template=cnn_section.TEMPLATE),
+    Section("faithfulness", faithfulness_section.faithfulness_section, link="which map to trust",
+            template=faithfulness_section.TEMPLATE),
 ]
 
 __all__ = ["SECTIONS", "ReportInput", "Section"]
