@@ -563,7 +563,8 @@ def report(run: Path, out: Path | None, max_units: int, sort_units: str, data_pa
               help="A method option, e.g. samples=50 or kind=vargrad (repeatable; `nnsee methods` lists them).")
 @click.option("--out", type=click.Path(file_okay=False, path_type=Path), default=None,
               help="Where to write the PNGs (default: RUN/explain).")
-@click.option("--json", "as_json", is_flag=True, help="Print one JSON object (per image and class).")
+@click.option("--json", "as_json", is_flag=True,
+              help="Print one JSON object (per image and class; with the map's deletion and insertion curves).")
 @device_option
 @_friendly_errors
 def explain(run: Path, images: tuple[Path, ...], method: str, target: str | None, output: str,
@@ -580,7 +581,7 @@ def explain(run: Path, images: tuple[Path, ...], method: str, target: str | None
             raise click.BadParameter(f"expected NAME=VALUE such as samples=50, got {item!r}", param_hint="--option")
         options[name.strip()] = value.strip()
     results = explain_files(loaded, list(images), out if out is not None else run / "explain", method, target, output,
-                            options)
+                            options, curves=as_json)
     if as_json:
         _print_json({"run": str(run), "method": method, "images": results})
         return

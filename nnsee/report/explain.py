@@ -85,10 +85,11 @@ def resolve_target(target: str | None, class_names: list[str]) -> int | None:
 
 def explain_files(run: Run, paths: Sequence[Path], out: Path, method: str = LINEAR_METHOD,
                   target: str | None = None, output: str = "logit",
-                  options: dict[str, Any] | None = None) -> list[dict[str, Any]]:
+                  options: dict[str, Any] | None = None, curves: bool = False) -> list[dict[str, Any]]:
     """One dict per image (prediction, per-class scores or the map: its values and statistics) and
     ``out/<stem>-<method>.png``; ``options`` go to the method (checked against its declared options; text values,
-    as the command line gives them, are read by :func:`read_options` first)."""
+    as the command line gives them, are read by :func:`read_options` first). ``curves`` adds ``faithfulness``:
+    the deletion and insertion curves of the map shown (:func:`faithfulness`)."""
     from nnsee.methods.one_image import check_view, explain_image, is_blank, view_names
     from nnsee.render import save_png, why_image
 
@@ -120,6 +121,9 @@ def explain_files(run: Run, paths: Sequence[Path], out: Path, method: str = LINE
         if e.dot is not None:
             captions, extra = _contributions(e, names)
             entry.update(extra)
+            if curves and e.panels[0].kind == "class":  # softmax regression: x ⊙ W_k of the predicted class
+                shown = {p.index: p.map for p in e.panels}[predicted]
+                entry["faithfulness"] = faithfulness(run.model, x_std[i], shown[None], predicted)
             title = f"{path.name}: predicted {names[predicted]} ({probabilities[predicted]:.1%})"
         else:
             k = e.target
@@ -130,6 +134,8 @@ def explain_files(run: Run, paths: Sequence[Path], out: Path, method: str = LINE
                 "min": float(attribution.min()), "max": float(attribution.max()),
                 "values": attribution[0].tolist()}, **e.extras)
             entry["probabilities"] = {n: float(p) for n, p in zip(names, probabilities, strict=True)}
+            if curves:
+                entry["faithfulness"] = faithfulness(run.model, x_std[i], attribution, k)
             title = f"{path.name}: predicted {names[predicted]} ({probabilities[predicted]:.1%}); {method}"
         drawn = why_image(images[i], maps, captions, title, upscale=upscale)
         claimed = claim_new_file(out, f"{path.stem}-{method}", ".png")
@@ -141,6 +147,23 @@ def explain_files(run: Run, paths: Sequence[Path], out: Path, method: str = LINE
         entry["png"] = str(png)
         results.append(entry)
     return results
+
+
+def faithfulness(model: Any, x_std: np.ndarray, maps: np.ndarray, target: int) -> dict[str, Any]:
+    """Deletion and insertion curves of one standardized image ``x_std`` (C, H, W) in the order of ``maps``
+    (1, C', H, W), the probability of ``target`` at each fraction, their areas, and the same for the random floor
+    (the mean of :data:`RANDOM_REPEATS` seeded orders): :mod:`nnsee.methods.deletion_insertion`, baseline 0 (the
+    standardized mean)."""
+    from nnsee.methods.deletion_insertion import STEPS, deletion_insertion, random_curves
+
+    ranked = deletion_insertion(model, x_std[None], maps, target, steps=STEPS)
+    floor = random_curves(model, x_std[None], target, steps=STEPS, repeats=RANDOM_REPEATS)
+    return {"baseline": "0 in standardized space (the mean)", "steps": STEPS, **ranked.summary(0),
+            "random": {"repeats": RANDOM_REPEATS, "seed": 0, **floor.summary(0)}}
+
+
+#: Random orders whose mean curve is the floor beside a map's curves.
+RANDOM_REPEATS = 10
 
 
 def read_options(method: str, given: Mapping[str, Any]) -> dict[str, Any]:
