@@ -5,6 +5,7 @@
 const POLL_MS = 1000;
 const $ = (id) => document.getElementById(id);
 let version = -1;
+$("watch").style.display = "none";  // (the page's CSS makes main a flex box, which the hidden attribute loses to)
 
 function el(tag, attrs = {}, ...parts) {
   const e = document.createElement(tag);
@@ -21,6 +22,7 @@ function show(s) {
   document.body.dataset.version = String(s.version);
   $("watch-status").textContent = s.note || (s.status === "waiting" ? "waiting for the run" : "");
   if (!s.changed || s.status !== "ready") return;
+  $("watch").style.display = "";  // the views appear with the first epoch read
   $("loss").src = s.curves.loss;
   $("accuracy").src = s.curves.accuracy;
   document.body.dataset.points = String((s.history.epoch || []).length);
