@@ -16,6 +16,7 @@ from nnsee.report.sections import (
     faithfulness_section,
     gallery,
     overview,
+    representation_section,
     standardization_section,
     templates_section,
     units,
@@ -39,6 +40,8 @@ SECTIONS: list[Section] = [
     Section("cnn", cnn_section.cnn_section, link="what the convolutions see", template=cnn_section.TEMPLATE),
     Section("faithfulness", faithfulness_section.faithfulness_section, link="which map to trust",
             template=faithfulness_section.TEMPLATE),
+    Section("representation", representation_section.representation_section, link="representation map",
+            template=representation_section.TEMPLATE),
 ]
 
 __all__ = ["SECTIONS", "ReportInput", "Section"]
