@@ -19,6 +19,8 @@ RENDERERS: dict[tuple[str, str], str] = {
     ("nnsee.train.run", "Run"): "nnsee.notebook.run_view:run_html",
     ("nnsee.train.fit", "FitResult"): "nnsee.notebook.run_view:fit_html",
     ("nnsee.methods.one_image", "ImageExplanation"): "nnsee.notebook.explanation_view:explanation_html",
+    ("nnsee.methods.contributions", "LinearExplanation"): "nnsee.notebook.explanation_view:dot_html",
+    ("nnsee.methods.contributions", "MLPExplanation"): "nnsee.notebook.explanation_view:dot_html",
     ("nnsee.methods.attribution.method", "Attribution"): "nnsee.notebook.attribution_view:attribution_html",
     ("nnsee.methods.hidden_units", "UnitCard"): "nnsee.notebook.units_view:unit_card_html",
     ("nnsee.studies.overfit", "OverfitStudy"): "nnsee.notebook.studies_view:overfit_html",

@@ -60,7 +60,9 @@ def _summary(title: str, rows: list[tuple[str, str]], epoch: int | None, metrics
              for split, acc, loss in scores]
     facts = table(["", ""], [(name, value) for name, value in rows])
     charts = ""
-    if curves and len(history.get("epoch", [])) > 0:
+    if curves and len(history.get("epoch", [])) == 1:
+        charts = "<div>one epoch: no learning curves to draw</div>"
+    elif curves and len(history.get("epoch", [])) > 1:
         loss, accuracy = learning_curves_svg(history)
         charts = f'<div style="display:flex;gap:6px">{resized_svg(loss, CHART_WIDTH)}' \
                  f"{resized_svg(accuracy, CHART_WIDTH)}</div>"

@@ -58,8 +58,8 @@ def _card(c: UnitCard, names: list[str], scale: float, upscale: int, images: np.
     if np.isfinite(c.importance.get("ablation_overall", np.nan)):
         facts.append(("switched off", f"accuracy {percent(-c.importance['ablation_overall'], signed=True)} overall"))
     finite = np.where(np.isfinite(c.ablation), c.ablation, np.inf)
-    if np.isfinite(finite).any():
-        worst = int(np.argmin(finite))
+    worst = int(np.argmin(finite))
+    if finite[worst] < 0:  # some class loses accuracy without it
         facts.append(("hurts most", f"{text(names[worst])} ({percent(c.ablation[worst], signed=True)})"))
     votes = resized_svg(bar_chart_svg(c.outgoing, names, title="outgoing weights W_out[:, j]"), 220)
     top = ""

@@ -229,3 +229,13 @@ def test_importing_nnsee_notebook_and_show_leaves_torch_unloaded() -> None:
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120,
                          cwd=Path(__file__).parent)
     assert out.returncode == 0 and out.stdout.strip() == "ok", out.stderr
+
+
+def test_the_dot_products_own_results_display_like_the_explanation(runs: dict) -> None:
+    from nnsee.methods import explain
+
+    for kind in ("softmax", "mlp"):
+        run, image = runs[kind], runs["splits"].test.images[2]
+        d = explain(run.model, run.standardize(image), SHAPE)
+        e = explain_image(run.model, run.standardize(image), input_shape=SHAPE)
+        assert nnsee.show(d, class_names=run.class_names).html == nnsee.show(e, class_names=run.class_names).html
