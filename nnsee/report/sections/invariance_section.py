@@ -18,7 +18,8 @@ from nnsee.render.svg import line_chart_svg, xml_text
 from nnsee.report.sections.common import ReportInput, upscale_for
 
 N_IMAGES = 3
-TITLES = {"translate": "vertical shift (px)", "scale": "scale (×)", "rotate": "rotation (°, counter-clockwise)"}
+TITLES = {"translate": "vertical shift (px)", "scale": "scale (%)", "rotate": "rotation (°, counter-clockwise)"}
+AXIS = {"translate": 1.0, "scale": 100.0, "rotate": 1.0}  # scales plotted in percent: the chart's ticks are whole
 
 
 def feature_layers(inp: ReportInput) -> list[str]:
@@ -81,11 +82,11 @@ def invariance_section(inp: ReportInput) -> dict[str, Any] | None:
         label = int(inp.splits.test.labels[i])
         rows = []
         for curve in invariance_curves(inp.run.model, x, label, layers=layers, standardize=inp.run.standardize):
-            a = curve.amounts
+            a = curve.amounts * AXIS[curve.family]
             rows.append({
                 "family": curve.family,
                 "strip": data_uri(mosaic(np.clip(curve.images, 0, 1), ncols=len(a), upscale=up, pad=2)),
-                "amounts": ", ".join(f"{v:g}" for v in a),
+                "amounts": ", ".join(f"{v:g}" for v in curve.amounts),
                 "probability": chart({"p(true class)": (a, curve.probability)}, f"p({inp.run.class_names[label]})",
                                      TITLES[curve.family], (0.0, 1.0)),
                 "distances": chart({k: (a, d) for k, d in curve.distances.items()}, "‖f(Tx) − f(x)‖ / ‖f(x)‖",
