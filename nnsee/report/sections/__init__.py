@@ -15,6 +15,7 @@ from nnsee.report.sections import (
     evolution_section,
     faithfulness_section,
     gallery,
+    invariance_section,
     overview,
     representation_section,
     standardization_section,
@@ -40,6 +41,8 @@ SECTIONS: list[Section] = [
     Section("cnn", cnn_section.cnn_section, link="what the convolutions see", template=cnn_section.TEMPLATE),
     Section("faithfulness", faithfulness_section.faithfulness_section, link="which map to trust",
             template=faithfulness_section.TEMPLATE),
+    Section("invariance", invariance_section.invariance_section, link="invariance",
+            template=invariance_section.TEMPLATE),
     Section("representation", representation_section.representation_section, link="representation map",
             template=representation_section.TEMPLATE),
 ]
