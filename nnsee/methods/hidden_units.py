@@ -6,7 +6,8 @@ For hidden unit j of ``h = act(W_1 x + b_1)``, ``logits = W_out h + b_out`` (tor
   and its bias ``b_1[j]``;
 * outgoing weights ``W_out[:, j]`` (K,): how much a unit activation of 1 adds to each class's score;
 * the training images with the largest activation ``h_j`` (top k, ties to the lower index);
-* its ablation effect: per-class accuracy with ``h_j`` set to 0 minus the accuracy without ablation.
+* its ablation effect: per-class accuracy with ``h_j`` set to 0 minus the accuracy without ablation, and the finer
+  mean change of each class's probability and logit (:mod:`nnsee.methods.unit_ablation`).
 """
 
 from __future__ import annotations
@@ -31,12 +32,11 @@ from nnsee.methods.base import (
     resolve_input_shape,
     to_batch,
     to_numpy,
-    zero_units,
 )
+from nnsee.methods.unit_ablation import UnitAblation, unit_ablation
 
 SORT_KEYS = ("outgoing-norm", "ablation", "index")
 Transform = Callable[[np.ndarray], np.ndarray]
-_CHUNK_ELEMENTS = 1 << 22  # (units × images × classes) values per vectorized ablation chunk
 
 
 def _reading_image(model: nn.Module, layer: str, input_shape: Sequence[int] | None, what: str) -> list[Stage]:
@@ -155,16 +155,6 @@ def per_class_accuracy(predicted: np.ndarray, labels: np.ndarray, n_classes: int
         return np.where(support > 0, correct / np.where(support > 0, support, 1), np.nan)
 
 
-def _check_labels(labels: np.ndarray, n: int, n_classes: int) -> np.ndarray:
-    labels = np.asarray(labels)
-    if labels.shape != (n,):
-        raise MethodError(f"expected {n} labels (one per image), got shape {labels.shape}")
-    labels = labels.astype(np.int64)
-    if n and (labels.min() < 0 or labels.max() >= n_classes):
-        raise MethodError(f"labels must be class indices 0..{n_classes - 1}, found {labels.min()}..{labels.max()}")
-    return labels
-
-
 def ablation_effect(
     model: nn.Module,
     images_std: np.ndarray,
@@ -179,72 +169,20 @@ def ablation_effect(
     A negative value is an accuracy drop; NaN for a class without images. Switching off sets the unit's
     activation (after its nonlinearity) to 0. When ``layer`` feeds the output layer the ablated logits are exactly
     ``z − h_j · W_out[:, j]``, computed for all units at once in float64; for deeper layers each unit takes one
-    hooked forward pass over the images (U passes). ``transform``: as in :func:`top_images_per_unit`.
+    hooked forward pass over the images (U passes). ``transform``: as in :func:`top_images_per_unit`. (The same
+    pass gives the finer mean change of each class's probability: :func:`nnsee.methods.unit_ablation.unit_ablation`.)
     """
+    return _checked_ablation(model, images_std, labels, layer, n_classes, batch_size, transform).accuracy
+
+
+def _checked_ablation(model: nn.Module, images_std: np.ndarray, labels: np.ndarray, layer: str,
+                      n_classes: int | None, batch_size: int, transform: Transform | None) -> UnitAblation:
     stages = dense_stages(model, None, "ablation effect")
-    i = hidden_stage(stages, layer, "ablation effect")
+    hidden_stage(stages, layer, "ablation effect")
     k_out = stages[-1].linear.out_features
-    n_classes = k_out if n_classes is None else int(n_classes)
-    if n_classes != k_out:
+    if n_classes is not None and int(n_classes) != k_out:
         raise MethodError(f"ablation effect: the model has {k_out} classes, not {n_classes}")
-    labels = _check_labels(labels, len(images_std), n_classes)
-    if i == len(stages) - 2:
-        return _ablation_exact(model, stages, i, images_std, labels, n_classes, batch_size, transform)
-    return _ablation_hooked(model, stages, i, images_std, labels, n_classes, batch_size, transform)
-
-
-def _class_accuracy_change(correct_base: torch.Tensor, correct_ablated: torch.Tensor, labels: np.ndarray,
-                           n_classes: int) -> np.ndarray:
-    support = np.bincount(labels, minlength=n_classes).astype(np.float64)
-    delta = (to_numpy(correct_ablated) - to_numpy(correct_base)[None, :]).astype(np.float64)
-    with np.errstate(invalid="ignore", divide="ignore"):
-        return np.where(support > 0, delta / np.where(support > 0, support, 1), np.nan)
-
-
-def _ablation_exact(model: nn.Module, stages: list[Stage], i: int, images_std: np.ndarray, labels: np.ndarray,
-                    n_classes: int, batch_size: int, transform: Transform | None = None) -> np.ndarray:
-    device, _ = param_of(model)
-    n_units = stages[i].linear.out_features
-    out = stages[-1].linear
-    w_t = out.weight.detach().double().T.to(device)  # (U, K)
-    b = out.bias.detach().double() if out.bias is not None else torch.zeros(n_classes, dtype=torch.float64)
-    b = b.to(device)
-    correct_base = torch.zeros(n_classes, dtype=torch.float64, device=device)
-    correct_ablated = torch.zeros(n_units, n_classes, dtype=torch.float64, device=device)
-    shape = tuple(np.shape(images_std)[1:])
-    with evaluating(model):
-        for start, xb in batches(images_std, batch_size, transform):
-            h = forward_to(stages, to_batch(xb, shape, model), i).double()  # (B, U)
-            y = torch.as_tensor(labels[start : start + len(h)], device=device)
-            onehot = torch.nn.functional.one_hot(y, n_classes).double()  # (B, K)
-            logits = h @ w_t + b  # (B, K)
-            correct_base += ((logits.argmax(1) == y).double()[:, None] * onehot).sum(0)
-            step = max(1, _CHUNK_ELEMENTS // max(1, len(h) * n_classes))
-            for u0 in range(0, n_units, step):
-                hu, wu = h.T[u0 : u0 + step], w_t[u0 : u0 + step]  # (u, B), (u, K)
-                ablated = logits[None] - hu[:, :, None] * wu[:, None, :]  # (u, B, K)
-                correct = (ablated.argmax(2) == y[None]).double()  # (u, B)
-                correct_ablated[u0 : u0 + step] += correct @ onehot
-    return _class_accuracy_change(correct_base, correct_ablated, labels, n_classes)
-
-
-def _ablation_hooked(model: nn.Module, stages: list[Stage], i: int, images_std: np.ndarray, labels: np.ndarray,
-                     n_classes: int, batch_size: int, transform: Transform | None = None) -> np.ndarray:
-    device, _ = param_of(model)
-    n_units = stages[i].linear.out_features
-    correct_base = torch.zeros(n_classes, dtype=torch.float64, device=device)
-    correct_ablated = torch.zeros(n_units, n_classes, dtype=torch.float64, device=device)
-    shape = tuple(np.shape(images_std)[1:])
-    with evaluating(model):
-        for start, xb in batches(images_std, batch_size, transform):
-            x = to_batch(xb, shape, model)
-            y = torch.as_tensor(labels[start : start + len(x)], device=device)
-            onehot = torch.nn.functional.one_hot(y, n_classes).double()
-            correct_base += (model(x).argmax(1) == y).double() @ onehot
-            for j in range(n_units):
-                with zero_units(model, stages[i].act_name, [j]):
-                    correct_ablated[j] += (model(x).argmax(1) == y).double() @ onehot
-    return _class_accuracy_change(correct_base, correct_ablated, labels, n_classes)
+    return unit_ablation(model, images_std, layer=layer, batch_size=batch_size, transform=transform, labels=labels)
 
 
 @dataclass
@@ -252,7 +190,8 @@ class UnitCard:
     """Everything one hidden unit's card shows (arrays in the model's dtype; class indices into class_names).
 
     ``importance``: ``outgoing_norm = ‖W_out[:, j]‖``, ``ablation = max_k(−Δ[j, k])`` (the largest per-class
-    accuracy drop, NaN without validation images) and ``ablation_overall`` (drop of overall validation accuracy).
+    accuracy drop, NaN without validation images), ``ablation_overall`` (drop of overall validation accuracy) and
+    ``probability_drop = max_k(−Δp[j, k])`` (the largest mean drop of a class's probability, NaN without images).
     """
 
     unit: int
@@ -265,6 +204,8 @@ class UnitCard:
     top_activations: np.ndarray  # (k,)
     ablation: np.ndarray  # (K,) per-class accuracy change when switched off
     importance: dict[str, float] = field(default_factory=dict)
+    probability: np.ndarray = field(default_factory=lambda: np.zeros(0))  # (K,) mean Δp_k when switched off
+    logit: np.ndarray = field(default_factory=lambda: np.zeros(0))  # (K,) mean Δz_k when switched off
 
 
 def unit_cards(
@@ -281,7 +222,8 @@ def unit_cards(
 ) -> list[UnitCard]:
     """One :class:`UnitCard` per unit of the hidden layer ``layer`` that reads the image and feeds the output.
 
-    ``sort_by``: ``outgoing-norm`` or ``ablation`` (descending, ties to the lower unit) or ``index``.
+    ``sort_by``: ``outgoing-norm`` (descending), ``ablation`` (the largest mean drop of a class's probability when
+    switched off, descending; ties by the largest accuracy drop) or ``index``; remaining ties to the lower unit.
     Top images come from ``images_std_train``, ablation from the validation images and labels; with ``transform``
     (a run's standardization) both image sets are given as stored (arrays or streamed sets) and transformed batch
     by batch.
@@ -304,11 +246,14 @@ def unit_cards(
     outgoing = outgoing_weights(model, layer)
     bias = hidden_biases(model, layer)
     top_i, top_v = top_images_per_unit(model, images_std_train, layer, k, batch_size, transform)
-    ablation = ablation_effect(model, val_images_std, val_labels, layer, n_classes, batch_size, transform)
+    fine = _checked_ablation(model, val_images_std, val_labels, layer, n_classes, batch_size, transform)
+    ablation = fine.accuracy
     norms = np.linalg.norm(outgoing.astype(np.float64), axis=0)
     with np.errstate(all="ignore"):
         worst = np.where(np.isnan(ablation), np.inf, ablation).min(1)
         drop = np.where(np.isinf(worst), np.nan, -worst)
+        p_drop = -np.where(np.isnan(fine.probability), np.inf, fine.probability).min(1)
+        p_drop = np.where(np.isinf(p_drop), np.nan, p_drop)
     support = np.bincount(np.asarray(val_labels, dtype=np.int64), minlength=n_classes).astype(np.float64)
     n_val = max(1, len(val_labels))  # overall accuracy change = Σ_k support_k · Δ[j, k] / N
     overall = -(np.nan_to_num(ablation) * support).sum(1) / n_val if len(val_labels) else np.full(len(bias), np.nan)
@@ -316,7 +261,7 @@ def unit_cards(
     if sort_by == "outgoing-norm":
         order = np.lexsort((units, -norms))
     elif sort_by == "ablation":
-        order = np.lexsort((units, -np.where(np.isnan(drop), -np.inf, drop)))
+        order = np.lexsort((units, -np.nan_to_num(drop, nan=-np.inf), -np.nan_to_num(p_drop, nan=-np.inf)))
     else:
         order = units
     return [
@@ -330,8 +275,10 @@ def unit_cards(
             top_images=top_i[j],
             top_activations=top_v[j],
             ablation=ablation[j],
+            probability=fine.probability[j],
+            logit=fine.logit[j],
             importance={"outgoing_norm": float(norms[j]), "ablation": float(drop[j]),
-                        "ablation_overall": float(overall[j])},
+                        "ablation_overall": float(overall[j]), "probability_drop": float(p_drop[j])},
         )
         for j in order
     ]

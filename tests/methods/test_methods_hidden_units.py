@@ -1,3 +1,4 @@
+import sys
 from collections import OrderedDict
 
 import numpy as np
@@ -6,6 +7,7 @@ import torch
 from methods.hand_models import FOUR_IMAGES, FOUR_LABELS, MLP_B1, MLP_W1, MLP_W2, mlp_2x2, softmax_2x2
 from torch import nn
 
+import nnsee.methods.unit_ablation  # noqa: F401  (its module object, for the hooked path)
 from nnsee.methods import (
     MethodError,
     UnitCard,
@@ -17,8 +19,7 @@ from nnsee.methods import (
     top_images_per_unit,
     unit_cards,
 )
-from nnsee.methods.base import dense_stages, zero_units
-from nnsee.methods.hidden_units import _ablation_hooked
+from nnsee.methods.base import zero_units
 from nnsee.models import MLP
 
 # Hand-worked ablation on FOUR_IMAGES (see hand_models.py), logits = W_out h + [0.1, 0]:
@@ -125,7 +126,7 @@ def test_ablation_golden():
     np.testing.assert_array_equal(reference_ablation(mlp_2x2(), FOUR_IMAGES, FOUR_LABELS), ABLATION)
 
 
-def test_ablation_exact_matches_hooked_and_hand_reference():
+def test_ablation_exact_matches_hooked_and_hand_reference(monkeypatch):
     torch.manual_seed(3)
     model = MLP((1, 3, 3), 4, hidden=(40,), activation="tanh").double()
     rng = np.random.default_rng(4)
@@ -134,10 +135,11 @@ def test_ablation_exact_matches_hooked_and_hand_reference():
     labels[::7] = rng.integers(0, 4, size=len(labels[::7]))
     reference = reference_ablation(model, images, labels)
     assert (reference != 0).any()
-    np.testing.assert_allclose(_ablation_hooked(model, dense_stages(model), 0, images, labels, 4, 1000), reference,
-                               atol=1e-12)
     for batch_size in (1, 13, 1000):
         np.testing.assert_allclose(ablation_effect(model, images, labels, batch_size=batch_size), reference, atol=1e-12)
+    module = sys.modules["nnsee.methods.unit_ablation"]
+    monkeypatch.setattr(module, "_exact_batch", module._hooked_batch)  # the hooked path on the same layer
+    np.testing.assert_allclose(ablation_effect(model, images, labels), reference, atol=1e-12)
 
 
 def test_ablation_of_a_deeper_layer_uses_hooks_and_marks_empty_classes_nan():
@@ -173,10 +175,14 @@ def test_unit_cards_golden():
     assert [c.importance["ablation"] for c in cards] == [0.5, 1.0, 0.5]
     assert [c.importance["ablation_overall"] for c in cards] == [0.25, 0.5, 0.25]
     assert [c.importance["outgoing_norm"] for c in cards] == pytest.approx([5**0.5, 5**0.5, 0.5])
-    # outgoing norm: √5, √5 (tie to the lower unit), 0.5; ablation: 1.0, then the 0.5 tie → 0, 2
+    # outgoing norm: √5, √5 (tie to the lower unit), 0.5; ablation, by the largest mean probability drop (see
+    # test_unit_ablation.py: p(0) falls by 0.4238 without unit 0, p(1) by 0.2833 without unit 1, by 0.0455 without 2)
     args = (mlp_2x2(), FOUR_IMAGES, FOUR_IMAGES, FOUR_LABELS, ["top", "bottom"])
     assert [c.unit for c in unit_cards(*args)] == [0, 1, 2]
-    assert [c.unit for c in unit_cards(*args, sort_by="ablation")] == [1, 0, 2]
+    ranked = unit_cards(*args, sort_by="ablation")
+    assert [c.unit for c in ranked] == [0, 1, 2]
+    assert [c.importance["probability_drop"] for c in ranked] == pytest.approx([0.42379, 0.28327, 0.04550], abs=1e-5)
+    assert ranked[0].probability.shape == (2,) and ranked[0].logit.tolist() == pytest.approx([-2.5, 1.25])
     with pytest.raises(MethodError, match="sort_by"):
         unit_cards(*args, sort_by="fun")
     with pytest.raises(MethodError, match="2 classes but 3 class names"):
@@ -199,5 +205,6 @@ def test_unit_cards_300_units_rgb_shapes():
     c = cards[0]
     assert c.incoming.shape == (3, 4, 4) and c.outgoing.shape == (5,) and c.ablation.shape == (5,)
     assert c.top_images.shape == (9,) and c.top_activations.shape == (9,)
-    drops = [x.importance["ablation"] for x in cards]
-    assert drops == sorted(drops, reverse=True)
+    drops = [x.importance["probability_drop"] for x in cards]
+    assert drops == sorted(drops, reverse=True) and drops[-1] > 0
+    assert c.probability.shape == (5,) and c.importance["probability_drop"] == -c.probability.min()
