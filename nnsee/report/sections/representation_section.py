@@ -108,6 +108,10 @@ def representation_section(inp: ReportInput) -> dict[str, Any] | None:
         inp.notes.append(f"representation map: it reads the input of the model's last nn.Linear layer, and this "
                          f"{type(run.model).__name__} has none")
         return None
+    if inp.caps.dense_layers == 1:
+        inp.notes.append("representation map: softmax regression has no hidden layer; its last Linear layer reads "
+                         "the pixels themselves (train an mlp or a cnn to see learned features)")
+        return None
     epochs = spread([e for e in run.snapshot_epochs if e != run.epoch], SNAPSHOTS)
     rmap = representation_map(run.model, test.images, test.labels, snapshots={e: run.snapshot_state(e) for e in epochs},
                               n=SAMPLE, transform=run.standardize)
