@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
 
 from nnsee.data import load_data
@@ -53,6 +54,7 @@ class DemoSize:
     study: dict[str, Any] = field(default_factory=dict)
     standardization_epochs: int = 15
     fashion_epochs: int = 10
+    subset: tuple[int, int, int] | None = None  # the first (train, val, test) images of each data set; None: all
 
 
 SIZES = {
@@ -60,8 +62,17 @@ SIZES = {
     "test": DemoSize(epochs=2, hidden=24, cnn_channels=(4, 8), cnn_epochs=1, cnn_snapshots=(0, 1),
                      snapshots=(0, 1, 2), study={"per_class": (10, 30), "l2_values": (0.0, 0.3), "hidden": 12,
                                                  "epochs": 3},
-                     standardization_epochs=2, fashion_epochs=1),
+                     standardization_epochs=2, fashion_epochs=1, subset=(400, 100, 100)),
 }
+
+
+def _cut(splits: Splits, subset: tuple[int, int, int] | None) -> Splits:
+    """The first ``subset`` (train, val, test) images of ``splits`` (all of them when None)."""
+    if subset is None:
+        return splits
+    parts = [part.subset(np.arange(min(n, len(part)))) for part, n in
+             zip((splits.train, splits.val, splits.test), subset, strict=True)]
+    return Splits(*parts, spec=splits.spec)
 
 
 def _train_and_report(splits: Splits, name: str, out: Path, config: TrainConfig, **options: object) -> DemoEntry:
@@ -92,7 +103,7 @@ def run_demo(out: str | Path, *, fashion: bool | None = None, say: Callable[[str
     out = Path(out)
     started = time.perf_counter()
     entries: list[DemoEntry] = []
-    digits = load_data("digits", seed=0)
+    digits = _cut(load_data("digits", seed=0), s.subset)
     say(f"digits: {len(digits.train)} train / {len(digits.val)} validation / {len(digits.test)} test images")
     models: list[tuple[str, dict[str, Any], TrainConfig]] = [
         ("softmax", {}, TrainConfig(optimizer="adam", epochs=s.epochs, l2=1e-4, snapshots=list(s.snapshots))),
@@ -122,7 +133,7 @@ def run_demo(out: str | Path, *, fashion: bool | None = None, say: Callable[[str
     say("  " + ", ".join(f"{r.mode} test {r.test_accuracy:.3f}" for r in modes.results))
     if fashion is not False:
         try:
-            fmnist = load_data("fashion-mnist", seed=0, download=bool(fashion))
+            fmnist = _cut(load_data("fashion-mnist", seed=0, download=bool(fashion)), s.subset)
         except DataError as exc:
             if fashion:
                 raise

@@ -38,7 +38,7 @@ def thumbnail(title: str, data: dict[str, Any]) -> str | None:
         if title.endswith("-cnn"):
             from nnsee.methods.attribution.filters import first_layer_filters
 
-            return weights_uri(first_layer_filters(run.model)[:16], ncols=8, upscale=4)
+            return weights_uri(first_layer_filters(run.model)[:16], ncols=8, upscale=7)
         if title.endswith("-mlp"):
             from nnsee.lessons.narrate import first_unit
             from nnsee.methods.hidden_units import incoming_weights
