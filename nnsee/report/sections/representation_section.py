@@ -36,6 +36,7 @@ QUERIES = 6  # test images whose nearest training images are shown
 K = 5
 SIZE, MARGIN, TIP = 420, 8, 112  # plot side, its inner margin and the hover tip's side, in SVG pixels
 SMALL = 150
+PANEL = 220  # the tip panel right of the plot (image and class name)
 SPRITE_COLUMNS = 40
 
 
@@ -56,7 +57,7 @@ def map_svg(xy: np.ndarray, labels: np.ndarray, names: list[str], shape: tuple[i
     """The large map: one ``<g class="pt">`` per point (circle + hidden tip: the image from the sprite ``#rep-sprite``
     and its class), the tips drawn in a panel right of the plot."""
     h, w = shape[-2:]
-    out = [f'<svg class="repmap" width="{SIZE + TIP + 24}" height="{SIZE}" viewBox="0 0 {SIZE + TIP + 24} {SIZE}" '
+    out = [f'<svg class="repmap" width="{SIZE + PANEL}" height="{SIZE}" viewBox="0 0 {SIZE + PANEL} {SIZE}" '
            f'role="img" aria-label="PCA of the test features">',
            f'<rect x="0.5" y="0.5" width="{SIZE - 1}" height="{SIZE - 1}" fill="none" stroke="#ccc"/>',
            f'<text x="{SIZE + 12}" y="{TIP + 40}" class="hint">hover a point</text>']
