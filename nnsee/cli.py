@@ -664,11 +664,12 @@ def maximize(run: Path, target: str, steps: int, out: Path | None, device: str) 
               help="Include Fashion-MNIST (default: when its files are installed).")
 @_friendly_errors
 def demo(out: Path, fashion: bool | None) -> None:
-    """The main job: built-in digits -> softmax and MLP -> reports, an overfitting study, and Fashion-MNIST."""
+    """The main job: built-in digits -> softmax, MLP and CNN -> reports, two studies, a landing page and a tour."""
     from nnsee.demo import run_demo
 
     run_demo(out, fashion=fashion, say=click.echo)
-    click.echo(f"done. Open the reports in a browser: {_link(out / 'index.html')}")
+    click.echo(f"done. Open the reports in a browser: {_link(out / 'index.html')} (guided tour: "
+               f"{_link(out / 'tour.html')})")
 
 
 @main.group()
