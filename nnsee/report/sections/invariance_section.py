@@ -76,16 +76,19 @@ def invariance_section(inp: ReportInput) -> dict[str, Any] | None:
         return None
     layers = feature_layers(inp)
     raw = np.asarray(inp.splits.test.images[np.asarray(index)], dtype=np.float32)
-    up = max(1, upscale_for(inp.shape, 48))
+    from nnsee.report.sections.cnn_section import shrunk
+
+    zoom = max(1, upscale_for(inp.shape, 48))  # drawn by the browser (pixelated): a PNG of 1 pixel per pixel
     images = []
     for i, x in zip(index, raw, strict=True):
         label = int(inp.splits.test.labels[i])
         rows = []
         for curve in invariance_curves(inp.run.model, x, label, layers=layers, standardize=inp.run.standardize):
             a = curve.amounts * AXIS[curve.family]
+            strip = mosaic(shrunk(np.clip(curve.images, 0, 1)), ncols=len(a), pad=1)
             rows.append({
                 "family": curve.family,
-                "strip": data_uri(mosaic(np.clip(curve.images, 0, 1), ncols=len(a), upscale=up, pad=2)),
+                "strip": data_uri(strip), "width": strip.width * zoom, "height": strip.height * zoom,
                 "amounts": ", ".join(f"{v:g}" for v in curve.amounts),
                 "probability": chart({"p(true class)": (a, curve.probability)}, f"p({inp.run.class_names[label]})",
                                      TITLES[curve.family], (0.0, 1.0)),
@@ -107,7 +110,7 @@ the transformed images; middle: the probability of the true class; right: for ea
 divided by the original's norm so layers of different sizes share one axis (0: unchanged). Deeper layers of a
 network that has learned invariance stay closer to 0 than the first.</p>
 {% for img in v.images %}<h3>{{ img.name }} (test image {{ img.index }})</h3>
-<table class="invariance">{% for r in img.rows %}<tr><td><img src="{{ r.strip }}" alt="{{ r.family }}: {{ r.amounts }}"><br>
+<table class="invariance">{% for r in img.rows %}<tr><td><img src="{{ r.strip }}" width="{{ r.width }}" height="{{ r.height }}" alt="{{ r.family }}: {{ r.amounts }}"><br>
 <span class="muted">{{ r.family }}: {{ r.amounts }}</span></td><td>{{ r.probability|svg }}</td>
 <td>{% if r.distances %}{{ r.distances|svg }}{% endif %}</td></tr>{% endfor %}</table>
 {% endfor %}
