@@ -49,7 +49,7 @@ run  # the run displays itself: data, model, accuracies, learning curves"""
 
 
 SOFTMAX = train("digits-softmax", "softmax", 'optimizer="adam", lr=0.005, epochs=5')
-CNN = train("digits-cnn", "cnn", 'optimizer="adam", lr=0.003, epochs=1, batch_size=32', "channels=(8, 16)")
+CNN = train("digits-cnn", "cnn", 'optimizer="adam", lr=0.003, epochs=1, batch_size=32', "channels=(6, 12)")
 
 #: The code cells of each step, by the step's key (markdown comes from the outline).
 CODE: dict[str, list[str]] = {
@@ -100,8 +100,8 @@ study""",
         """\
 from nnsee.studies import overfit_study
 
-# an MLP of 100 units on 20 or 200 images per class, without and with L2 (L-BFGS, a few iterations per epoch)
-study = overfit_study(digits, per_class=(20, 200), l2_values=(0.0, 0.3), hidden=100, epochs=12)
+# an MLP of 50 units on 20 or 100 images per class, without and with L2 (L-BFGS, a few iterations per epoch)
+study = overfit_study(digits, per_class=(20, 100), l2_values=(0.0, 0.3), hidden=50, epochs=10)
 study""",
         "print(narrate.overfitting(study).text)",
     ],
@@ -118,7 +118,7 @@ story = narrate.cnn(run, digits)
 i = story.numbers["index"]
 label = int(digits.test.labels[i])
 e = explain_image(run.model, run.standardize(digits.test.images[i]), "occlusion", target=label,
-                  input_shape=run.input_shape)
+                  input_shape=run.input_shape, window=4, stride=2)  # a 4x4 square of zeros, every 2 pixels
 display(nnsee.show(e, class_names=run.class_names, image=digits.test.images[i]))
 print(story.text)""",
     ],

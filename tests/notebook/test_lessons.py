@@ -156,7 +156,7 @@ def check_overfitting(cells: list[list]) -> None:
 def check_cnn(cells: list[list]) -> None:
     assert accuracy(cells) > 0.8
     (filters,) = views(cells, "weights")
-    assert len(images(filters)) == 8 + 1  # 8 first-layer filters and the colour bar
+    assert len(images(filters)) == 6 + 1  # 6 first-layer filters and the colour bar
     (occlusion,) = views(cells, "explanation")
     assert "occlusion" in occlusion and len(images(occlusion)) == 3  # input, map, colour bar
     assert "hurts its" in text_of(cells[-1])
