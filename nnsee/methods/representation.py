@@ -164,6 +164,47 @@ class RepresentationMap:
     explained: np.ndarray
 
 
+@dataclass(frozen=True)
+class SampleFeatures:
+    """The sampled images' features: ``feats[i]`` (N, D) with the weights of ``epochs[i]`` (None: the model's own,
+    last)."""
+
+    layer: str
+    index: np.ndarray
+    labels: np.ndarray
+    epochs: list[int | None]
+    feats: list[np.ndarray]
+
+
+def sample_features(model: nn.Module, images: Images, labels: np.ndarray, *, snapshots: Snapshots | None = None,
+                    n: int = SAMPLE, seed: int = 0, transform: Transform | None = None,
+                    batch_size: int = BATCH) -> SampleFeatures:
+    """The features of a stratified sample of ``n`` images at each snapshot ``{epoch: state_dict}`` and with the
+    model's weights (the part that runs the model; ``model`` is not modified)."""
+    index = stratified_sample(labels, n, seed)
+    x = images[index]
+    layer = feature_layer(model)
+    epochs: list[int | None] = []
+    feats = []
+    for epoch, work in at_each_snapshot(model, snapshots or {}):
+        epochs.append(epoch)
+        feats.append(features(work, x, transform=transform, batch_size=batch_size, layer=layer))
+    feats.append(features(model, x, transform=transform, batch_size=batch_size, layer=layer))
+    return SampleFeatures(layer, index, np.asarray(labels)[index], [*epochs, None], feats)
+
+
+def project_frames(sample: SampleFeatures, method: str = "pca", seed: int = 0) -> RepresentationMap:
+    """Each frame's features projected by ``method`` on their own, then aligned to the last (final) frame."""
+    final, final_ratio = project(sample.feats[-1], method, seed)
+    frames, ratios = [], []
+    for f in sample.feats[:-1]:
+        points, ratio = project(f, method, seed)
+        frames.append(align(points, final))
+        ratios.append(ratio)
+    return RepresentationMap(method, sample.layer, sample.index, sample.labels, sample.epochs,
+                             np.stack([*frames, final]), np.stack([*ratios, final_ratio]))
+
+
 def representation_map(model: nn.Module, images: Images, labels: np.ndarray, *, method: str = "pca",
                        snapshots: Snapshots | None = None, n: int = SAMPLE, seed: int = 0,
                        transform: Transform | None = None, batch_size: int = BATCH) -> RepresentationMap:
@@ -171,20 +212,9 @@ def representation_map(model: nn.Module, images: Images, labels: np.ndarray, *, 
     aligned to the final frame) and with the model's weights (the final frame). ``model`` is not modified."""
     if method not in METHODS:
         project(np.zeros((0, 2)), method)  # the one-line error, before any work
-    index = stratified_sample(labels, n, seed)
-    x = images[index]
-    layer = feature_layer(model)
-    final, final_ratio = project(features(model, x, transform=transform, batch_size=batch_size), method, seed)
-    epochs: list[int | None] = []
-    frames, ratios = [], []
-    for epoch, work in at_each_snapshot(model, snapshots or {}):
-        points, ratio = project(features(work, x, transform=transform, batch_size=batch_size, layer=layer), method,
-                                seed)
-        epochs.append(epoch)
-        frames.append(align(points, final))
-        ratios.append(ratio)
-    return RepresentationMap(method, layer, index, np.asarray(labels)[index], [*epochs, None],
-                             np.stack([*frames, final]), np.stack([*ratios, final_ratio]))
+    sample = sample_features(model, images, labels, snapshots=snapshots, n=n, seed=seed, transform=transform,
+                             batch_size=batch_size)
+    return project_frames(sample, method, seed)
 
 
 @dataclass(frozen=True)
