@@ -96,3 +96,62 @@ def test_a_run_whose_data_is_gone_is_a_404(noisy: dict[str, Path], tmp_path: Pat
     r = app.get("/api/runs/run/confusion")
     assert r.status_code == 404 and "test images cannot be read" in r.json()["detail"]
     assert app.get("/api/runs/run/confusion/0/0").status_code == 404
+
+
+CHROMIUM = Path("/usr/bin/chromium")
+CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+                 "--disable-background-networking", "--disable-component-update", "--disable-sync"]
+SHOTS = Path("/tmp/shots/h2")
+
+
+@pytest.mark.skipif(not CHROMIUM.exists(), reason="chromium is missing: apt-get install chromium (done by .ci/run)")
+def test_live_page_click_a_cell_shows_its_images(noisy: dict[str, Path]) -> None:
+    from urllib.parse import urlparse
+
+    from serve.serve_util import start_server, stop
+
+    sync_api = pytest.importorskip("playwright.sync_api", reason="playwright is needed for the Chromium test")
+    cells = members(noisy["cnn"], noisy["npz"])
+    i, j = max((c for c in cells if c[0] != c[1]), key=lambda c: len(cells[c]))
+    server = start_server([noisy["softmax"], noisy["cnn"]])
+    errors: list[str] = []
+    outside: list[str] = []
+    SHOTS.mkdir(parents=True, exist_ok=True)
+    try:
+        with sync_api.sync_playwright() as p:
+            browser = p.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
+            try:
+                page = browser.new_page(viewport={"width": 1300, "height": 1000})
+                page.on("pageerror", lambda e: errors.append(str(e)))
+                page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
+
+                def guard(route: object) -> None:
+                    url = urlparse(route.request.url)  # type: ignore[attr-defined]
+                    if url.scheme == "data" or (url.scheme == "http" and url.hostname == "127.0.0.1"):
+                        route.continue_()  # type: ignore[attr-defined]
+                    else:
+                        outside.append(route.request.url)  # type: ignore[attr-defined]
+                        route.abort()  # type: ignore[attr-defined]
+
+                page.route("**/*", guard)
+                page.goto(server.base + "/")
+                page.wait_for_selector("#confusion-matrix table.confusion")
+                page.select_option("#confusion-run", "cnn")
+                button = page.locator(f'#confusion-matrix button.cell[data-i="{i}"][data-j="{j}"]')
+                sync_api.expect(button).to_have_text(str(len(cells[(i, j)])))
+                assert page.locator("#confusion-matrix button.cell").count() == len(cells)
+                button.click()
+                figures = page.locator("#confusion-cell figure")
+                sync_api.expect(figures).to_have_count(min(len(cells[(i, j)]), CAP))
+                shown = figures.evaluate_all("els => els.map(e => Number(e.dataset.index))")
+                assert shown == cells[(i, j)][:CAP]
+                loaded = page.locator("#confusion-cell img").evaluate_all(
+                    "els => els.map(e => e.complete && e.naturalWidth > 0)")
+                assert len(loaded) == 2 * len(shown) and all(loaded)
+                assert HOSTILE_NAMES[i] in page.inner_text("#confusion-cell h3")  # the name as text
+                page.locator("#confusion-view").screenshot(path=str(SHOTS / "serve-cell.png"))
+            finally:
+                browser.close()
+    finally:
+        stop(server)
+    assert errors == [] and outside == []
