@@ -97,3 +97,11 @@ def test_serving_nothing_is_refused() -> None:
 
     with pytest.raises(NnseeError, match="--watch RUN"):
         create_app([])
+
+
+def test_a_cnn_shows_its_first_layer_filters_and_no_templates(tmp_path: Path) -> None:
+    out = tmp_path / "cnn"
+    train_one(out, "cnn", channels=[4], kernel=3)
+    s = RunWatcher(out).poll()
+    assert s["epoch"] == 1 and s["templates"] is None and s["kind"] == "cnn"
+    assert s["units"]["layer"] == "conv1" and "4 of 4 filters" in s["units"]["what"]
