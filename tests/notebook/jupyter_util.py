@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import secrets
 import subprocess
@@ -23,15 +24,17 @@ SIDE = 8  # 8x8 images; class k lights rows 2k..2k+1
 
 
 def train_runs(root: Path) -> dict[str, Path]:
-    """A softmax regression and an MLP (12 hidden units) on 8x8 bands whose class names are hostile HTML."""
+    """A softmax regression and an MLP (12 hidden units) on 8x8 bands whose class names are hostile HTML, trained
+    once under ``root`` (a later call with the same ``root`` reads them)."""
+    out = {name: root / name for name in ("softmax", "mlp")}
+    if all((p / "run.json").exists() for p in out.values()):
+        return out
     banded_npz(root / "bands.npz", 50, SIDE, class_names=HOSTILE_NAMES)
     splits = load_data(str(root / "bands.npz"), seed=0)
-    out = {}
     for name, options in {"softmax": {}, "mlp": {"hidden": [12]}}.items():
         torch.manual_seed(0)
         model = build_model(name, splits.shape, splits.train.n_classes, **options)
         fit(model, splits, TrainConfig(epochs=6, batch_size=16, lr=0.01), root / name, progress=False)
-        out[name] = root / name
     return out
 
 
@@ -52,10 +55,15 @@ class Lab:
         env = {**os.environ, "JUPYTER_CONFIG_DIR": str(home / "config"), "JUPYTER_DATA_DIR": str(home / "data"),
                "JUPYTER_RUNTIME_DIR": str(home / "runtime"), "IPYTHONDIR": str(home / "ipython"),
                "JUPYTERLAB_SETTINGS_DIR": str(home / "settings"), "JUPYTERLAB_WORKSPACES_DIR": str(home / "ws"),
-               "JUPYTER_PLATFORM_DIRS": "1", "PYTHONPATH": os.pathsep.join(sys.path)}
+               "JUPYTER_PLATFORM_DIRS": "1"}
         env.pop("JUPYTER_PATH", None)
+        # No news, no update checks: the notification extension's own switches, as user settings.
+        notify = home / "settings" / "@jupyterlab" / "apputils-extension" / "notification.jupyterlab-settings"
+        notify.parent.mkdir(parents=True, exist_ok=True)
+        notify.write_text('{"fetchNews": "false", "checkForUpdates": false}')
         cmd = [sys.executable, "-m", "jupyter", "lab", "--no-browser", "--ip", "127.0.0.1", "--port", str(self.port),
-               "--port-retries=0", f"--IdentityProvider.token={self.token}", f"--ServerApp.root_dir={root}",
+               "--port-retries=0", "--allow-root", f"--IdentityProvider.token={self.token}",
+               f"--ServerApp.root_dir={root}",
                "--LabApp.news_url=None", "--LabApp.check_for_updates_class=jupyterlab.NeverCheckForUpdate",
                "--LabApp.extension_manager=readonly",
                "--KernelSpecManager.ensure_native_kernel=True", "--MappingKernelManager.default_kernel_name=python3"]
@@ -75,12 +83,30 @@ class Lab:
                         return time.monotonic() - start
             except OSError:
                 time.sleep(0.3)
-        raise RuntimeError(f"JupyterLab did not start in {limit_s:g} s:\n{self.tail()}")
+        raise RuntimeError(f"JupyterLab did not answer (exit code {self.proc.poll()}) within {limit_s:g} s:\n"
+                           f"{self.tail()}")
+
+    def start_kernel(self, notebook: str) -> str:
+        """Start the notebook's session and kernel (python3) through the server's API, so the page finds them and
+        does not ask which kernel to start; the kernel's id."""
+        body = json.dumps({"path": notebook, "type": "notebook", "name": notebook, "kernel": {"name": "python3"}})
+        request = urllib.request.Request(f"{self.base}/api/sessions", data=body.encode(), method="POST",
+                                         headers={"Authorization": f"token {self.token}",
+                                                  "Content-Type": "application/json"})
+        with urllib.request.urlopen(request, timeout=60) as r:
+            return json.loads(r.read())["kernel"]["id"]
 
     def tail(self, n: int = 3000) -> str:
-        self.log.flush()
         return (self.root / "jupyter.log").read_bytes()[-n:].decode(errors="replace")
 
     def stop(self) -> None:
         stop(self)  # type: ignore[arg-type]  # it needs only .proc
         self.log.close()
+
+
+def shared_runs(tmp_path_factory: object) -> dict[str, Path]:
+    """:func:`train_runs` in one folder of the session's temporary directory, so every widget test module reads the
+    same two runs."""
+    root = tmp_path_factory.getbasetemp() / "widget-runs"  # type: ignore[attr-defined]
+    root.mkdir(exist_ok=True)
+    return train_runs(root)

@@ -11,7 +11,7 @@ import torch
 
 pytest.importorskip("anywidget")
 
-from notebook.jupyter_util import band_png, train_runs  # noqa: E402
+from notebook.jupyter_util import band_png, shared_runs  # noqa: E402
 from tiny import HOSTILE_NAMES  # noqa: E402
 
 from nnsee.errors import NnseeError  # noqa: E402
@@ -24,7 +24,7 @@ from nnsee.train.run import load_run  # noqa: E402
 
 @pytest.fixture(scope="module")
 def runs(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
-    return train_runs(tmp_path_factory.mktemp("widget"))
+    return shared_runs(tmp_path_factory)
 
 
 @pytest.fixture
