@@ -42,7 +42,8 @@ def runs(tmp_path_factory: pytest.TempPathFactory) -> dict:
     for name, options in {"softmax": {}, "mlp": {"hidden": [5]}}.items():
         torch.manual_seed(0)
         model = build_model(name, SHAPE, 3, **options)
-        fit(model, splits, TrainConfig(epochs=3, batch_size=20, lr=0.05), root / name, progress=False)
+        out[f"{name}-fit"] = fit(model, splits, TrainConfig(epochs=3, batch_size=20, lr=0.05), root / name,
+                                 progress=False)
         out[name] = load_run(root / name)
     return out
 
@@ -97,6 +98,10 @@ def test_run_shows_data_model_accuracies_and_curves(runs: dict) -> None:
     assert html.count("<polyline") == 4  # loss and accuracy, train and validation
     assert re.search(r">epochs</td><td[^>]*>3<", html)
     escaped(html)
+    result = flat(nnsee.show(runs["softmax-fit"]).html)  # what fit returned: the same numbers, no data spec
+    assert f'data-metric="test-accuracy">{100 * test_acc:.1f}%<' in result
+    assert "SoftmaxRegression (195 parameters)" in result and re.search(r">status</td><td[^>]*>completed<", result)
+    assert result.count("<polyline") == 4
 
 
 def test_explanation_holds_maps_probabilities_and_the_dot_products_sums(runs: dict) -> None:
