@@ -48,7 +48,8 @@ def build_report(run: Run | str | Path, out: str | Path | None = None, *, splits
                  data: str | Path | None = None, max_units: int = 256, gallery: int = 16,
                  sort_units: str = "outgoing-norm", device: str | None = None,
                  layers: Sequence[str] | None = None, analysis: str | Path | Sequence[str | Path] | None = None,
-                 stream: bool | None = None, max_memory: int | None = None) -> Path:
+                 stream: bool | None = None, max_memory: int | None = None,
+                 layer_images: Sequence[int] | None = None) -> Path:
     """Write ``out`` (default ``RUN/report``) ``/index.html`` (+ ``units-N.html`` pages and PNG/GIF figures).
 
     ``run`` is a loaded :class:`~nnsee.train.Run`, or a run folder, loaded here. ``splits`` defaults to the run's
@@ -64,7 +65,8 @@ def build_report(run: Run | str | Path, out: str | Path | None = None, *, splits
     layers. An analysis of other weights or of another split or data set is refused in one line. ``stream`` and
     ``max_memory`` decide how the run's own data is loaded (:func:`~nnsee.data.spec.load_splits`: streamed batch
     by batch when asked, or by default when the decoded set would not fit in ``max_memory``); every section reads a
-    streamed set batch by batch or by index, and shows what it would show in memory.
+    streamed set batch by batch or by index, and shows what it would show in memory. ``layer_images``: the test
+    images (indices) the layer-by-layer section shows (default: the first correct one and the first mistake).
     """
     from nnsee.data.spec import load_splits
     from nnsee.methods.hidden_units import SORT_KEYS
@@ -86,11 +88,16 @@ def build_report(run: Run | str | Path, out: str | Path | None = None, *, splits
     if analysis is not None:
         run, top_from = _with_analyses(run, data_splits, [analysis] if isinstance(analysis, (str, Path)) else analysis)
     inp = ReportInput(run, data_splits, max_units=max_units, gallery=gallery, sort_units=sort_units,
-                      layers=list(layers) if layers is not None else None, top_from=top_from)
+                      layers=list(layers) if layers is not None else None, top_from=top_from,
+                      layer_images=list(layer_images) if layer_images is not None else None)
     if layers is not None:  # a wrong name is refused before any section is computed
         from nnsee.report.sections.cnn_section import chosen_stages, probe
 
         chosen_stages(inp, probe(run.model, inp.shape))
+    if layer_images is not None:  # so is a test image that does not exist
+        from nnsee.report.sections.layers_section import chosen_images
+
+        chosen_images(inp)
 
     sections = list(declared.SECTIONS)
     contexts: dict[str, Any] = {s.name: s.context(inp) for s in sections}

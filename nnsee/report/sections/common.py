@@ -31,6 +31,7 @@ class ReportInput:
     sort_units: str = "outgoing-norm"
     layers: list[str] | None = None  # the CNN section's stages (None: its own choice)
     top_from: Any = None  # an nnsee.analysis.Analysis of the training split: the CNN section's top-9 read from it
+    layer_images: list[int] | None = None  # the layer-by-layer section's test images (None: its own choice)
     notes: list[str] = field(default_factory=list)
 
     @cached_property
