@@ -24,6 +24,7 @@ from nnsee.methods.hidden_units import (
     unit_cards,
 )
 from nnsee.methods.invariance import Invariance, invariance_curves
+from nnsee.methods.layer_by_layer import LayerByLayer, LayerOutput, layer_by_layer
 from nnsee.methods.sanity import cascading_randomization, randomization_check
 from nnsee.methods.standardization_view import standardization_norms, standardization_views
 from nnsee.methods.templates import class_templates, effective_linear, effective_templates
@@ -44,6 +45,8 @@ __all__ = [
     "top9_projections",
     "top_images_per_channel",
     "ClassUnits",
+    "LayerByLayer",
+    "LayerOutput",
     "LinearExplanation",
     "MLPExplanation",
     "MethodError",
@@ -66,6 +69,7 @@ __all__ = [
     "incoming_weights",
     "Invariance",
     "invariance_curves",
+    "layer_by_layer",
     "linear_layers",
     "outgoing_weights",
     "per_class_accuracy",
