@@ -15,6 +15,7 @@ from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 from typing import TypeVar
 
+import numpy as np
 from fastapi import FastAPI, HTTPException, Request
 from fastapi.responses import FileResponse, JSONResponse, RedirectResponse, Response
 from fastapi.staticfiles import StaticFiles
@@ -23,7 +24,7 @@ from starlette.requests import ClientDisconnect
 from nnsee.errors import NnseeError, not_one_of
 from nnsee.methods import MethodError
 from nnsee.models.adopted import resize_rule
-from nnsee.serve import confusion, views
+from nnsee.serve import confusion, representation, views
 from nnsee.serve.decode import ImageRejected, decode_bytes, is_blank
 from nnsee.serve.guard import RETRY_AFTER_S, Guard, SecurityHeaders, over_limit
 from nnsee.serve.pool import Busy, WorkPool
@@ -81,6 +82,16 @@ async def in_pool(pool: WorkPool, fn: Callable[[], T]) -> T:
         raise HTTPException(422, str(e)) from None
 
 
+def posted_image(body: bytes, loaded: views.LoadedRun) -> np.ndarray | None:
+    """A posted image decoded as the run's data ((C, H, W) in [0, 1]), None when blank; 400 when it cannot be."""
+    shape = loaded.shape
+    try:
+        image = decode_bytes(body, shape[-1], shape[0] == 1, resize_rule(loaded.run.meta))
+    except ImageRejected as e:
+        raise HTTPException(400, str(e)) from None
+    return None if is_blank(image) else image
+
+
 def create_app(run_paths: Iterable[str | os.PathLike[str]], *, max_body: int = MAX_BODY,
                allowed_hosts: Iterable[str] | None = None, pool: WorkPool | None = None,
                device: str = "cpu", watch: str | os.PathLike[str] | None = None) -> FastAPI:
@@ -117,14 +128,10 @@ def create_app(run_paths: Iterable[str | os.PathLike[str]], *, max_body: int = M
         if view is not None and view not in loaded.views:
             raise HTTPException(422, not_one_of(f"view for run {run!r}", view, loaded.views))
         body = await read_limited(request, max_body)
-        shape = loaded.shape
 
         def work() -> dict:
-            try:
-                image = decode_bytes(body, shape[-1], shape[0] == 1, resize_rule(loaded.run.meta))
-            except ImageRejected as e:
-                raise HTTPException(400, str(e)) from None
-            if is_blank(image):
+            image = posted_image(body, loaded)
+            if image is None:
                 return {"run": loaded.name, "kind": loaded.kind, "blank": True, "class_names": loaded.run.class_names}
             return views.explain_image(loaded, image, view)
 
@@ -154,6 +161,7 @@ def create_app(run_paths: Iterable[str | os.PathLike[str]], *, max_body: int = M
 
         add_watch_routes(app, jobs, watch)
     confusion.add_routes(app, get, jobs)
+    representation.add_routes(app, get, jobs)
     app.mount("/static", StaticFiles(directory=STATIC), name="static")
     app.add_middleware(Guard, max_body=max_body, allowed_hosts=allowed_hosts)  # outermost: refuses first
     return app
