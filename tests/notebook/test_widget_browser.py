@@ -70,6 +70,7 @@ def test_widget_in_jupyterlab(tmp_path: Path, tmp_path_factory: pytest.TempPathF
         pytest.skip(f"{CHROMIUM} is missing")
     sync_api = pytest.importorskip("playwright.sync_api")
     expect = sync_api.expect
+    expect.set_options(timeout=30_000)  # answers from a kernel on a loaded machine, not 5 s
     runs = shared_runs(tmp_path_factory)
     name = notebook(tmp_path, runs)
     (tmp_path / "junk.png").write_bytes(b"not an image at all")
