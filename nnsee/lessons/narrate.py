@@ -93,7 +93,7 @@ def hidden_units(run: Run, splits: Splits, unit: int | None = None, layer: str =
             f"{names[promotes]} (weight {w_out[promotes, j]:+.2f}) and suppresses {names[suppresses]} "
             f"({w_out[suppresses, j]:+.2f}). Switching it off changes p({names[promotes]}) by {dp[promotes]:+.3f} "
             f"on average over the {ablation.n_images} validation images; its largest effect is on "
-            f"p({names[most]}), {dp[most]:+.3f}. The other {w_out.shape[1] - 1} units make up for most of it.")
+            f"p({names[most]}), {dp[most]:+.3f}.")
     return Narration(text, {"unit": j, "promotes": promotes, "suppresses": suppresses,
                             "promote_weight": float(w_out[promotes, j]),
                             "suppress_weight": float(w_out[suppresses, j]), "dp_promoted": float(dp[promotes]),
