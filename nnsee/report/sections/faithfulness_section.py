@@ -107,9 +107,9 @@ def forward_macs(model: Any, shape: tuple[int, ...]) -> float:
 
 
 def curves_svg(series: dict[str, np.ndarray], fractions: np.ndarray, colours: dict[str, str], title: str,
-               width: int = 440, height: int = 280) -> str:
-    """Mean curves ``{method: probabilities}`` over ``fractions`` 0..1, probability axis 0..1, with a legend; the
-    random order grey and dashed. Labels are XML-escaped."""
+               width: int = 440, height: int = 280, floor: str = RANDOM, x_label: str = "share of pixels") -> str:
+    """Curves ``{method: values}`` over ``fractions`` 0..1, value axis 0..1, with a legend; the series named
+    ``floor`` (the random order) grey and dashed. Labels are XML-escaped."""
     from nnsee.render.svg import xml_text
 
     left, top, pw, ph = 40, 22, width - 170, height - 56
@@ -126,9 +126,9 @@ def curves_svg(series: dict[str, np.ndarray], fractions: np.ndarray, colours: di
         out.append(f'<line x1="{left}" x2="{left + pw}" y1="{y:.1f}" y2="{y:.1f}" stroke="#eee"/>'
                    f'<text x="{left - 4}" y="{y + 3:.1f}" text-anchor="end">{t:g}</text>'
                    f'<text x="{x:.1f}" y="{top + ph + 13}" text-anchor="middle">{t:.0%}</text>')
-    out.append(f'<text x="{left + pw / 2:.0f}" y="{height - 6}" text-anchor="middle">share of pixels</text>')
+    out.append(f'<text x="{left + pw / 2:.0f}" y="{height - 6}" text-anchor="middle">{xml_text(x_label)}</text>')
     for i, (name, values) in enumerate(series.items()):
-        random = name == RANDOM
+        random = name == floor
         colour = "#777" if random else colours[name]
         dash = ' stroke-dasharray="5 3"' if random else ""
         points = " ".join(point(float(f), float(p)) for f, p in zip(fractions, values, strict=True))
