@@ -183,3 +183,15 @@ def test_click_a_cell_in_chromium_offline(confused: dict[str, Path], tmp_path: P
         finally:
             browser.close()
     assert blocked == [] and errors == []
+
+
+def test_the_palette_sprite_draws_maps_as_the_diverging_colormap() -> None:
+    from nnsee.render import NAN_RGB, signed_to_rgb
+
+    v = np.concatenate([np.linspace(-2, 2, 401), [0.0, np.inf, -np.inf]])[None]
+    drawn = confusion_section._palette()[confusion_section._map_index(v, 1.0)]
+    want = signed_to_rgb(v, 1.0)
+    assert np.abs(drawn.astype(int) - want.astype(int)).max() <= 12  # 128 of the map's 256 colours
+    assert (confusion_section._palette()[confusion_section._map_index(np.array([np.nan]), 1.0)] == NAN_RGB).all()
+    grays = confusion_section._palette()[: confusion_section._GRAYS]
+    assert grays[0].tolist() == [0, 0, 0] and grays[-1].tolist() == [255, 255, 255]
