@@ -24,7 +24,7 @@ from starlette.requests import ClientDisconnect
 from nnsee.errors import NnseeError, not_one_of
 from nnsee.methods import MethodError
 from nnsee.models.adopted import resize_rule
-from nnsee.serve import confusion, representation, views
+from nnsee.serve import confusion, layers, representation, views
 from nnsee.serve.decode import ImageRejected, decode_bytes, is_blank
 from nnsee.serve.guard import RETRY_AFTER_S, Guard, SecurityHeaders, over_limit
 from nnsee.serve.pool import Busy, WorkPool
@@ -162,6 +162,7 @@ def create_app(run_paths: Iterable[str | os.PathLike[str]], *, max_body: int = M
         add_watch_routes(app, jobs, watch)
     confusion.add_routes(app, get, jobs)
     representation.add_routes(app, get, jobs)
+    layers.add_routes(app, get, jobs)
     app.mount("/static", StaticFiles(directory=STATIC), name="static")
     app.add_middleware(Guard, max_body=max_body, allowed_hosts=allowed_hosts)  # outermost: refuses first
     return app
