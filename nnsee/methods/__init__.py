@@ -25,6 +25,7 @@ from nnsee.methods.hidden_units import (
 )
 from nnsee.methods.invariance import Invariance, invariance_curves
 from nnsee.methods.layer_by_layer import LayerByLayer, LayerOutput, layer_by_layer
+from nnsee.methods.representation import Neighbours, RepresentationMap, nearest_training, representation_map
 from nnsee.methods.sanity import cascading_randomization, randomization_check
 from nnsee.methods.standardization_view import standardization_norms, standardization_views
 from nnsee.methods.templates import class_templates, effective_linear, effective_templates
@@ -34,6 +35,10 @@ from nnsee.methods.weight_evolution import templates_over_training, weight_image
 __all__ = [
     "EpochFeatures",
     "ReceptiveField",
+    "RepresentationMap",
+    "Neighbours",
+    "nearest_training",
+    "representation_map",
     "TopK",
     "TopProjections",
     "activation_maximization",
