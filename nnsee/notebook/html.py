@@ -14,6 +14,7 @@ from typing import Any
 
 from PIL import Image
 
+from nnsee.errors import NnseeError
 from nnsee.render import colorbar, data_uri
 from nnsee.render.bidi import isolated
 
@@ -111,8 +112,6 @@ def names_for(names: Sequence[object] | None, k: int) -> list[str]:
         return [str(i) for i in range(k)]
     names = [str(n) for n in names]
     if len(names) != k:
-        from nnsee.errors import NnseeError
-
         raise NnseeError(f"got {len(names)} class names for {k} classes: pass class_names= with one name per class")
     return names
 

@@ -12,8 +12,8 @@ from nnsee.notebook.registry import RENDERERS, renderer_for
 def show(x: Any, **opts: Any) -> Shown:
     """The inline view of ``x`` (a run, a FitResult, an ImageExplanation or the dot product's Linear/MLPExplanation,
     an Attribution, a UnitCard or a list of them, class templates as an array (K, C, H, W), an overfitting or
-    standardization study), drawn by the renderer :mod:`nnsee.notebook.registry` names for its type; ``opts`` go to that renderer (e.g. ``class_names=``,
-    ``image=``, ``images=``)."""
+    standardization study), drawn by the renderer :mod:`nnsee.notebook.registry` names for its type; ``opts`` go
+    to that renderer (e.g. ``class_names=``, ``image=``, ``images=``)."""
     render = renderer_for(x)
     if render is None:
         known = ", ".join(name for _, name in RENDERERS)
