@@ -60,3 +60,10 @@ def test_the_section_in_a_report_is_static_and_escaped(cnn_run: Path, tmp_path: 
     assert "<script" not in part and "&lt;script&gt;alert(1)&lt;/script&gt;" in part
     assert len(re.findall(r"<h3>", part)) >= 3 and part.count("<svg") >= 18  # 3 images x 3 rows x 2 charts
     assert not re.findall(r'src="(?!data:)', part)
+
+
+def test_the_reports_chosen_test_images_are_shown(mlp_run: Path) -> None:
+    run = load_run(mlp_run)
+    inp = ReportInput(run, load_splits(run.data_spec, download=False), layer_images=[5, 2, 5])
+    ctx = invariance_section(inp)
+    assert [img["index"] for img in ctx["images"]] == [5, 2] and ctx["chosen"]

@@ -45,8 +45,11 @@ def feature_layers(inp: ReportInput) -> list[str]:
 
 
 def chosen_images(inp: ReportInput, n: int = N_IMAGES) -> list[int]:
-    """Test images of ``n`` different classes spread over the classes (0, K/n, 2K/n, ...): of each, the first one
-    the model classifies correctly (else the first of that class)."""
+    """The test images chosen for the report (``nnsee report --layer-images``, shared with the layer-by-layer
+    section; checked by ``build_report``), else test images of ``n`` different classes spread over the classes
+    (0, K/n, 2K/n, ...): of each, the first one the model classifies correctly (else the first of that class)."""
+    if inp.layer_images is not None:
+        return list(dict.fromkeys(int(i) for i in inp.layer_images))
     labels = np.asarray(inp.splits.test.labels)
     if labels.size == 0:
         return []
@@ -96,13 +99,15 @@ def invariance_section(inp: ReportInput) -> dict[str, Any] | None:
                                    TITLES[curve.family]) if curve.distances else None,
             })
         images.append({"index": i, "name": inp.class_names[label], "rows": rows})
-    return {"images": images, "layers": layers}
+    return {"images": images, "layers": layers, "chosen": inp.layer_images is not None}
 
 
 TEMPLATE = """\
 {% set v = sections.invariance %}
 <h2 id="invariance">Invariance: translated, scaled, rotated (Zeiler &amp; Fergus, Fig. 5)</h2>
-<p>Each test image is moved (whole pixels, vertically), zoomed about its centre and rotated, in raw pixels with the
+<p>{% if v.chosen %}The test images chosen with <span class="math">--layer-images</span>{% else %}A test image of
+each of {{ v.images|length }} classes (<span class="math">nnsee report --layer-images 3,17</span> picks others){% endif %}:
+each is moved (whole pixels, vertically), zoomed about its centre and rotated, in raw pixels with the
 background (the median of its border) filling what comes in from outside, then standardized as in training. Left:
 the transformed images; middle: the probability of the true class; right: for each layer
 ({% if v.layers %}{{ v.layers|join(", ") }}{% else %}none: this model has no hidden layer{% endif %}) the distance
