@@ -744,6 +744,47 @@ def study_standardization(spec: str, out: Path, epochs: int, seed: int, device: 
     click.echo(f"study report: {_link(build_standardization_report(result, out))}")
 
 
+@study.command("roar")
+@click.option("--data", "spec", required=True, callback=_spec, help="A data SPEC, as for train (in memory).")
+@click.option("--out", type=click.Path(file_okay=False, path_type=Path), required=True)
+@click.option("--model", "model_name", type=click.Choice(["mlp", "cnn"]), default="mlp", show_default=True)
+@click.option("--hidden", default="100", show_default=True, help="mlp: units per hidden layer, e.g. 100 or 128,64.")
+@click.option("--channels", default="8,16", show_default=True, help="cnn: filters per conv-relu-pool block.")
+@click.option("--epochs", type=click.IntRange(1, EPOCHS.max), default=10, show_default=True,
+              help="Epochs of every training (the first and each retraining).")
+@click.option("--fractions", default="10,30,50,70", show_default=True,
+              help="Percentages of each image's pixels removed, e.g. 10,30,50,70.")
+@click.option("--methods", default="saliency,gradient-x-input,integrated-gradients,occlusion", show_default=True,
+              help="Registered methods compared (a random order is always added).")
+@click.option("--per-class", type=click.IntRange(1, 10**6), default=200, show_default=True,
+              help="Training images per class (a seeded stratified subset: every retraining is on them).")
+@click.option("--seed", type=SEED, default=0, show_default=True)
+@click.option("--json", "as_json", is_flag=True, help="Print the study's summary as one JSON object.")
+@data_options
+@device_option
+@_friendly_errors
+def study_roar(spec: str, out: Path, model_name: str, hidden: str, channels: str, epochs: int, fractions: str,
+               methods: str, per_class: int, seed: int, as_json: bool, device: str, **data_opts: Any) -> None:
+    """Remove and retrain (ROAR): each method's top pixels removed from every image, the model retrained, tested."""
+    from nnsee.report.build import check_report_folder
+    from nnsee.report.roar_study import build_roar_report
+    from nnsee.studies.roar import roar_study
+
+    check_report_folder(out, ["index.html", "study.json"])  # before any run trains
+    percents = _option_int_list(fractions, "--fractions")
+    options: dict[str, Any] = ({"hidden": _option_int_list(hidden, "--hidden")} if model_name == "mlp" else
+                               {"channels": _option_int_list(channels, "--channels")})
+    say = (lambda _: None) if as_json else click.echo
+    result = roar_study(_load(spec, seed, **data_opts), methods=[m.strip() for m in methods.split(",") if m.strip()],
+                        fractions=[p / 100 for p in percents], model=model_name, model_options=options,
+                        epochs=epochs, seed=seed, device=device, per_class=per_class, say=say)
+    index = build_roar_report(result, out)
+    if as_json:
+        _print_json({"report": str(index), **result.summary()})
+        return
+    click.echo(f"{result.seconds:.1f} s; study report: {_link(index)}")
+
+
 @main.command()
 @click.argument("runs", nargs=-1, type=click.Path(exists=True, file_okay=False, path_type=Path))
 @click.option("--watch", type=click.Path(file_okay=False, path_type=Path), default=None,
