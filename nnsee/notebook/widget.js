@@ -155,8 +155,9 @@ function render({ model, el: root }) {
     if (drawing) { drawing = false; schedule(true); }
   });
   clear.addEventListener("click", () => {
-    blank(); lastBytes = null; cardBox.replaceChildren();
-    model.set("image", new DataView(new ArrayBuffer(0))); model.save_changes();
+    blank(); lastBytes = null;  // the kernel clears the panes; the same unit clicked again shows its card again
+    model.set("image", new DataView(new ArrayBuffer(0))); model.set("unit", {}); model.set("card", {});
+    model.save_changes();
   });
   upload.addEventListener("change", async () => {
     const f = upload.files[0]; if (!f) return;

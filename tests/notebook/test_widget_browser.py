@@ -148,6 +148,11 @@ def test_widget_in_jupyterlab(tmp_path: Path, tmp_path_factory: pytest.TempPathF
                                            "TIFF, PPM)")
                 expect(panes).to_have_count(2)  # the last answer stays
                 page.screenshot(path=str(ARTIFACTS / "widget-bad-upload.png"), full_page=True)
+
+                page.click(".nnsee-explorer button.nnsee-clear")  # the kernel empties the results and the card
+                expect(panes).to_have_count(0)
+                expect(card).to_have_count(0)
+                expect(error).to_have_text("")
             except Exception:
                 page.screenshot(path=str(ARTIFACTS / "widget-failed.png"), full_page=True)
                 raise
@@ -158,4 +163,7 @@ def test_widget_in_jupyterlab(tmp_path: Path, tmp_path_factory: pytest.TempPathF
     print("JupyterLab seconds:", {k: round(v, 1) for k, v in seconds.items()})
     assert outside == [], f"requests left 127.0.0.1: {outside}"
     assert sockets and all(urlparse(u).hostname == LOOPBACK for u in sockets), sockets
-    assert errors == [], errors
+    # JupyterLab's own start-up noise (its debugger and subshell requests cancelled while the kernel connection is
+    # still being set up) is not the widget's; every other page error or console error fails.
+    ours = [e for e in errors if "Canceled future for" not in e]
+    assert ours == [], ours
