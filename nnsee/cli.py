@@ -535,17 +535,22 @@ def stream_options(command: Callable[..., Any]) -> Callable[..., Any]:
               help="An `nnsee analyze` folder of this run: of its test split, the accuracy and confusion matrix are "
               "shown from it; of its training split, the top-9 images per feature map (when it holds the shown "
               "layers). Give it once per split; nothing is recomputed that an analysis holds.")
+@click.option("--layer-images", callback=_int_list, default="", metavar="INDICES",
+              help="Test images (comma-separated indices, e.g. 3,17) for the layer-by-layer section (default: the "
+              "first correctly classified test image and the first mistake).")
 @stream_options
 @device_option
 @_friendly_errors
 def report(run: Path, out: Path | None, max_units: int, sort_units: str, data_path: Path | None, layers: str | None,
-           analysis: tuple[Path, ...], device: str, stream: bool | None, max_memory: int | None) -> None:
+           analysis: tuple[Path, ...], layer_images: list[int], device: str, stream: bool | None,
+           max_memory: int | None) -> None:
     """Write the static HTML report of RUN: templates, unit cards, why-this-score, evolution."""
     from nnsee.report import build_report
 
     chosen = _names_list(layers, "--layers") if layers is not None else None
     index = build_report(run, out, data=data_path, max_units=max_units, sort_units=sort_units, device=device,
-                         layers=chosen, analysis=list(analysis) or None, stream=stream, max_memory=max_memory)
+                         layers=chosen, analysis=list(analysis) or None, stream=stream, max_memory=max_memory,
+                         layer_images=layer_images or None)
     click.echo(f"report written: {index}\nopen it in a browser: {_link(index)}")
 
 
