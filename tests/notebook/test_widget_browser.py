@@ -135,12 +135,14 @@ def test_widget_in_jupyterlab(tmp_path: Path, tmp_path_factory: pytest.TempPathF
                 card = page.locator(".nnsee-card")
                 expect(card.locator("h4")).to_contain_text("mlp: unit ")
                 expect(card.locator(".nnsee-outgoing .nnsee-bar")).to_have_count(3)
+                card.scroll_into_view_if_needed()  # the notebook scrolls inside its panel: bring the card up
+                page.screenshot(path=str(ARTIFACTS / "widget-card.png"))
 
                 page.select_option(".nnsee-explorer select.nnsee-view", "saliency")
                 expect(page.locator(".nnsee-pane .nnsee-maps figcaption")).to_have_count(2)
                 for caption in page.locator(".nnsee-pane .nnsee-maps figcaption").all_inner_texts():
                     assert caption.startswith("saliency (")
-                page.screenshot(path=str(ARTIFACTS / "widget-card-saliency.png"), full_page=True)
+                page.screenshot(path=str(ARTIFACTS / "widget-saliency.png"), full_page=True)
 
                 page.set_input_files(".nnsee-explorer input.nnsee-upload", str(tmp_path / "junk.png"))
                 error = page.locator(".nnsee-explorer .nnsee-error")
