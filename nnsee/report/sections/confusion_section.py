@@ -39,13 +39,13 @@ def shown_matrix(inp: ReportInput) -> np.ndarray | None:
 
 
 def per_cell_cap(counts: np.ndarray, total: int, cap: int = CAP) -> int:
-    """The largest ``c ≤ cap`` with ``Σ min(c, count) ≤ total`` over the cells (at least 1): one cap for every cell,
-    so small cells show all their images and large ones the same number each."""
+    """The largest ``c ≤ cap`` with ``Σ min(c, count) ≤ total`` over the cells (0 when not even one image a cell
+    fits): one cap for every cell, so small cells show all their images and large ones the same number each."""
     counts = np.asarray(counts, dtype=np.int64)
     for c in range(cap, 0, -1):
         if np.minimum(counts, c).sum() <= total:
             return c
-    return 1
+    return 0
 
 
 def confusion_section(inp: ReportInput) -> dict[str, Any] | None:
@@ -65,16 +65,17 @@ def confusion_section(inp: ReportInput) -> dict[str, Any] | None:
     else:
         wanted = top_confusions(matrix, MAX_CLASSES)
     values = int(np.prod(inp.shape))
-    budget = max(len(wanted), min(MAX_SHOWN, _PIXELS // max(values, 1)))
+    budget = max(min(len(wanted), MAX_CLASSES), min(MAX_SHOWN, _PIXELS // max(values, 1)))  # large images: fewer
     cap = per_cell_cap(everything.matrix[tuple(np.array(wanted, dtype=np.int64).reshape(-1, 2).T)], budget)
-    cells = confusion_cells(predicted, test.labels, k, cap=cap, cells=wanted)
-    order = np.concatenate([cells.index[c] for c in wanted]) if wanted else np.zeros(0, np.int64)
+    cells = confusion_cells(predicted, test.labels, k, cap=max(cap, 1), cells=wanted)
+    shown = {c: cells.index[c][:cap] for c in wanted}
+    order = np.concatenate([shown[c] for c in wanted]) if wanted else np.zeros(0, np.int64)
     maps, kind, units = _maps(inp, order, predicted)
     probability = softmax(logits[order])[np.arange(len(order)), predicted[order]] if len(order) else np.zeros(0)
     pages, start = {}, 0
     upscale = upscale_for(inp.shape, 56)
     for i, j in wanted:
-        n = len(cells.index[(i, j)])
+        n = len(shown[(i, j)])
         span = slice(start, start + n)
         pages[cell_page(i, j)] = _page(inp, i, j, cells.count(i, j), order[span], probability[span],
                                        maps[span] if maps is not None else None, kind,
@@ -92,11 +93,13 @@ def confusion_section(inp: ReportInput) -> dict[str, Any] | None:
     }
 
 
-def _maps(inp: ReportInput, order: np.ndarray, predicted: np.ndarray,
-          batch: int = 64) -> tuple[np.ndarray | None, str, np.ndarray | None]:
-    """The shown images' maps for their predicted class, read and explained ``batch`` images at a time."""
+def _maps(inp: ReportInput, order: np.ndarray,
+          predicted: np.ndarray) -> tuple[np.ndarray | None, str, np.ndarray | None]:
+    """The shown images' maps for their predicted class, read and explained in batches of 64 28×28 images' worth of
+    values (one image a batch at 224×224×3, so a large model's backward pass stays small)."""
     from nnsee.errors import MethodError
 
+    batch = max(1, min(64, 64 * 784 // max(int(np.prod(inp.shape)), 1)))
     parts, units, kind = [], [], ""
     try:
         for start in range(0, len(order), batch):
@@ -207,7 +210,8 @@ PAGE = """\
 <p><a href="index.html#overview">← back to the report</a></p>
 <h1>True <b>{{ true_name }}</b>, predicted <b>{{ predicted_name }}</b></h1>
 <p>{{ '{:,}'.format(count) }} test image{{ 's' if count != 1 }} of class {{ i }} ({{ true_name }}) {{ 'are' if count != 1 else 'is' }} predicted as class {{ j }} ({{ predicted_name }}){{ ' — the correct ones' if i == j }}.
-{% if items|length < count %}Showing {{ items|length }} of {{ '{:,}'.format(count) }}: the first in the test set's order (at most {{ cap }} per cell in this report, so it builds fast).{% endif %}</p>
+{% if not cap %}This report shows no images of its cells (its images are large and its cells many, so that it stays quick to build): <span class="math">nnsee serve RUN</span> shows them.
+{% elif items|length < count %}Showing {{ items|length }} of {{ '{:,}'.format(count) }}: the first in the test set's order (at most {{ cap }} per cell in this report, so it builds fast).{% endif %}</p>
 {% if kind == 'contributions' %}<p>Under each image: its contributions <span class="math">x ⊙ W[{{ predicted_name }}]</span> to the predicted class's score (red raises it, blue lowers it); they sum, with the bias, to the logit.{% elif kind == 'unit' %}<p>Under each image: the pixels <span class="math">x ⊙ W_1[j]</span> of the hidden unit j that voted most for the predicted class (largest <span class="math">W_out[k, j] · h_j</span>), red raising the unit, blue lowering it.{% elif kind %}<p>Under each image: gradient × input <span class="math">x ⊙ ∂z_k/∂x</span> for the predicted class k (channels summed): each pixel's first-order share of the score.{% endif %}
 {% if kind %}One shared scale ±{{ scale|num }} on this page.</p>{% endif %}
 <div class="flex">{% for it in items %}<figure class="shot" data-index="{{ it.index }}">
@@ -228,7 +232,7 @@ TEMPLATE = """\
 {% set cf = sections.confusion %}
 <h2 id="confusion">Inside the confusion matrix</h2>
 <p>{% if cf.full %}Every non-empty cell of the confusion matrix above links to a page of its test images{% else %}Each pair in the top confusions above links to a page of its test images{% endif %}
-(at most {{ cf.cap }} per cell), each with {% if cf.kind == 'contributions' %}its contributions <span class="math">x ⊙ W_k</span>{% elif cf.kind == 'unit' %}the pixels of the hidden unit that voted most{% elif cf.kind %}its gradient × input map{% else %}no map{% endif %}
+{% if cf.cap %}(at most {{ cf.cap }} per cell){% else %}(here their counts only: the images are large and the cells many; nnsee serve shows them){% endif %}, each with {% if cf.kind == 'contributions' %}its contributions <span class="math">x ⊙ W_k</span>{% elif cf.kind == 'unit' %}the pixels of the hidden unit that voted most{% elif cf.kind %}its gradient × input map{% else %}no map{% endif %}
 for the predicted class k and the probability the model gave it.</p>
 {% if cf.top %}<p>The most frequent mistakes:</p>
 <ul>{% for t in cf.top %}<li><a href="{{ t.href }}">true {{ t.true }} → predicted {{ t.predicted }}</a> ({{ t.count }})</li>{% endfor %}</ul>{% endif %}
