@@ -28,6 +28,7 @@ from torch import nn
 
 from nnsee.data.lazy import LazyImages
 from nnsee.methods.base import at_each_snapshot, batches, evaluating, linear_layers, param_of
+from nnsee.models.chunking import FORWARD_ELEMENTS, cap_for, chunk_key, chunks
 from nnsee.models.hooks import forward_hooks, get_module
 
 Images = np.ndarray | LazyImages
@@ -35,7 +36,6 @@ Transform = Callable[[np.ndarray], np.ndarray]
 Snapshots = Mapping[int, Mapping[str, torch.Tensor]]
 METHODS = ("pca", "tsne")
 SAMPLE = 2000  # images on the map at most (an equal share per class)
-BATCH = 512
 
 
 def feature_layer(model: nn.Module) -> str:
@@ -49,10 +49,11 @@ def feature_layer(model: nn.Module) -> str:
     return layers[-1][0]
 
 
-def features(model: nn.Module, images: Images, *, transform: Transform | None = None, batch_size: int = BATCH,
-             layer: str | None = None) -> np.ndarray:
+def features(model: nn.Module, images: Images, *, transform: Transform | None = None,
+             batch_size: int | None = None, layer: str | None = None) -> np.ndarray:
     """(N, D) float32: the input of ``layer`` (default :func:`feature_layer`) at its last call, flattened, for every
-    image of ``images`` (read and ``transform``-ed batch by batch)."""
+    image of ``images`` (read and ``transform``-ed chunk by chunk: ``batch_size`` images, default the shared
+    tuner's forward chunks, :mod:`nnsee.models.chunking`)."""
     layer = layer or feature_layer(model)
     module = get_module(model, layer)
     device, dtype = param_of(model)
@@ -61,15 +62,20 @@ def features(model: nn.Module, images: Images, *, transform: Transform | None = 
     def keep(_m: nn.Module, inputs: tuple[torch.Tensor, ...]) -> None:
         seen["x"] = inputs[0]
 
+    shape = tuple(images.shape[1:])
+    key = chunk_key(model, "forward", shape, dtype, device)
     out: np.ndarray | None = None
     with evaluating(model), forward_hooks([module], keep, pre=True):
-        for start, chunk in batches(images, batch_size, transform):
+        for start, stop in chunks(len(images), key, cap_for(shape, FORWARD_ELEMENTS), batch_size, device):
+            chunk = np.asarray(images[start:stop])
+            if transform is not None:
+                chunk = transform(chunk)
             seen.clear()
-            model(torch.as_tensor(np.asarray(chunk)).to(device=device, dtype=dtype))
+            model(torch.as_tensor(chunk).to(device=device, dtype=dtype))
             f = seen["x"].reshape(len(chunk), -1).float().cpu().numpy()
             if out is None:
                 out = np.empty((len(images), f.shape[1]), dtype=np.float32)
-            out[start : start + len(f)] = f
+            out[start:stop] = f
     return out if out is not None else np.zeros((0, 0), dtype=np.float32)
 
 
@@ -92,25 +98,24 @@ def pca_2d(feats: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 
     PCA as scikit-learn's ``PCA(2)`` computes it, in float64 numpy (importing scikit-learn costs more than this
     view's whole time in the report): the centred features ``X̄ = X − mean``, the top eigenvectors ``v`` of
-    ``X̄ᵀX̄`` (of the SVD of ``X̄`` when there are more features than images), each signed so that its largest
-    ``|entry|`` is positive (scikit-learn's ``svd_flip``); scores ``X̄v``; ratios ``λ / Σλ``.
+    ``X̄ᵀX̄`` (from those ``u`` of the Gram matrix ``X̄X̄ᵀ``, ``v = X̄ᵀu / σ``, when there are more features than
+    images), each signed so that its largest ``|entry|`` is positive (scikit-learn's ``svd_flip``); scores ``X̄v``;
+    ratios ``λ / Σλ``.
     """
     x = np.asarray(feats, dtype=np.float64)
     xc = x - x.mean(0) if len(x) else x
     points, ratio = np.zeros((len(x), 2)), np.zeros(2)
     if len(x) < 2 or not x.shape[1]:
         return points, ratio
-    if x.shape[1] <= len(x):
-        eigvals, eigvecs = np.linalg.eigh(xc.T @ xc)
-        variances, comps = eigvals[::-1], eigvecs[:, ::-1].T
-    else:
-        _, sv, comps = np.linalg.svd(xc, full_matrices=False)
-        variances = sv**2
-    total = float(np.maximum(variances, 0).sum())
-    k = min(2, len(comps))
-    comps = comps[:k] * np.sign(comps[:k][np.arange(k), np.abs(comps[:k]).argmax(1)])[:, None]
+    gram = x.shape[1] > len(x)  # more features than images: the (N, N) Gram matrix is the smaller one
+    eigvals, eigvecs = np.linalg.eigh(xc @ xc.T if gram else xc.T @ xc)
+    variances, vecs = np.maximum(eigvals[::-1], 0), eigvecs[:, ::-1]
+    total = float(variances.sum())
+    k = min(2, vecs.shape[1])
+    comps = (xc.T @ vecs[:, :k] / np.sqrt(np.maximum(variances[:k], 1e-300))).T if gram else vecs[:, :k].T
+    comps = comps * np.sign(comps[np.arange(k), np.abs(comps).argmax(1)])[:, None]
     points[:, :k] = xc @ comps.T
-    ratio[:k] = np.maximum(variances[:k], 0) / total if total > 0 else 0
+    ratio[:k] = variances[:k] / total if total > 0 else 0
     return points, ratio
 
 
@@ -178,7 +183,7 @@ class SampleFeatures:
 
 def sample_features(model: nn.Module, images: Images, labels: np.ndarray, *, snapshots: Snapshots | None = None,
                     n: int = SAMPLE, seed: int = 0, transform: Transform | None = None,
-                    batch_size: int = BATCH) -> SampleFeatures:
+                    batch_size: int | None = None) -> SampleFeatures:
     """The features of a stratified sample of ``n`` images at each snapshot ``{epoch: state_dict}`` and with the
     model's weights (the part that runs the model; ``model`` is not modified)."""
     index = stratified_sample(labels, n, seed)
@@ -207,7 +212,7 @@ def project_frames(sample: SampleFeatures, method: str = "pca", seed: int = 0) -
 
 def representation_map(model: nn.Module, images: Images, labels: np.ndarray, *, method: str = "pca",
                        snapshots: Snapshots | None = None, n: int = SAMPLE, seed: int = 0,
-                       transform: Transform | None = None, batch_size: int = BATCH) -> RepresentationMap:
+                       transform: Transform | None = None, batch_size: int | None = None) -> RepresentationMap:
     """The map of a stratified sample of ``n`` images: projected at each snapshot ``{epoch: state_dict}`` (each
     aligned to the final frame) and with the model's weights (the final frame). ``model`` is not modified."""
     if method not in METHODS:
@@ -241,11 +246,11 @@ def nearest_in(bank: np.ndarray, queries: np.ndarray, k: int, offset: int = 0,
 
 
 def nearest_training(model: nn.Module, queries: np.ndarray, images: Images, *, k: int = 5,
-                     transform: Transform | None = None, batch_size: int = 2048) -> Neighbours:
+                     transform: Transform | None = None, batch_size: int = 1024) -> Neighbours:
     """The ``k`` nearest of ``images`` (e.g. the training split, read batch by batch and ``transform``-ed) to each of
     ``queries`` (model inputs, already standardized), in the feature space of :func:`features`."""
-    q = features(model, queries, batch_size=batch_size)
+    q = features(model, queries)
     best = Neighbours(np.zeros((len(q), 0), dtype=np.int64), np.zeros((len(q), 0)))
     for start, chunk in batches(images, batch_size, transform):
-        best = nearest_in(features(model, chunk, batch_size=batch_size), q, k, start, best)
+        best = nearest_in(features(model, chunk), q, k, start, best)
     return best

@@ -57,6 +57,24 @@ def test_pca_equals_scikit_learn_on_the_same_features() -> None:
     np.testing.assert_allclose(m.explained[-1], want.explained_variance_ratio_, rtol=1e-6)
 
 
+def test_pca_with_more_features_than_images_equals_scikit_learn() -> None:
+    """A CNN's penultimate layer is often wider than the sample: the Gram-matrix route, against scikit-learn."""
+    from sklearn.decomposition import PCA
+
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Flatten(), nn.Linear(16, 60), nn.Tanh(), nn.Linear(60, 3))
+    x = _images(24)
+    m = representation_map(model, x, np.arange(24) % 3, n=24)
+    w, b = model[1].weight.detach().double().numpy(), model[1].bias.detach().double().numpy()
+    feats = np.tanh(x.reshape(24, -1).astype(np.float64) @ w.T + b)
+    want = PCA(n_components=2).fit(feats)
+    scores = want.transform(feats)
+    for c in range(2):
+        np.testing.assert_allclose(np.sign(m.frames[-1][:, c] @ scores[:, c]) * m.frames[-1][:, c], scores[:, c],
+                                   atol=1e-6)
+    np.testing.assert_allclose(m.explained[-1], want.explained_variance_ratio_, rtol=1e-6)
+
+
 def test_stratified_sample_counts_per_class() -> None:
     labels = np.repeat([0, 1, 2, 3], [50, 30, 5, 40])
     labels = labels[np.random.default_rng(0).permutation(len(labels))]
