@@ -69,7 +69,7 @@ def cell_view(loaded: LoadedRun, tc: DrillDown, i: int, j: int) -> dict[str, Any
     test = loaded.splits().test
     with loaded.lock:
         maps = predicted_maps(loaded.run.model, loaded.run.standardize(test.images[index]), tc.predicted[index],
-                              loaded.shape)
+                              loaded.shape, batch=max(1, 64 * 784 // int(np.prod(loaded.shape))))  # large: 1 a batch
     scale = symmetric_scale(maps.maps)
     up = loaded.upscale
     raw = np.asarray(test.images[index], dtype=np.float32)
