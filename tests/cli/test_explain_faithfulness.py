@@ -81,5 +81,7 @@ def test_random_floor_is_the_same_every_call(softmax_run: tuple[Path, Path], tmp
     run, image = softmax_run
     a = explained(run, image, tmp_path / "a", "saliency")["faithfulness"]
     b = explained(run, image, tmp_path / "b", "saliency")["faithfulness"]
-    assert a == b
+    for curve in ("deletion", "insertion"):  # the same orders (spans of the forwards may differ: float rounding)
+        np.testing.assert_allclose(a[curve], b[curve], rtol=1e-6)
+        np.testing.assert_allclose(a["random"][curve], b["random"][curve], rtol=1e-6)
     assert a["random"]["deletion"] != a["deletion"]

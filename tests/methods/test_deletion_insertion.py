@@ -104,8 +104,9 @@ def test_random_baseline_is_seeded_and_reproducible() -> None:
     a = random_curves(model, x, [0, 1, 2], steps=5, repeats=4, seed=11)
     b = random_curves(model, x, [0, 1, 2], steps=5, repeats=4, seed=11)
     other = random_curves(model, x, [0, 1, 2], steps=5, repeats=4, seed=12)
-    np.testing.assert_array_equal(a.deletion, b.deletion)
-    np.testing.assert_array_equal(a.insertion_auc, b.insertion_auc)
+    # the same orders; forwards in other spans (the chunk tuner's) may round the last bit differently
+    np.testing.assert_allclose(a.deletion, b.deletion, rtol=1e-12)
+    np.testing.assert_allclose(a.insertion_auc, b.insertion_auc, rtol=1e-12)
     assert not np.array_equal(a.deletion, other.deletion)
     # the mean of R single-order curves, each order the seeded generator's next permutation
     rng = np.random.default_rng(11)
@@ -142,7 +143,7 @@ def test_batches_bounded_and_results_independent_of_chunking(monkeypatch: pytest
             return self.inner(t)
 
     chunked = deletion_insertion(Counting(), x, maps, 1, steps=9)
-    assert max(seen) == 10  # one image's curve per forward
+    assert max(seen) <= 10  # at most one image's curve per forward
     np.testing.assert_allclose(chunked.deletion, whole.deletion, rtol=1e-12)
 
 
