@@ -2,7 +2,8 @@
 ``nnsee.report.study`` and ``nnsee.report.standardization_study`` only render them."""
 
 from nnsee.studies.overfit import OverfitRun, OverfitStudy, overfit_study, stratified_subset
+from nnsee.studies.roar import RoarStudy, roar_study
 from nnsee.studies.standardization import ModeResult, StandardizationStudy, standardization_study
 
-__all__ = ["ModeResult", "OverfitRun", "OverfitStudy", "StandardizationStudy", "overfit_study",
-           "standardization_study", "stratified_subset"]
+__all__ = ["ModeResult", "OverfitRun", "OverfitStudy", "RoarStudy", "StandardizationStudy", "overfit_study",
+           "roar_study", "standardization_study", "stratified_subset"]
