@@ -40,7 +40,7 @@ def test_report_is_self_contained_and_escapes_class_names(softmax_run: Path) -> 
     html = index.read_text(encoding="utf-8")
     page = _parse(index)
     assert "script" not in page.tags
-    assert all(u.startswith(("data:image/", "#", "index.html", "units-")) for u in page.urls), page.urls
+    assert all(u.startswith(("data:image/", "#", "index.html", "units-", "confusion-")) for u in page.urls), page.urls
     assert "<script>alert(1)</script>" not in html
     assert "&lt;script&gt;alert(1)&lt;/script&gt;" in html
     text = " ".join(page.text)
@@ -53,7 +53,7 @@ def test_report_is_self_contained_and_escapes_class_names(softmax_run: Path) -> 
 
 def test_mlp_report_pages_the_unit_cards(mlp_run: Path, tmp_path: Path) -> None:
     index = build_report(mlp_run, tmp_path / "r", max_units=8)
-    pages = sorted(p.name for p in (tmp_path / "r").glob("*.html"))
+    pages = sorted(p.name for p in (tmp_path / "r").glob("*.html") if not p.name.startswith("confusion-"))
     assert pages == ["index.html", "units-2.html", "units-3.html"]  # 20 units, 8 per page
     html = index.read_text(encoding="utf-8")
     assert html.count('class="card"') == 8
@@ -78,5 +78,5 @@ def test_cnn_report_shows_the_zeiler_fergus_views(cnn_run: Path, tmp_path: Path)
         assert heading in html
     assert html.count("alt=\"top 9 images of map") == 10  # conv1 4 maps + conv2 6: every stage
     page = _parse(index)
-    assert all(u.startswith(("data:image/", "#", "index.html", "units-")) for u in page.urls)
+    assert all(u.startswith(("data:image/", "#", "index.html", "units-", "confusion-")) for u in page.urls)
     assert "&lt;script&gt;" in html and "<script>alert" not in html

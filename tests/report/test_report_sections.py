@@ -46,7 +46,8 @@ def test_a_section_declared_in_the_list_is_computed_linked_rendered_and_writes_i
 def test_the_page_follows_the_declared_order_and_leaves_out_empty_sections(
         mlp_run: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     default = _headings(build_report(mlp_run, tmp_path / "a").read_text(encoding="utf-8"))
-    assert default == ["overview", "templates", "units", "class-units", "gallery", "standardization", "evolution"]
+    assert default == ["overview", "templates", "units", "class-units", "gallery", "confusion", "standardization",
+                       "evolution", "layers", "faithfulness", "invariance", "representation"]
     monkeypatch.setattr(nnsee.report.sections, "SECTIONS", SECTIONS[::-1])
     html = build_report(mlp_run, tmp_path / "b").read_text(encoding="utf-8")
     assert _headings(html) == default[::-1]
@@ -58,7 +59,8 @@ def test_unit_pages_stop_at_the_cap_with_a_note(mlp_run: Path, tmp_path: Path,
                                                 monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(nnsee.report.sections.units, "MAX_UNIT_PAGES", 2)
     index = build_report(mlp_run, tmp_path / "r", max_units=8)
-    assert sorted(p.name for p in (tmp_path / "r").glob("*.html")) == ["index.html", "units-2.html"]
+    pages = sorted(p.name for p in (tmp_path / "r").glob("*.html") if not p.name.startswith("confusion-"))
+    assert pages == ["index.html", "units-2.html"]
     assert "only the 16 most important units are shown" in index.read_text(encoding="utf-8")
 
 
