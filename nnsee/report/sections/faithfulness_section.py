@@ -16,12 +16,12 @@ import numpy as np
 from nnsee.report.sections.common import ReportInput
 
 PER_CLASS = 2
-MAX_IMAGES = 20
+MAX_IMAGES = 10
 STEPS = 20
 RANDOM_REPEATS = 3
 #: Most multiply-adds a method's maps may take on the sample (:func:`passes` × images × one forward),
 #: and all the curves together (orders × 2 curves × (steps + 1) × images × one forward): about 0.03 s and 0.05 s of
-#: this machine's matrix products. The Fashion-MNIST MLP (0.24 M a forward) keeps every method and 20 images.
+#: this machine's matrix products. The Fashion-MNIST MLP (0.24 M a forward) keeps every method and 10 images.
 METHOD_MACS = 2e9
 CURVES_MACS = 4e9
 #: Okabe–Ito colours (colour-blind safe), one per method; the random floor is grey and dashed.
@@ -91,7 +91,7 @@ def faithfulness_section(inp: ReportInput) -> dict[str, Any] | None:
                          "deletion: pixels removed, most important first (lower is better)"),
               curves_svg({n: c.insertion.mean(0) for n, c in results.items()}, fractions, colours,
                          "insertion: pixels revealed, most important first (higher is better)")]
-    return {"rows": rows, "charts": charts, "n": len(index), "per_class": PER_CLASS, "steps": STEPS,
+    return {"rows": rows, "charts": charts, "n": len(index), "per_class": PER_CLASS, "most": MAX_IMAGES, "steps": STEPS,
             "repeats": RANDOM_REPEATS, "left_out": left_out, "seconds": time.perf_counter() - started}
 
 
@@ -148,13 +148,14 @@ standardized mean (0 after standardization: an average pixel, not black) in that
 follows the class probability: a map that found what the model needs makes it fall fast (small area under the curve).
 Insertion starts from the mean image and reveals the pixels in the same order: a good map makes the probability rise
 fast (large area). The grey dashed line is a random order (the mean of {{ f.repeats }} seeded orders): a map should
-beat it. Mean curves over {{ f.n }} test images ({{ f.per_class }} per class at most), {{ f.steps }} steps; the areas
-are trapezoids over the share of pixels, 0..1.</p>
+beat it. Mean curves over {{ f.n }} test images (the first of each class in turn: at most {{ f.per_class }} per class and
+{{ f.most }} in all, fewer where the curves would cost too much on the model), {{ f.steps }} steps; the areas are
+trapezoids over the share of pixels, 0..1.</p>
 <div class="flex">{% for c in f.charts %}{{ c|svg }}{% endfor %}</div>
 <table><tr><th>rank</th><th>method</th><th>deletion AUC ↓ (mean ± std)</th><th>insertion AUC ↑ (mean ± std)</th><th>insertion − deletion</th></tr>
 {% for r in f.rows %}<tr{% if r.random %} class="muted"{% endif %}><td>{{ loop.index }}</td><td>{{ r.name }}</td><td>{{ r.deletion|num(3) }} ± {{ r.deletion_std|num(2) }}</td><td>{{ r.insertion|num(3) }} ± {{ r.insertion_std|num(2) }}</td><td>{{ r.score|num(3) }}</td></tr>
 {% endfor %}</table>
-<p class="muted">Ranked by insertion − deletion (mean over the images).{% if f.left_out %} Left out on this model
-(their maps would cost too much on this model): {{ f.left_out|join(', ') }}; <span class="math">nnsee explain RUN IMAGE --method NAME --json</span>
+<p class="muted">Ranked by insertion − deletion (mean over the images).{% if f.left_out %} Left out: their maps would
+cost too much on this model: {{ f.left_out|join(', ') }}; <span class="math">nnsee explain RUN IMAGE --method NAME --json</span>
 gives their curves for one image.{% endif %} Computed in {{ f.seconds|num(2) }} s.</p>
 """  # noqa: E501
