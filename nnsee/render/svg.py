@@ -159,8 +159,10 @@ def line_chart_svg(
     width: int = 420,
     height: int = 260,
     y_range: tuple[float, float] | None = None,
+    x_label: str = "epoch",
 ) -> str:
-    """Lines ``{label: (x, y)}`` on shared axes with ticks, a legend and a title; non-finite points break a line."""
+    """Lines ``{label: (x, y)}`` on shared axes with ticks, a legend, a title and the x axis named ``x_label``;
+    non-finite points break a line, and a point that stands alone (no finite neighbour) is drawn as a dot."""
     points = [(np.asarray(x, np.float64), np.asarray(y, np.float64)) for x, y in series.values()]
     xs = np.concatenate([x for x, _ in points]) if points else np.zeros(0)
     ys = np.concatenate([y for _, y in points]) if points else np.zeros(0)
@@ -198,12 +200,16 @@ def line_chart_svg(
             elif runs[-1]:
                 runs.append([])
         for run in runs:
-            if run:
+            if len(run) == 1:
+                cx, cy = run[0].split(",")
+                parts.append(f'<circle cx="{cx}" cy="{cy}" r="2.5" fill="{colour}"/>')
+            elif run:
                 parts.append(f'<polyline fill="none" stroke="{colour}" stroke-width="1.6" points="{" ".join(run)}"/>')
         shown = xml_text(isolated(_shorten(plain(label), 14)))
         parts.append(f'<rect x="{left + pw - 96}" y="{top + 6 + 14 * n}" width="10" height="3" fill="{colour}"/>'
                      f'<text x="{left + pw - 82}" y="{top + 10 + 14 * n}">{shown}</text>')
-    parts.append(f'<text x="{left + pw / 2:.1f}" y="{height - 4}" text-anchor="middle">epoch</text></svg>')
+    parts.append(f'<text x="{left + pw / 2:.1f}" y="{height - 4}" text-anchor="middle">{xml_text(x_label)}</text>'
+                 "</svg>")
     return "".join(parts)
 
 

@@ -14,7 +14,7 @@ import numpy as np
 from torch import nn
 
 from nnsee.render import data_uri, mosaic
-from nnsee.render.svg import line_chart_svg, xml_text
+from nnsee.render.svg import line_chart_svg
 from nnsee.report.sections.common import ReportInput, upscale_for
 
 N_IMAGES = 3
@@ -65,10 +65,8 @@ def chosen_images(inp: ReportInput, n: int = N_IMAGES) -> list[int]:
 
 def chart(series: dict[str, tuple[np.ndarray, np.ndarray]], title: str, x_label: str,
           y_range: tuple[float, float] | None = None) -> str:
-    """A line chart whose x axis is named ``x_label`` (the render helper names it "epoch")."""
-    svg = line_chart_svg(series, title, width=300, height=190, y_range=y_range)
-    end = '</text></svg>'
-    return svg.replace(f'text-anchor="middle">epoch{end}', f'text-anchor="middle">{xml_text(x_label)}{end}')
+    """A small line chart of the section, its x axis named ``x_label``."""
+    return line_chart_svg(series, title, width=300, height=190, y_range=y_range, x_label=x_label)
 
 
 def invariance_section(inp: ReportInput) -> dict[str, Any] | None:
