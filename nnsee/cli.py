@@ -755,13 +755,13 @@ def study_standardization(spec: str, out: Path, epochs: int, seed: int, device: 
 @click.option("--model", "model_name", type=click.Choice(["mlp", "cnn"]), default="mlp", show_default=True)
 @click.option("--hidden", default="100", show_default=True, help="mlp: units per hidden layer, e.g. 100 or 128,64.")
 @click.option("--channels", default="8,16", show_default=True, help="cnn: filters per conv-relu-pool block.")
-@click.option("--epochs", type=click.IntRange(1, EPOCHS.max), default=10, show_default=True,
+@click.option("--epochs", type=click.IntRange(1, EPOCHS.max), default=5, show_default=True,
               help="Epochs of every training (the first and each retraining).")
 @click.option("--fractions", default="10,30,50,70", show_default=True,
               help="Percentages of each image's pixels removed, e.g. 10,30,50,70.")
 @click.option("--methods", default="saliency,gradient-x-input,integrated-gradients,occlusion", show_default=True,
               help="Registered methods compared (a random order is always added).")
-@click.option("--per-class", type=click.IntRange(1, 10**6), default=200, show_default=True,
+@click.option("--per-class", type=click.IntRange(1, 10**6), default=50, show_default=True,
               help="Training images per class (a seeded stratified subset: every retraining is on them).")
 @click.option("--seed", type=SEED, default=0, show_default=True)
 @click.option("--json", "as_json", is_flag=True, help="Print the study's summary as one JSON object.")
