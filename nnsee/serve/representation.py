@@ -34,6 +34,7 @@ from nnsee.methods.representation import (
 )
 from nnsee.render import data_uri, image_tile, mosaic
 from nnsee.report.sections.common import spread
+from nnsee.report.sections.representation_section import thumbnails
 from nnsee.serve.pool import WorkPool
 from nnsee.serve.views import LoadedRun
 
@@ -50,7 +51,7 @@ def map_view(loaded: LoadedRun, method: str) -> dict[str, Any]:
         sample = sample_features(run.model, test.images, test.labels, n=SAMPLE, transform=run.standardize,
                                  snapshots={e: run.snapshot_state(e) for e in epochs})
     rmap = project_frames(sample, method)
-    images = np.clip(np.asarray(test.images[rmap.index], dtype=np.float32), 0, 1)
+    images = thumbnails(test.images, rmap.index)  # large images subsampled, read a chunk at a time
     return {"run": loaded.name, "method": method, "layer": rmap.layer, "n": len(rmap.index), "n_test": len(test),
             "class_names": run.class_names, "labels": rmap.labels.tolist(), "index": rmap.index.tolist(),
             "epochs": rmap.epochs, "frames": np.round(rmap.frames, 4).tolist(),

@@ -38,6 +38,7 @@ SIZE, MARGIN, TIP = 420, 8, 112  # plot side, its inner margin and the hover tip
 SMALL = 150
 PANEL = 220  # the tip panel right of the plot (image and class name)
 SPRITE_COLUMNS = 40
+THUMB_SIDE = 48  # larger images are subsampled to at most this many pixels a side in the sprite
 
 
 def colour(k: int) -> str:
@@ -53,10 +54,18 @@ def _scale(frames: np.ndarray, side: int) -> np.ndarray:
     return xy
 
 
-def map_svg(xy: np.ndarray, labels: np.ndarray, names: list[str], shape: tuple[int, ...]) -> str:
+def thumbnails(images: np.ndarray | Any, index: np.ndarray, chunk: int = 64) -> np.ndarray:
+    """The images at ``index`` in [0, 1], every ``s``-th pixel (``s = ceil(side / THUMB_SIDE)``), read ``chunk`` at a
+    time: the sprite stays small for large images."""
+    step = -(-max(images.shape[-2:]) // THUMB_SIDE)
+    return np.concatenate([np.clip(np.asarray(images[index[i : i + chunk]])[..., ::step, ::step], 0, 1)
+                           for i in range(0, len(index), chunk)])
+
+
+def map_svg(xy: np.ndarray, labels: np.ndarray, names: list[str], sprite_tile: tuple[int, int]) -> str:
     """The large map: one ``<g class="pt">`` per point (circle + hidden tip: the image from the sprite ``#rep-sprite``
     and its class), the tips drawn in a panel right of the plot."""
-    h, w = shape[-2:]
+    h, w = sprite_tile
     out = [f'<svg class="repmap" width="{SIZE + PANEL}" height="{SIZE}" viewBox="0 0 {SIZE + PANEL} {SIZE}" '
            f'role="img" aria-label="PCA of the test features">',
            f'<rect x="0.5" y="0.5" width="{SIZE - 1}" height="{SIZE - 1}" fill="none" stroke="#ccc"/>',
@@ -118,8 +127,8 @@ def representation_section(inp: ReportInput) -> dict[str, Any] | None:
                               n=SAMPLE, transform=run.standardize)
     xy, small = _scale(rmap.frames, SIZE), []
     names = inp.class_names
-    images = test.images[rmap.index]
-    sprite = mosaic(np.clip(images, 0, 1), ncols=SPRITE_COLUMNS, pad=0)
+    thumbs = thumbnails(test.images, rmap.index)
+    sprite = mosaic(thumbs, ncols=SPRITE_COLUMNS, pad=0)
     for epoch, frame in zip(rmap.epochs, xy, strict=True):
         small.append(small_svg(frame, rmap.labels, "final weights" if epoch is None else f"epoch {epoch}"))
     present = sorted(set(int(k) for k in rmap.labels))
@@ -130,7 +139,7 @@ def representation_section(inp: ReportInput) -> dict[str, Any] | None:
         "fewest": int(share.min()),
         "explained": [float(v) for v in rmap.explained[-1]],
         "sprite": data_uri(sprite), "sprite_w": sprite.width, "sprite_h": sprite.height,
-        "map_svg": map_svg(xy[-1], rmap.labels, names, inp.shape), "small": small if len(small) > 1 else [],
+        "map_svg": map_svg(xy[-1], rmap.labels, names, thumbs.shape[-2:]), "small": small if len(small) > 1 else [],
         "legend": legend, "legend_note": dropped_note("the first " + str(MAX_CLASSES) + " classes", len(legend),
                                                       len(present), f" (colours repeat every {len(PALETTE)})"),
         "nearest": neighbours(inp, rmap),
