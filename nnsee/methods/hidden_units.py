@@ -123,10 +123,30 @@ def top_images_per_unit(
     best_i = torch.empty(n_units, 0, dtype=torch.long, device=device)
     with evaluating(model):
         for start, xb in batches(images_std, batch_size, transform):
-            h = forward_to(stages, to_batch(xb, shape, model), i).nan_to_num(nan=-torch.inf)  # (B, U)
-            index = torch.arange(start, start + len(h), device=device).expand(n_units, len(h))
-            best_v, best_i = _merge_top(torch.cat([best_v, h.T], 1), torch.cat([best_i, index], 1), k)
+            h = forward_to(stages, to_batch(xb, shape, model), i).nan_to_num(nan=-torch.inf).T  # (U, B)
+            values, index = _entrants(h, best_v, k, start)
+            if values.shape[1]:
+                best_v, best_i = _merge_top(torch.cat([best_v, values], 1), torch.cat([best_i, index], 1), k)
     return to_numpy(best_i).astype(np.int64), to_numpy(best_v)
+
+
+def _entrants(h: torch.Tensor, best_v: torch.Tensor, k: int, start: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """The batch's activations ``h`` (U, B) that can enter the running top ``k`` (``best_v``, each row sorted
+    descending), with their image indices, positions ascending in each row.
+
+    Once a row holds k values, only a value above its k-th (t) can enter: an equal one comes later in the data
+    set and loses the tie. So the batch's top m per row, m = the most values above t in any row, hold every
+    entrant (the m-th of the row with m is above t and the next is not, so no tie straddles the cut); the rest of
+    those m are at most t and the merge leaves them out. After the first batches m is small: the merge touches a
+    few columns, not the batch."""
+    n = h.shape[1]
+    if best_v.shape[1] >= k:
+        m = int((h > best_v[:, k - 1 : k]).sum(1).max()) if n else 0
+        if m < n:
+            values, position = torch.topk(h, m, dim=1)
+            position, order = torch.sort(position, dim=1)
+            return values.gather(1, order), position + start
+    return h, torch.arange(start, start + n, device=h.device).expand(h.shape[0], n)
 
 
 def _merge_top(values: torch.Tensor, index: torch.Tensor, k: int) -> tuple[torch.Tensor, torch.Tensor]:

@@ -35,7 +35,10 @@ def units_section(inp: ReportInput, sort_by: str | None = None) -> dict[str, Any
                        inp.class_names, layer=inp.caps.hidden_layers[0], sort_by=sort_by,
                        transform=inp.run.standardize)
     scale = symmetric_scale(np.stack([c.incoming for c in cards]))
+    # Incoming weights are encoded one PNG pixel per weight and drawn zoomed by the browser (pixelated): the same
+    # picture as an upscaled tile, a ninth of the pixels to encode at 28 px.
     upscale = upscale_for(inp.shape, 84)
+    side = [inp.shape[-1] * upscale, inp.shape[-2] * upscale]
     small = max(1, upscale_for(inp.shape, 28))
     names = inp.class_names
     rendered = []
@@ -44,13 +47,15 @@ def units_section(inp: ReportInput, sort_by: str | None = None) -> dict[str, Any
         rendered.append({
             "rank": rank,
             "unit": card.unit,
-            "incoming": data_uri(weight_tile(card.incoming, scale, upscale)),
+            "incoming": data_uri(weight_tile(card.incoming, scale, 1)),
             "bias": float(card.bias),
             "outgoing": [float(v) for v in card.outgoing] if len(names) <= MAX_CLASSES else None,
+            "outgoing_text": _listed(card.outgoing),
             "outgoing_svg": class_bars_svg(card.outgoing, names, "outgoing weights W_out[k, j]"),
             "ablation_svg": class_bars_svg(card.ablation, names, "accuracy change when switched off"),
             "probability_svg": class_bars_svg(card.probability, names, "mean change of p(class) when switched off"),
             "logit": [float(v) for v in card.logit] if len(names) <= MAX_CLASSES else None,
+            "logit_text": _listed(card.logit),
             "summary": off_summary(card.probability, names),
             "promotes": names[card.promotes],
             "suppresses": names[card.suppresses],
@@ -64,7 +69,12 @@ def units_section(inp: ReportInput, sort_by: str | None = None) -> dict[str, Any
     note = (f"with {len(names):,} classes, each card's charts show the {MAX_BARS} classes of largest |value|, and "
             f"its list of outgoing weights is left out" if len(names) > MAX_CLASSES else None)
     return {"count": len(cards), "scale": scale, "sort": SORTS.get(sort_by, sort_by), "pages": pages, "note": note,
-            "n_val": len(inp.splits.val.labels)}
+            "n_val": len(inp.splits.val.labels), "side": side}
+
+
+def _listed(values: np.ndarray) -> str:
+    """``[0.123, -0.456, ...]``: one value per class, three decimals."""
+    return "[" + ", ".join(f"{v:.3f}" for v in np.asarray(values, dtype=np.float64).tolist()) + "]"
 
 
 def off_summary(probability: np.ndarray, names: list[str]) -> str | None:
@@ -92,15 +102,15 @@ moves every probability). The mean logit change is <span class="math">Δz_k = �
 <div class="flex">
 {% for c in cards %}<div class="card" id="unit-{{ c.unit }}">
   <h3>#{{ c.rank }} · unit {{ c.unit }}</h3>
-  <div class="flex"><img src="{{ c.incoming }}" alt="incoming weights of unit {{ c.unit }}">
+  <div class="flex"><img src="{{ c.incoming }}" width="{{ u.side[0] }}" height="{{ u.side[1] }}" alt="incoming weights of unit {{ c.unit }}">
     {% if c.top %}<img src="{{ c.top }}" alt="top 9 training images of unit {{ c.unit }}" title="the 9 training images that activate it most">{% endif %}</div>
   <div>bias {{ c.bias|num(4) }} · promotes <b>{{ c.promotes }}</b> · suppresses <b>{{ c.suppresses }}</b></div>
   {{ c.outgoing_svg|svg }}
   {{ c.ablation_svg|svg }}
   {% if c.summary %}<div class="off">{{ c.summary }}</div>{% endif %}
   {{ c.probability_svg|svg }}
-  {% if c.logit is not none %}<div class="muted math">mean logit change: [{% for v in c.logit %}{{ '%.3f'|format(v) }}{{ ', ' if not loop.last }}{% endfor %}]</div>{% endif %}
-  {% if c.outgoing is not none %}<div class="muted math">weights: [{% for v in c.outgoing %}{{ '%.3f'|format(v) }}{{ ', ' if not loop.last }}{% endfor %}]</div>{% endif %}
+  {% if c.logit is not none %}<div class="muted math">mean logit change: {{ c.logit_text }}</div>{% endif %}
+  {% if c.outgoing is not none %}<div class="muted math">weights: {{ c.outgoing_text }}</div>{% endif %}
 </div>{% endfor %}
 </div>
 """  # noqa: E501
