@@ -91,9 +91,9 @@ def hidden_units(run: Run, splits: Splits, unit: int | None = None, layer: str =
     names = run.class_names
     text = (f"Unit {j} (the first card: the largest outgoing weights of {w_out.shape[1]} units) promotes "
             f"{names[promotes]} (weight {w_out[promotes, j]:+.2f}) and suppresses {names[suppresses]} "
-            f"({w_out[suppresses, j]:+.2f}). Switching it off changes p({names[promotes]}) by {dp[promotes]:+.3f} "
+            f"({w_out[suppresses, j]:+.2f}). Switching it off changes p({names[promotes]}) by {dp[promotes]:+.2g} "
             f"on average over the {ablation.n_images} validation images; its largest effect is on "
-            f"p({names[most]}), {dp[most]:+.3f}.")
+            f"p({names[most]}), {dp[most]:+.2g}.")
     return Narration(text, {"unit": j, "promotes": promotes, "suppresses": suppresses,
                             "promote_weight": float(w_out[promotes, j]),
                             "suppress_weight": float(w_out[suppresses, j]), "dp_promoted": float(dp[promotes]),

@@ -48,7 +48,7 @@ def test_hidden_unit_paragraph_matches_the_weights_and_a_direct_ablation(demo: t
     assert n.numbers["dp_promoted"] == pytest.approx(dp[k], abs=1e-6)
     assert n.numbers["most_changed"] == int(np.argmax(np.abs(dp)))
     assert n.numbers["n_images"] == len(x)
-    assert f"Unit {j} " in n.text and f"p({k}) by {dp[k]:+.3f}" in n.text
+    assert f"Unit {j} " in n.text and f"p({k}) by {dp[k]:+.2g}" in n.text
 
 
 def test_templates_paragraph_correlations(demo: tuple[Path, dict]) -> None:
