@@ -17,6 +17,8 @@ Modes, for an image ``x`` with ``D = C * H * W`` values:
 from __future__ import annotations
 
 import base64
+from concurrent.futures import ThreadPoolExecutor
+from functools import lru_cache
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -134,10 +136,19 @@ class Standardizer:
             return ((x - mean) / std).astype(np.float32)
         if x.ndim == 3:
             return self._standardize_images(x)
-        # Chunks of images keep the float64 temporaries small and in cache; every image is computed alone anyway.
+        # Chunks of images keep the float64 temporaries small and in cache; every image is computed alone anyway,
+        # so chunks run on two threads (numpy releases the GIL) with the same bytes as one by one.
         out = np.empty(x.shape, dtype=np.float32)
-        for start in range(0, len(x), _CHUNK):
+
+        def fill(start: int) -> None:
             out[start : start + _CHUNK] = self._standardize_images(x[start : start + _CHUNK])
+
+        starts = range(0, len(x), _CHUNK)
+        if len(starts) < 4:
+            for start in starts:
+                fill(start)
+        else:
+            list(_pool().map(fill, starts))
         return out
 
     def _standardize_images(self, x: np.ndarray) -> np.ndarray:
@@ -280,3 +291,9 @@ def _centred_stats(x: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     centred -= mean
     scale = np.sqrt(np.sum(centred * centred, axis=(-3, -2, -1), keepdims=True) / d)
     return mean, scale, centred
+
+
+@lru_cache(maxsize=1)
+def _pool() -> ThreadPoolExecutor:
+    """Two threads for standardizing chunks of images side by side (kept for the process)."""
+    return ThreadPoolExecutor(max_workers=2, thread_name_prefix="nnsee-standardize")
