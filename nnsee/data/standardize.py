@@ -17,6 +17,7 @@ Modes, for an image ``x`` with ``D = C * H * W`` values:
 from __future__ import annotations
 
 import base64
+import os
 from concurrent.futures import ThreadPoolExecutor
 from functools import lru_cache
 from typing import TYPE_CHECKING, Any
@@ -293,7 +294,12 @@ def _centred_stats(x: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     return mean, scale, centred
 
 
-@lru_cache(maxsize=1)
 def _pool() -> ThreadPoolExecutor:
-    """Two threads for standardizing chunks of images side by side (kept for the process)."""
+    """Two threads for standardizing chunks of images side by side, kept for the process. A forked child (a
+    DataLoader worker) has none of its parent's threads, so it makes its own."""
+    return _pool_of(os.getpid())
+
+
+@lru_cache(maxsize=1)
+def _pool_of(pid: int) -> ThreadPoolExecutor:
     return ThreadPoolExecutor(max_workers=2, thread_name_prefix="nnsee-standardize")
