@@ -31,7 +31,7 @@ from nnsee.report.sections.common import (
 
 SAMPLE = 1000  # test images on the report's map (an equal share per class); the live page shows 2,000
 SNAPSHOTS = 6  # small multiples at most (evenly spaced snapshot epochs)
-SEARCHED = 3_000  # the nearest training images are searched among the first this many training images
+SEARCHED = 1_000  # the nearest training images are searched among the first this many (the live page: all)
 QUERIES = 6  # test images whose nearest training images are shown
 K = 5
 SIZE, MARGIN, TIP = 420, 8, 112  # plot side, its inner margin and the hover tip's side, in SVG pixels
