@@ -157,5 +157,5 @@ trapezoids over the share of pixels, 0..1.</p>
 {% endfor %}</table>
 <p class="muted">Ranked by insertion − deletion (mean over the images).{% if f.left_out %} Left out: their maps would
 cost too much on this model: {{ f.left_out|join(', ') }}; <span class="math">nnsee explain RUN IMAGE --method NAME --json</span>
-gives their curves for one image.{% endif %} Computed in {{ f.seconds|num(2) }} s.</p>
+gives their curves for one image.{% endif %}</p>
 """  # noqa: E501
