@@ -13,16 +13,18 @@ from PIL import Image
 from nnsee.io import atomic_write_bytes
 
 
-def png_bytes(img: Image.Image) -> bytes:
-    """``img`` encoded as PNG (zlib level 1: small tiles compress nearly as well, 3-4x faster than the default)."""
+def png_bytes(img: Image.Image, level: int = 1) -> bytes:
+    """``img`` encoded as PNG (zlib ``level`` 1 by default: small tiles compress nearly as well, 3-4x faster than
+    the default; 0 stores them, 2.4x faster again, for pages of hundreds of small photos)."""
     buf = io.BytesIO()
-    img.save(buf, format="PNG", compress_level=1)
+    img.save(buf, format="PNG", compress_level=level)
     return buf.getvalue()
 
 
-def data_uri(img_or_png: Image.Image | bytes) -> str:
-    """A ``data:image/png;base64,...`` URI of an image or of PNG bytes (for self-contained HTML)."""
-    data = img_or_png if isinstance(img_or_png, bytes | bytearray | memoryview) else png_bytes(img_or_png)
+def data_uri(img_or_png: Image.Image | bytes, level: int = 1) -> str:
+    """A ``data:image/png;base64,...`` URI of an image (encoded at zlib ``level``) or of PNG bytes (for
+    self-contained HTML)."""
+    data = img_or_png if isinstance(img_or_png, bytes | bytearray | memoryview) else png_bytes(img_or_png, level)
     return "data:image/png;base64," + base64.b64encode(bytes(data)).decode("ascii")
 
 

@@ -8,13 +8,12 @@ from typing import Any
 import numpy as np
 
 from nnsee.methods import unit_cards
-from nnsee.render import data_uri, symmetric_scale, weight_tile
+from nnsee.render import data_uri, mosaic, symmetric_scale, weight_tile
 from nnsee.report.sections.common import (
     MAX_BARS,
     MAX_CLASSES,
     ReportInput,
     class_bars_svg,
-    images_grid_uri,
     upscale_for,
 )
 
@@ -52,14 +51,16 @@ def units_section(inp: ReportInput, sort_by: str | None = None) -> dict[str, Any
             "outgoing": [float(v) for v in card.outgoing] if len(names) <= MAX_CLASSES else None,
             "outgoing_text": _listed(card.outgoing),
             "outgoing_svg": class_bars_svg(card.outgoing, names, "outgoing weights W_out[k, j]"),
-            "ablation_svg": class_bars_svg(card.ablation, names, "accuracy change when switched off"),
+            # Most units flip no validation image: one line says so instead of a chart of zeros.
+            "ablation_svg": (class_bars_svg(card.ablation, names, "accuracy change when switched off")
+                             if np.nan_to_num(card.ablation).any() else None),
             "probability_svg": class_bars_svg(card.probability, names, "mean change of p(class) when switched off"),
             "logit": [float(v) for v in card.logit] if len(names) <= MAX_CLASSES else None,
             "logit_text": _listed(card.logit),
             "summary": off_summary(card.probability, names),
             "promotes": names[card.promotes],
             "suppresses": names[card.suppresses],
-            "top": images_grid_uri(top, 3, small) if len(top) else None,
+            "top": data_uri(mosaic(top, ncols=3, upscale=small, pad=1), level=0) if len(top) else None,
             "importance": card.importance,
         })
     pages = [rendered[i : i + inp.max_units] for i in range(0, len(rendered), inp.max_units)]
@@ -106,7 +107,7 @@ moves every probability). The mean logit change is <span class="math">Δz_k = �
     {% if c.top %}<img src="{{ c.top }}" alt="top 9 training images of unit {{ c.unit }}" title="the 9 training images that activate it most">{% endif %}</div>
   <div>bias {{ c.bias|num(4) }} · promotes <b>{{ c.promotes }}</b> · suppresses <b>{{ c.suppresses }}</b></div>
   {{ c.outgoing_svg|svg }}
-  {{ c.ablation_svg|svg }}
+  {% if c.ablation_svg %}{{ c.ablation_svg|svg }}{% else %}<div class="muted">switching it off changes no class's validation accuracy</div>{% endif %}
   {% if c.summary %}<div class="off">{{ c.summary }}</div>{% endif %}
   {{ c.probability_svg|svg }}
   {% if c.logit is not none %}<div class="muted math">mean logit change: {{ c.logit_text }}</div>{% endif %}
