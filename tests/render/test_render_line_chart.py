@@ -11,7 +11,8 @@ def test_line_chart_is_valid_xml_with_escaped_labels_and_gaps() -> None:
     svg = line_chart_svg({"<b>a</b>": ([1, 2, 3, 4], [1.0, float("nan"), 0.5, 0.25])}, title="t & <u>")
     root = ET.fromstring(svg)
     lines = [e for e in root.iter() if e.tag.endswith("polyline")]
-    assert len(lines) == 2  # the NaN at epoch 2 breaks the line in two
+    dots = [e for e in root.iter() if e.tag.endswith("circle")]
+    assert len(lines) == 1 and len(dots) == 1  # the NaN at epoch 2 breaks the line: epoch 1 alone (a dot), 3-4
     texts = "".join(e.text or "" for e in root.iter() if e.tag.endswith("text"))
     assert "<b>a</b>" in texts and "t & <u>" in texts
 
