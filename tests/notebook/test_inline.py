@@ -13,6 +13,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from offline_browser import needs_chromium, offline_page
 from PIL import Image
 from tiny import HOSTILE_NAMES, make_splits
 
@@ -246,17 +247,13 @@ def test_the_dot_products_own_results_display_like_the_explanation(runs: dict) -
         assert nnsee.show(d, class_names=run.class_names).html == nnsee.show(e, class_names=run.class_names).html
 
 
-CHROMIUM = Path("/usr/bin/chromium")
-ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-        "--disable-background-networking", "--disable-component-update", "--disable-sync"]
 SHOTS = Path("/tmp/shots/h4")
 
 
-@pytest.mark.skipif(not CHROMIUM.exists(), reason="apt-get install chromium (done by .ci/run)")
+@needs_chromium
 def test_every_view_renders_offline_in_chromium_with_names_as_text(runs: dict, tmp_path: Path) -> None:
     """All views on one page, opened from disk with every request but file: and data: aborted: every image loads,
     no script runs (no dialog, no page error), and the hostile names read as text."""
-    sync_api = pytest.importorskip("playwright.sync_api")
     soft, mlp, splits = runs["softmax"], runs["mlp"], runs["splits"]
     x = soft.standardize(splits.test.images[:2])
     names = soft.class_names
@@ -270,35 +267,18 @@ def test_every_view_renders_offline_in_chromium_with_names_as_text(runs: dict, t
     page_file = tmp_path / "views.html"
     page_file.write_text("<!doctype html><meta charset='utf-8'><body>" + "".join(v.html for v in views),
                          encoding="utf-8")
-    blocked: list[str] = []
-    errors: list[str] = []
     dialogs: list[str] = []
-    with sync_api.sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=str(CHROMIUM), args=ARGS)
-        try:
-            page = browser.new_page(viewport={"width": 1100, "height": 900})
-
-            def route(r: object) -> None:
-                url = r.request.url  # type: ignore[attr-defined]
-                if url.startswith(("file:", "data:")):
-                    r.continue_()  # type: ignore[attr-defined]
-                else:
-                    blocked.append(url)
-                    r.abort()  # type: ignore[attr-defined]
-
-            page.route("**/*", route)
-            page.on("pageerror", lambda exc: errors.append(str(exc)))
-            page.on("dialog", lambda d: (dialogs.append(d.message), d.dismiss()))
-            page.goto(page_file.as_uri())
-            page.wait_for_load_state("load")
-            images = page.eval_on_selector_all("img", "els => els.map(e => e.complete && e.naturalWidth > 0)")
-            body = page.inner_text("body")
-            boxes = page.locator(".nnsee-view").count()
-            SHOTS.mkdir(parents=True, exist_ok=True)
-            page.screenshot(path=str(SHOTS / "inline-views.png"), full_page=True)
-        finally:
-            browser.close()
-    assert blocked == [] and errors == [] and dialogs == []
+    with offline_page(1100, 900, console=False) as seen:
+        page = seen.page
+        page.on("dialog", lambda d: (dialogs.append(d.message), d.dismiss()))
+        page.goto(page_file.as_uri())
+        page.wait_for_load_state("load")
+        images = page.eval_on_selector_all("img", "els => els.map(e => e.complete && e.naturalWidth > 0)")
+        body = page.inner_text("body")
+        boxes = page.locator(".nnsee-view").count()
+        SHOTS.mkdir(parents=True, exist_ok=True)
+        page.screenshot(path=str(SHOTS / "inline-views.png"), full_page=True)
+    assert seen.blocked == [] and seen.errors == [] and dialogs == []
     assert len(images) > 25 and all(images)
     for name in HOSTILE_NAMES:
         assert name in body.replace("\u2068", "").replace("\u2069", "")

@@ -10,6 +10,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from offline_browser import needs_chromium, offline_page
 from tiny import HOSTILE_NAMES, banded_npz
 
 import nnsee.report.sections.confusion_section as confusion_section
@@ -131,9 +132,6 @@ def test_many_classes_link_the_top_confusions(tmp_path: Path) -> None:
         assert page_count(page) == len(cells[(i, j)])
 
 
-CHROMIUM = Path("/usr/bin/chromium")
-ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-        "--disable-background-networking", "--disable-component-update", "--disable-sync"]
 SHOTS = Path("/tmp/shots/h2")
 # Every sprite of the page decoded: the CSS background images (the page has no <img> per test image).
 DECODE = """async els => Promise.all(els.map(async e => {
@@ -142,47 +140,29 @@ DECODE = """async els => Promise.all(els.map(async e => {
 }))"""
 
 
-@pytest.mark.skipif(not CHROMIUM.exists(), reason="chromium is missing: apt-get install chromium (done by .ci/run)")
+@needs_chromium
 def test_click_a_cell_in_chromium_offline(confused: dict[str, Path], tmp_path: Path) -> None:
-    sync_api = pytest.importorskip("playwright.sync_api", reason="playwright is needed for the Chromium test")
     index = build_report(confused["mlp"], tmp_path / "r", max_units=4)
     cells, _ = members(confused["mlp"], confused["npz"])
     i, j = max((c for c in cells if c[0] != c[1]), key=lambda c: len(cells[c]))  # the largest mistake
-    blocked: list[str] = []
-    errors: list[str] = []
     SHOTS.mkdir(parents=True, exist_ok=True)
-    with sync_api.sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=str(CHROMIUM), args=ARGS)
-        try:
-            page = browser.new_page(viewport={"width": 1100, "height": 800})
-
-            def route(r: object) -> None:
-                if r.request.url.startswith(("file:", "data:")):  # type: ignore[attr-defined]
-                    r.continue_()  # type: ignore[attr-defined]
-                else:
-                    blocked.append(r.request.url)  # type: ignore[attr-defined]
-                    r.abort()  # type: ignore[attr-defined]
-
-            page.route("**/*", route)
-            page.on("pageerror", lambda exc: errors.append(str(exc)))
-            page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
-            page.goto(index.as_uri())
-            page.locator(f'a.cell[href="confusion-{i}-{j}.html"]').first.click()
-            page.wait_for_url(f"**/confusion-{i}-{j}.html")
-            page.wait_for_load_state("load")
-            shots = page.locator("figure.shot")
-            assert shots.count() == min(len(cells[(i, j)]), confusion_section.CAP)
-            assert [int(v) for v in shots.evaluate_all("els => els.map(e => e.dataset.index)")] == cells[(i, j)][:24]
-            decoded = page.locator(".pic").evaluate_all(DECODE)
-            assert len(decoded) == 2 * shots.count() and all(decoded)  # each image and its map
-            assert HOSTILE_NAMES[i] in page.inner_text("h1")  # the name as text
-            page.screenshot(path=str(SHOTS / "report-cell.png"), full_page=True)
-            page.click("text=← back to the report")
-            page.wait_for_load_state("load")
-            assert page.locator("a.cell").count() == len(cells)
-        finally:
-            browser.close()
-    assert blocked == [] and errors == []
+    with offline_page(1100, 800) as seen:
+        page = seen.page
+        page.goto(index.as_uri())
+        page.locator(f'a.cell[href="confusion-{i}-{j}.html"]').first.click()
+        page.wait_for_url(f"**/confusion-{i}-{j}.html")
+        page.wait_for_load_state("load")
+        shots = page.locator("figure.shot")
+        assert shots.count() == min(len(cells[(i, j)]), confusion_section.CAP)
+        assert [int(v) for v in shots.evaluate_all("els => els.map(e => e.dataset.index)")] == cells[(i, j)][:24]
+        decoded = page.locator(".pic").evaluate_all(DECODE)
+        assert len(decoded) == 2 * shots.count() and all(decoded)  # each image and its map
+        assert HOSTILE_NAMES[i] in page.inner_text("h1")  # the name as text
+        page.screenshot(path=str(SHOTS / "report-cell.png"), full_page=True)
+        page.click("text=← back to the report")
+        page.wait_for_load_state("load")
+        assert page.locator("a.cell").count() == len(cells)
+    assert seen.blocked == [] and seen.errors == []
 
 
 def test_the_palette_sprite_draws_maps_as_the_diverging_colormap() -> None:

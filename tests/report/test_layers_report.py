@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 import torch
 from click.testing import CliRunner
+from offline_browser import needs_chromium, offline_page
 
 from nnsee.cli import main
 from nnsee.data.spec import load_splits
@@ -17,9 +18,6 @@ from nnsee.report.sections.common import ReportInput
 from nnsee.report.sections.layers_section import MAX_MAPS, layers_section
 from nnsee.train.run import load_run
 
-CHROMIUM = Path("/usr/bin/chromium")
-ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-        "--disable-background-networking", "--disable-component-update", "--disable-sync"]
 SHOTS = Path("/tmp/shots/h3")
 
 
@@ -72,37 +70,18 @@ def test_chosen_images_option_and_refusal(cnn_run: Path, tmp_path: Path) -> None
     assert len(bad.output.strip().splitlines()) == 1 and not (tmp_path / "b" / "index.html").exists()
 
 
-@pytest.mark.skipif(not CHROMIUM.exists(), reason="chromium missing: apt-get install chromium (done by .ci/run)")
+@needs_chromium
 def test_layers_section_in_chromium_offline(cnn_run: Path, tmp_path: Path) -> None:
-    sync_api = pytest.importorskip("playwright.sync_api", reason="playwright missing (pip install playwright)")
     index = build_report(cnn_run, tmp_path / "report", max_units=8)
-    blocked: list[str] = []
-    errors: list[str] = []
-    with sync_api.sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=str(CHROMIUM), args=ARGS)
-        try:
-            page = browser.new_page(viewport={"width": 1280, "height": 900})
-
-            def route(r: object) -> None:
-                url = r.request.url  # type: ignore[attr-defined]
-                if url.startswith(("file:", "data:")):
-                    r.continue_()  # type: ignore[attr-defined]
-                else:
-                    blocked.append(url)
-                    r.abort()  # type: ignore[attr-defined]
-
-            page.route("**/*", route)
-            page.on("pageerror", lambda exc: errors.append(str(exc)))
-            page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
-            page.goto(index.as_uri())
-            page.wait_for_load_state("load")
-            images = page.eval_on_selector_all(
-                "#layers ~ .layers img", "els => els.map(e => ({alt: e.alt, ok: e.complete && e.naturalWidth > 0}))")
-            shapes = page.eval_on_selector_all(".layers .layer .muted", "els => els.map(e => e.textContent)")
-            SHOTS.mkdir(parents=True, exist_ok=True)
-            page.locator(".layers").first.screenshot(path=str(SHOTS / "report-layers-cnn.png"))
-        finally:
-            browser.close()
-    assert blocked == [] and errors == []
+    with offline_page() as seen:
+        page = seen.page
+        page.goto(index.as_uri())
+        page.wait_for_load_state("load")
+        images = page.eval_on_selector_all(
+            "#layers ~ .layers img", "els => els.map(e => ({alt: e.alt, ok: e.complete && e.naturalWidth > 0}))")
+        shapes = page.eval_on_selector_all(".layers .layer .muted", "els => els.map(e => e.textContent)")
+        SHOTS.mkdir(parents=True, exist_ok=True)
+        page.locator(".layers").first.screenshot(path=str(SHOTS / "report-layers-cnn.png"))
+    assert seen.blocked == [] and seen.errors == []
     assert len(images) >= 2 * 9 and all(i["ok"] for i in images), [i for i in images if not i["ok"]]
     assert "Conv2d · 4 × 8 × 8" in shapes and "Linear · 3" in shapes

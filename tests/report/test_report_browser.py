@@ -6,56 +6,36 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from offline_browser import needs_chromium, offline_page
 from tiny import HOSTILE_NAMES
 
 from nnsee.report import build_report
 
-CHROMIUM = Path("/usr/bin/chromium")
-ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-        "--disable-background-networking", "--disable-component-update", "--disable-sync"]
 ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts"
 
-pytestmark = pytest.mark.skipif(not CHROMIUM.exists(), reason="apt-get install chromium (done by .ci/run)")
+pytestmark = needs_chromium
 
 
 @pytest.mark.parametrize("run_fixture", ["softmax_run", "mlp_run", "cnn_run"])
 def test_report_opens_offline_with_every_image_loaded(run_fixture: str, request: pytest.FixtureRequest,
                                                       tmp_path: Path) -> None:
-    sync_api = pytest.importorskip("playwright.sync_api")
     run: Path = request.getfixturevalue(run_fixture)
     index = build_report(run, tmp_path / "report", max_units=8)
-    blocked: list[str] = []
-    errors: list[str] = []
-    with sync_api.sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=str(CHROMIUM), args=ARGS)
-        try:
-            page = browser.new_page(viewport={"width": 1280, "height": 900})
-
-            def route(r: object) -> None:
-                url = r.request.url  # type: ignore[attr-defined]
-                if url.startswith(("file:", "data:")):
-                    r.continue_()  # type: ignore[attr-defined]
-                else:
-                    blocked.append(url)
-                    r.abort()  # type: ignore[attr-defined]
-
-            page.route("**/*", route)
-            page.on("pageerror", lambda exc: errors.append(str(exc)))
-            page.goto(index.as_uri())
-            page.wait_for_load_state("load")
-            images = page.eval_on_selector_all(
-                "img", "els => els.map(e => ({src: e.src.slice(0, 20), ok: e.complete && e.naturalWidth > 0}))")
-            text = page.inner_text("body")
-            dialogs: list[str] = []
-            page.on("dialog", lambda d: (dialogs.append(d.message), d.dismiss()))
-            ARTIFACTS.mkdir(exist_ok=True)
-            page.screenshot(path=str(ARTIFACTS / f"report-{run_fixture}.png"), full_page=True)
-            if len(page_names := sorted(p.name for p in index.parent.glob("units-*.html"))):
-                page.goto((index.parent / page_names[-1]).as_uri())
-                assert page.locator(".card").count() >= 1
-        finally:
-            browser.close()
-    assert blocked == [] and errors == [] and dialogs == []
+    with offline_page(1280, 900, console=False) as seen:
+        page = seen.page
+        page.goto(index.as_uri())
+        page.wait_for_load_state("load")
+        images = page.eval_on_selector_all(
+            "img", "els => els.map(e => ({src: e.src.slice(0, 20), ok: e.complete && e.naturalWidth > 0}))")
+        text = page.inner_text("body")
+        dialogs: list[str] = []
+        page.on("dialog", lambda d: (dialogs.append(d.message), d.dismiss()))
+        ARTIFACTS.mkdir(exist_ok=True)
+        page.screenshot(path=str(ARTIFACTS / f"report-{run_fixture}.png"), full_page=True)
+        if len(page_names := sorted(p.name for p in index.parent.glob("units-*.html"))):
+            page.goto((index.parent / page_names[-1]).as_uri())
+            assert page.locator(".card").count() >= 1
+    assert seen.blocked == [] and seen.errors == [] and dialogs == []
     assert len(images) > 20
     assert all(i["ok"] for i in images), [i for i in images if not i["ok"]]
     for name in HOSTILE_NAMES:
