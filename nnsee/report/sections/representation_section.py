@@ -29,7 +29,7 @@ from nnsee.report.sections.common import (
     upscale_for,
 )
 
-SAMPLE = 1000  # test images on the report's map (an equal share per class); the live page shows 2,000
+SAMPLE = 500  # test images on the report's map (an equal share per class); the live page shows 2,000
 SNAPSHOTS = 6  # small multiples at most (evenly spaced snapshot epochs)
 SEARCHED = 1_000  # the nearest training images are searched among the first this many (the live page: all)
 QUERIES = 6  # test images whose nearest training images are shown
