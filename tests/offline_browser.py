@@ -1,4 +1,5 @@
-"""Real Chromium on pages opened from disk with the network blocked, for the tests of nnsee's static pages.
+"""Real Chromium with the network blocked, for the tests of nnsee's pages: static ones opened from disk, and the
+live page on loopback.
 
 ``offline_page()`` launches Debian's Chromium (Playwright drives it; never ``playwright install``), aborts every
 request that is not ``file:`` or ``data:`` (counted in ``blocked``) and collects page errors and console errors (in
@@ -34,9 +35,11 @@ class Offline:
 
 
 @contextmanager
-def offline_page(width: int = 1280, height: int = 900, *, console: bool = True) -> Iterator[Offline]:
-    """A page of a fresh headless Chromium whose requests other than ``file:``/``data:`` are aborted and counted;
-    ``console``: console errors count as errors too (page errors always do)."""
+def offline_page(width: int = 1280, height: int = 900, *, console: bool = True,
+                 loopback: bool = False) -> Iterator[Offline]:
+    """A page of a fresh headless Chromium whose requests other than ``file:``/``data:`` (and, with ``loopback``,
+    ``http://127.0.0.1``: the live page's server) are aborted and counted; ``console``: console errors count as
+    errors too (page errors always do)."""
     sync_api = pytest.importorskip("playwright.sync_api", reason="playwright missing (pip install playwright)")
     with sync_api.sync_playwright() as p:
         browser = p.chromium.launch(executable_path=str(CHROMIUM), args=ARGS)
@@ -44,8 +47,10 @@ def offline_page(width: int = 1280, height: int = 900, *, console: bool = True) 
             page = browser.new_page(viewport={"width": width, "height": height})
             seen = Offline(page)
 
+            allowed = ("file:", "data:", "http://127.0.0.1:", "http://127.0.0.1/") if loopback else ("file:", "data:")
+
             def route(r: Any) -> None:
-                if r.request.url.startswith(("file:", "data:")):
+                if r.request.url.startswith(allowed):
                     r.continue_()
                 else:
                     seen.blocked.append(r.request.url)

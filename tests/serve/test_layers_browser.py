@@ -5,13 +5,11 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from urllib.parse import urlparse
 
 import pytest
+from offline_browser import offline_page
 
 CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-                 "--disable-background-networking", "--disable-component-update", "--disable-sync"]
 SHOTS = Path("/tmp/shots/h3")
 
 
@@ -21,45 +19,27 @@ def test_drawn_image_fills_the_layers_view(server):
             pytest.fail(f"{CHROMIUM} is missing (CI must install Debian's chromium)")
         pytest.skip(f"{CHROMIUM} is missing")
     sync_api = pytest.importorskip("playwright.sync_api")
-    errors: list[str] = []
-    outside: list[str] = []
-    with sync_api.sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-        try:
-            page = browser.new_page(viewport={"width": 1400, "height": 1000})
-            page.on("pageerror", lambda e: errors.append(str(e)))
-            page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
-
-            def guard(route):
-                url = urlparse(route.request.url)
-                if url.scheme == "data" or (url.scheme == "http" and url.hostname == "127.0.0.1"):
-                    route.continue_()
-                else:
-                    outside.append(route.request.url)
-                    route.abort()
-
-            page.route("**/*", guard)
-            page.goto(server.base + "/")
-            page.wait_for_selector("#run option[value='cnn']", state="attached")
-            page.select_option("#run", "cnn")
-            box = page.locator("#pad").bounding_box()
-            page.mouse.move(box["x"] + 30, box["y"] + 60)
-            page.mouse.down()
-            page.mouse.move(box["x"] + 250, box["y"] + 60, steps=20)
-            page.mouse.move(box["x"] + 250, box["y"] + 90, steps=5)
-            page.mouse.move(box["x"] + 30, box["y"] + 90, steps=20)
-            page.mouse.up()
-            expect = sync_api.expect
-            expect(page.locator("#layers-out figure.layer")).to_have_count(9)  # input + the 8 layers of the CNN
-            captions = page.locator("#layers-out figcaption").all_inner_texts()
-            images = page.eval_on_selector_all(
-                "#layers-out img", "els => els.map(e => ({alt: e.alt, ok: e.complete && e.naturalWidth > 0}))")
-            heading = page.inner_text("#layers-out p")
-            SHOTS.mkdir(parents=True, exist_ok=True)
-            page.locator("#layers-view").screenshot(path=str(SHOTS / "serve-layers-cnn.png"))
-        finally:
-            browser.close()
-    assert errors == [] and outside == []
+    with offline_page(1400, 1000, loopback=True) as seen:
+        page = seen.page
+        page.goto(server.base + "/")
+        page.wait_for_selector("#run option[value='cnn']", state="attached")
+        page.select_option("#run", "cnn")
+        box = page.locator("#pad").bounding_box()
+        page.mouse.move(box["x"] + 30, box["y"] + 60)
+        page.mouse.down()
+        page.mouse.move(box["x"] + 250, box["y"] + 60, steps=20)
+        page.mouse.move(box["x"] + 250, box["y"] + 90, steps=5)
+        page.mouse.move(box["x"] + 30, box["y"] + 90, steps=20)
+        page.mouse.up()
+        expect = sync_api.expect
+        expect(page.locator("#layers-out figure.layer")).to_have_count(9)  # input + the 8 layers of the CNN
+        captions = page.locator("#layers-out figcaption").all_inner_texts()
+        images = page.eval_on_selector_all(
+            "#layers-out img", "els => els.map(e => ({alt: e.alt, ok: e.complete && e.naturalWidth > 0}))")
+        heading = page.inner_text("#layers-out p")
+        SHOTS.mkdir(parents=True, exist_ok=True)
+        page.locator("#layers-view").screenshot(path=str(SHOTS / "serve-layers-cnn.png"))
+    assert seen.errors == [] and seen.blocked == []
     assert "input 1 × 8 × 8" in captions[0]
     assert any("conv1" in c and "Conv2d · 4 × 8 × 8" in c for c in captions)
     assert any("pool2" in c and "MaxPool2d · 6 × 2 × 2" in c for c in captions)

@@ -8,10 +8,10 @@ import os
 import shutil
 from collections.abc import Iterator
 from pathlib import Path
-from urllib.parse import urlparse
 
 import pytest
 import torch
+from offline_browser import offline_page
 from serve.serve_util import Server, start_server, stop
 from tiny import HOSTILE_NAMES, banded_npz
 
@@ -20,8 +20,6 @@ from nnsee.models import build_model
 from nnsee.train import TrainConfig, fit
 
 CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-                 "--disable-background-networking", "--disable-component-update", "--disable-sync"]
 SHOTS = Path("/tmp/shots/h7")
 CANVAS_MAX = ("c => Math.max(...c.getContext('2d').getImageData(0, 0, c.width, c.height).data"
               ".filter((v, i) => i % 4 < 3))")
@@ -50,63 +48,45 @@ def test_hover_a_dot_shows_its_image_and_a_drawing_its_neighbours(server: tuple[
         if os.environ.get("CI") == "true":
             pytest.fail(f"{CHROMIUM} is missing (CI must install Debian's chromium)")
         pytest.skip(f"{CHROMIUM} is missing")
-    sync_api = pytest.importorskip("playwright.sync_api")
     SHOTS.mkdir(parents=True, exist_ok=True)
-    errors: list[str] = []
-    outside: list[str] = []
-    with sync_api.sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-        try:
-            page = browser.new_page(viewport={"width": 1300, "height": 1000})
-            page.on("pageerror", lambda e: errors.append(str(e)))
-            page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
+    sync_api = pytest.importorskip("playwright.sync_api")
+    with offline_page(1300, 1000, loopback=True) as seen:
+        page = seen.page
+        page.goto(server.base + "/")
+        page.wait_for_selector("#rep-map circle", timeout=60_000)
+        dots = page.locator("#rep-map circle")
+        n = dots.count()
+        thumb = page.locator("#rep-thumb")
+        assert thumb.is_hidden()
+        dot = dots.last
+        dot.scroll_into_view_if_needed()
+        before = dot.get_attribute("cx"), dot.get_attribute("cy")
+        box = dot.bounding_box()
+        page.mouse.move(box["x"] + box["width"] / 2, box["y"] + box["height"] / 2)
+        sync_api.expect(thumb).to_be_visible()
+        brightest = thumb.evaluate(CANVAS_MAX)
+        label = page.inner_text("#rep-label")
+        thumb_box = thumb.bounding_box()
+        page.screenshot(path=str(SHOTS / "live-hover.png"))
+        page.locator("#rep-frame").fill("0")  # the first snapshot
+        epoch = page.inner_text("#rep-epoch")
+        after = dot.get_attribute("cx"), dot.get_attribute("cy")
 
-            def guard(route) -> None:  # noqa: ANN001
-                url = urlparse(route.request.url)
-                if url.scheme == "data" or (url.scheme == "http" and url.hostname == "127.0.0.1"):
-                    route.continue_()
-                else:
-                    outside.append(route.request.url)
-                    route.abort()
-
-            page.route("**/*", guard)
-            page.goto(server.base + "/")
-            page.wait_for_selector("#rep-map circle", timeout=60_000)
-            dots = page.locator("#rep-map circle")
-            n = dots.count()
-            thumb = page.locator("#rep-thumb")
-            assert thumb.is_hidden()
-            dot = dots.last
-            dot.scroll_into_view_if_needed()
-            before = dot.get_attribute("cx"), dot.get_attribute("cy")
-            box = dot.bounding_box()
-            page.mouse.move(box["x"] + box["width"] / 2, box["y"] + box["height"] / 2)
-            sync_api.expect(thumb).to_be_visible()
-            brightest = thumb.evaluate(CANVAS_MAX)
-            label = page.inner_text("#rep-label")
-            thumb_box = thumb.bounding_box()
-            page.screenshot(path=str(SHOTS / "live-hover.png"))
-            page.locator("#rep-frame").fill("0")  # the first snapshot
-            epoch = page.inner_text("#rep-epoch")
-            after = dot.get_attribute("cx"), dot.get_attribute("cy")
-
-            pad = page.locator("#pad")
-            pad.scroll_into_view_if_needed()
-            b = pad.bounding_box()
-            page.mouse.move(b["x"] + 30, b["y"] + 60)
-            page.mouse.down()
-            page.mouse.move(b["x"] + 250, b["y"] + 60, steps=15)
-            page.mouse.move(b["x"] + 250, b["y"] + 90, steps=5)
-            page.mouse.move(b["x"] + 30, b["y"] + 90, steps=15)
-            page.mouse.up()
-            page.wait_for_selector("#rep-neighbours figure", timeout=60_000)
-            neighbours = page.locator("#rep-neighbours figure").count()
-            loaded = page.eval_on_selector_all("#rep-neighbours img", "es => es.every(e => e.naturalWidth > 0)")
-            page.locator("#rep-neighbours").scroll_into_view_if_needed()
-            page.screenshot(path=str(SHOTS / "live-neighbours.png"), full_page=True)
-        finally:
-            browser.close()
-    assert errors == [] and outside == []
+        pad = page.locator("#pad")
+        pad.scroll_into_view_if_needed()
+        b = pad.bounding_box()
+        page.mouse.move(b["x"] + 30, b["y"] + 60)
+        page.mouse.down()
+        page.mouse.move(b["x"] + 250, b["y"] + 60, steps=15)
+        page.mouse.move(b["x"] + 250, b["y"] + 90, steps=5)
+        page.mouse.move(b["x"] + 30, b["y"] + 90, steps=15)
+        page.mouse.up()
+        page.wait_for_selector("#rep-neighbours figure", timeout=60_000)
+        neighbours = page.locator("#rep-neighbours figure").count()
+        loaded = page.eval_on_selector_all("#rep-neighbours img", "es => es.every(e => e.naturalWidth > 0)")
+        page.locator("#rep-neighbours").scroll_into_view_if_needed()
+        page.screenshot(path=str(SHOTS / "live-neighbours.png"), full_page=True)
+    assert seen.errors == [] and seen.blocked == []
     assert n == n_test  # fewer than 2,000: every test image is on the map
     assert brightest > 150 and thumb_box["width"] >= 100  # the image drawn, not an empty canvas
     assert "test image #" in label and any(name in label for name in HOSTILE_NAMES)
