@@ -53,7 +53,7 @@ def test_no_bidi_control_reaches_the_page_and_every_name_is_isolated(bidi_report
             for m in re.finditer(re.escape(name), text):
                 found += 1
                 assert text[m.start() - 1] == FSI and text[m.end()] == PDI, text[m.start() - 40:m.end() + 9]
-        assert found >= 8, page.name
+        assert found >= (2 if page.name.startswith("confusion-") else 8), page.name  # a cell page names its 2 classes
 
 
 @pytest.mark.skipif(not CHROMIUM.exists(), reason="apt-get install chromium (done by .ci/run)")

@@ -91,7 +91,7 @@ def invariance_section(inp: ReportInput) -> dict[str, Any] | None:
                 "family": curve.family,
                 "strip": data_uri(strip), "width": strip.width * zoom, "height": strip.height * zoom,
                 "amounts": ", ".join(f"{v:g}" for v in curve.amounts),
-                "probability": chart({"p(true class)": (a, curve.probability)}, f"p({inp.run.class_names[label]})",
+                "probability": chart({"p(true class)": (a, curve.probability)}, f"p({inp.class_names[label]})",
                                      TITLES[curve.family], (0.0, 1.0)),
                 "distances": chart({k: (a, d) for k, d in curve.distances.items()}, "‖f(Tx) − f(x)‖ / ‖f(x)‖",
                                    TITLES[curve.family]) if curve.distances else None,
