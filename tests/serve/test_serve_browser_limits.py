@@ -13,9 +13,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from offline_browser import ARGS as CHROMIUM_ARGS
 from PIL import Image
 from serve.serve_util import Server, start_server, stop
-from serve.test_serve_browser import CHROMIUM, CHROMIUM_ARGS
+from serve.test_serve_browser import CHROMIUM
 
 from nnsee.data import load_data
 from nnsee.models import build_model
